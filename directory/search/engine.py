@@ -1,0 +1,164 @@
+"""Running a search: candidates from geo cells and facet terms first, exact distance, text scored among them."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from whoosh.query import Query
+from whoosh.searching import Searcher
+
+from directory.geo import Place, cells_covering, great_circle_km, km_to, postcodes, to_km
+from directory.search.index import SearchIndex, View
+from directory.search.request import SearchRequest
+from directory.search.schema import licence_term
+from directory.search.text import TextQuery, suggest, text_query
+from directory.vocabulary import vocabulary
+
+FACETS = ("modality", "specialty")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: which listing, how far (in the outcome's units; None without an origin), how relevant."""
+
+    listing_id: int
+    distance: float | None
+    score: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A page of results with everything the page and the API show around it."""
+
+    request: SearchRequest
+    origin: Place | None
+    units: str | None
+    radius: float | None
+    sort: str
+    total: int
+    hits: list[Hit]
+    facets: dict[str, dict[str, int]]
+    suggestion: str | None
+    text: TextQuery
+
+
+def _intersect(sets: Iterable[frozenset[int] | set[int]]) -> set[int]:
+    ordered = sorted(sets, key=len)
+    result = set(ordered[0])
+    for other in ordered[1:]:
+        result.intersection_update(other)
+    return result
+
+
+def _any_of(view: View, field: str, values: Iterable[str]) -> set[int]:
+    found: set[int] = set()
+    for value in values:
+        found.update(view.docs_with(field, value))
+    return found
+
+
+def _scores_among(searcher: Searcher, query: Query, candidates: set[int]) -> dict[int, float]:
+    """BM25 scores of the candidates that match the text; posting lists are skipped, not walked, between them."""
+    matcher = query.matcher(searcher, searcher.context())
+    scores: dict[int, float] = {}
+    for docnum in sorted(candidates):
+        if not matcher.is_active():
+            break
+        if matcher.id() < docnum:
+            matcher.skip_to(docnum)
+            if not matcher.is_active():
+                break
+        if matcher.id() == docnum:
+            scores[docnum] = matcher.score()
+    return scores
+
+
+def _geo_scope(view: View, request: SearchRequest, origin: Place, units: str, radius: float) -> dict[int, float]:
+    """Docnum → distance of every listing that is an in-person or telehealth match for this origin."""
+    reader = view.searcher.reader()
+    lat_of, lon_of = reader.column_reader("lat"), reader.column_reader("lon")
+    near: set[int] = set()
+    remote: set[int] = set()
+    if request.format in ("any", "in_person"):
+        cells = _any_of(view, "cell", cells_covering(origin.lat, origin.lon, to_km(units, radius)))
+        near = _intersect([cells, view.docs_with("flag", "in_person")])
+    if request.format in ("any", "telehealth"):
+        remote = _intersect([view.docs_with("licence", licence_term(origin.region)), view.docs_with("flag", "telehealth")])
+    scope: dict[int, float] = {}
+    for docnum in near | remote:
+        distance = km_to(units, great_circle_km(origin.lat, origin.lon, lat_of[docnum], lon_of[docnum]))
+        if docnum in remote or distance <= radius:
+            scope[docnum] = distance
+    return scope
+
+
+def _national_scope(view: View, request: SearchRequest) -> frozenset[int]:
+    if request.format == "any":
+        return view.every_doc()
+    return view.docs_with("flag", request.format)
+
+
+def _facet_counts(view: View, kind: str, docs: set[int]) -> dict[str, int]:
+    return {slug: len(docs & view.docs_with(kind, slug)) for slug in vocabulary.slugs(kind)}
+
+
+def _page(keys: dict[int, tuple[float, float]], view: View, start: int, stop: int) -> list[int]:
+    """Docnums of results start..stop, ordered by key, then name, then listing id."""
+    if not keys or start >= len(keys):
+        return []
+    # Only results whose primary key can reach the page need the name lookup for tie-breaking.
+    cutoff = heapq.nsmallest(stop, keys.values())[-1] if stop < len(keys) else None
+    reader = view.searcher.reader()
+    names, pks = reader.column_reader("sortname"), reader.column_reader("pk")
+    chosen = [d for d, k in keys.items() if cutoff is None or k <= cutoff]
+    chosen.sort(key=lambda d: (keys[d], names[d], pks[d]))
+    return chosen[start:stop]
+
+
+def search(index: SearchIndex, request: SearchRequest) -> Outcome:
+    """Run a search; raises PostcodeError for a malformed or unknown postcode."""
+    origin = postcodes.lookup(request.postcode) if request.postcode else None
+    view = index.view()
+    units = radius = None
+    distances: dict[int, float] = {}
+    if origin is not None:
+        units, radius = request.units_for(origin.country), request.radius_for(origin.country)
+        distances = _geo_scope(view, request, origin, units, radius)
+        scope: set[int] | frozenset[int] = set(distances)
+    else:
+        scope = _national_scope(view, request)
+
+    narrowing: list[set[int] | frozenset[int]] = [scope]
+    for kind in ("language", "insurance"):
+        if request.filters[kind]:
+            narrowing.append(_any_of(view, kind, request.filters[kind]))
+    if request.accepting:
+        narrowing.append(view.docs_with("flag", "accepting"))
+    base = _intersect(narrowing)
+
+    text = text_query(request.q)
+    scores: dict[int, float] = {}
+    if text.query is not None:
+        scores = _scores_among(view.searcher, text.query, base)
+        base = set(scores)
+
+    selected = {kind: _any_of(view, kind, request.filters[kind]) for kind in FACETS if request.filters[kind]}
+    facets = {}
+    for kind in FACETS:
+        others = [selected[k] for k in FACETS if k != kind and k in selected]
+        facets[kind] = _facet_counts(view, kind, _intersect([base, *others]))
+    matched = _intersect([base, *selected.values()])
+
+    sort = (request.sort or "distance") if origin is not None else "relevance"
+    if sort == "distance":
+        keys = {d: (distances[d], -scores.get(d, 0.0)) for d in matched}
+    else:
+        keys = {d: (-scores.get(d, 0.0), distances.get(d, 0.0)) for d in matched}
+    start = (request.page - 1) * request.per_page
+    page = _page(keys, view, start, start + request.per_page)
+    pks = view.searcher.reader().column_reader("pk")
+    hits = [Hit(pks[d], distances.get(d), scores.get(d, 0.0)) for d in page]
+    suggestion = suggest(view.searcher, text.words) if text.query is not None and not matched else None
+    return Outcome(request, origin, units, radius, sort, len(matched), hits, facets, suggestion, text)

@@ -1,0 +1,220 @@
+"""Index storage: generations on disk behind an atomically switched `current` link, one writer at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as whoosh_index
+from whoosh.searching import Searcher
+
+from directory.search.schema import make_schema
+
+log = logging.getLogger(__name__)
+
+CURRENT = "current"
+
+
+class IndexBusy(RuntimeError):
+    """Another writer held the index longer than the lock timeout."""
+
+
+class RebuildFailed(RuntimeError):
+    """A rebuilt index did not hold the documents it should; the live index was left in place."""
+
+
+@dataclass
+class View:
+    """A searcher plus the per-searcher caches that are only valid while the index does not change."""
+
+    searcher: Searcher
+    generation: str
+    postings: dict[tuple[str, str], frozenset[int]]
+    all_docs: frozenset[int] | None = None
+
+    def docs_with(self, field: str, term: str) -> frozenset[int]:
+        """Document numbers holding a term, cached for the life of this searcher."""
+        key = (field, term)
+        found = self.postings.get(key)
+        if found is None:
+            reader = self.searcher.reader()
+            if (field, term) in reader:
+                found = frozenset(reader.postings(field, term).all_ids())
+            else:
+                found = frozenset()
+            if len(self.postings) > 4096:
+                self.postings.clear()
+            self.postings[key] = found
+        return found
+
+    def every_doc(self) -> frozenset[int]:
+        """Every live document number."""
+        if self.all_docs is None:
+            self.all_docs = frozenset(self.searcher.reader().all_doc_ids())
+        return self.all_docs
+
+
+class SearchIndex:
+    """The on-disk index under one directory, shared by the web workers and the CLI."""
+
+    def __init__(self, root: Path, lock_timeout: float = 30.0) -> None:
+        self.root = Path(root)
+        self.lock_timeout = lock_timeout
+        self._local = threading.local()
+
+    # Writers --------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write_lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the cross-process writer lock; raise IndexBusy when it is not free within the timeout."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + (self.lock_timeout if timeout is None else timeout)
+        with open(self.root / ".write.lock", "a+") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexBusy("the search index is being written by another process") from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _generation_path(self) -> Path | None:
+        try:
+            return self.root / os.readlink(self.root / CURRENT)
+        except FileNotFoundError:
+            return None
+
+    def exists(self) -> bool:
+        """Whether a live index is in place."""
+        return self._generation_path() is not None
+
+    def ensure(self) -> None:
+        """Create an empty live index when there is none; never touches an existing one."""
+        if self.exists():
+            return
+        with self.write_lock():
+            if not self.exists():
+                self._switch_to(self._new_generation())
+
+    def _new_generation(self) -> Path:
+        path = self.root / f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        whoosh_index.create_in(str(path), make_schema())
+        return path
+
+    def _switch_to(self, generation: Path) -> None:
+        # A symlink replaced by rename is atomic: a reader sees the old or the new generation, never neither.
+        tmp = self.root / f".current-{uuid.uuid4().hex}"
+        os.symlink(generation.name, tmp)
+        os.replace(tmp, self.root / CURRENT)
+
+    def apply(self, upserts: dict[str, dict[str, Any]], deletes: Iterable[str]) -> None:
+        """Write changed documents and delete removed ones, in one commit."""
+        with self.write_lock():
+            self._write(upserts, deletes)
+
+    def _write(self, upserts: dict[str, dict[str, Any]], deletes: Iterable[str]) -> None:
+        deletes = [d for d in deletes if d not in upserts]
+        if not upserts and not deletes:
+            return
+        path = self._generation_path()
+        if path is None:
+            raise RuntimeError("no search index: run `flask --app app index rebuild`")
+        with whoosh_index.open_dir(str(path)).writer(timeout=self.lock_timeout) as writer:
+            for doc_id in deletes:
+                writer.delete_by_term("id", doc_id)
+            for doc in upserts.values():
+                writer.update_document(**doc)
+
+    def rebuild(
+        self,
+        docs: Iterable[dict[str, Any]],
+        expected: Callable[[], int],
+        catch_up: Callable[[], tuple[dict[str, dict[str, Any]], list[str]]],
+    ) -> int:
+        """Build a complete index aside, check it holds `expected()` documents, then switch to it.
+
+        `catch_up` runs under the writer lock right after the switch and returns the changes committed while
+        the build ran, which are then written. Returns the new index's document count.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self._new_generation()
+        try:
+            ix = whoosh_index.open_dir(str(path))
+            with ix.writer(limitmb=256) as writer:
+                for doc in docs:
+                    writer.add_document(**doc)
+            count = whoosh_index.open_dir(str(path)).doc_count()
+            if count != expected():
+                raise RebuildFailed(f"the new index holds {count} documents, the database {expected()}")
+            with self.write_lock():
+                previous = self._generation_path()
+                self._switch_to(path)
+                self._write(*catch_up())
+                self._prune(keep={path, previous})
+        except BaseException:
+            if self._generation_path() != path:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        return count
+
+    def _prune(self, keep: set[Path | None]) -> None:
+        # The previous generation stays: a reader elsewhere may still be on it until its next request.
+        for child in self.root.glob("gen-*"):
+            if child not in keep:
+                shutil.rmtree(child, ignore_errors=True)
+
+    # Readers --------------------------------------------------------------------------------------
+
+    def view(self) -> View:
+        """An up-to-date searcher for this thread, reopened when the index changed or was switched."""
+        path = self._generation_path()
+        if path is None:
+            self.ensure()
+            path = self._generation_path()
+        assert path is not None
+        view: View | None = getattr(self._local, "view", None)
+        if view is not None and view.generation == path.name:
+            fresh = view.searcher.refresh()
+            if fresh is view.searcher:
+                return view
+            view.searcher.close()
+            view = View(fresh, path.name, {})
+        else:
+            if view is not None:
+                view.searcher.close()
+            view = View(whoosh_index.open_dir(str(path)).searcher(), path.name, {})
+        self._local.view = view
+        return view
+
+    def close(self) -> None:
+        """Close this thread's searcher."""
+        view = getattr(self._local, "view", None)
+        if view is not None:
+            view.searcher.close()
+            self._local.view = None
+
+    def stamps(self) -> dict[int, float]:
+        """Listing id → the version the index holds, for drift checks."""
+        view = self.view()
+        reader = view.searcher.reader()
+        if reader.doc_count_all() == 0:
+            return {}  # an empty index has no columns to read
+        pks = reader.column_reader("pk")
+        stamps = reader.column_reader("stamp")
+        return {pks[d]: stamps[d] for d in reader.all_doc_ids()}

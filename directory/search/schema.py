@@ -1,0 +1,93 @@
+"""The index schema and the one function that turns a listing into its index document."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from whoosh import columns
+from whoosh.analysis import StemmingAnalyzer
+from whoosh.fields import COLUMN, ID, KEYWORD, TEXT, Schema
+
+from directory.geo import PostcodeError, cell_terms, postcodes, region_country
+from directory.models import Listing
+from directory.vocabulary import vocabulary
+
+TEXT_ANALYZER = StemmingAnalyzer()
+FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
+
+
+def make_schema() -> Schema:
+    """Index fields: terms for filtering and text, columns for what ranking needs; display data stays in the DB."""
+    return Schema(
+        id=ID(unique=True),
+        text=TEXT(analyzer=TEXT_ANALYZER, spelling=True),
+        cell=KEYWORD(),
+        modality=KEYWORD(),
+        specialty=KEYWORD(),
+        language=KEYWORD(),
+        insurance=KEYWORD(),
+        licence=ID(),
+        flag=KEYWORD(),
+        pk=COLUMN(columns.NumericColumn("q")),
+        lat=COLUMN(columns.NumericColumn("d")),
+        lon=COLUMN(columns.NumericColumn("d")),
+        sortname=COLUMN(columns.VarBytesColumn()),
+        stamp=COLUMN(columns.NumericColumn("d")),
+    )
+
+
+def stamp(updated_at: dt.datetime) -> float:
+    """The version of a listing row that the index records, to detect stale documents."""
+    return (updated_at - dt.datetime(1970, 1, 1)).total_seconds()
+
+
+def listing_location(listing: Listing) -> tuple[float, float] | None:
+    """A listing's own coordinates when it has both, else its postcode's centroid, else None."""
+    if listing.latitude is not None and listing.longitude is not None:
+        return listing.latitude, listing.longitude
+    try:
+        place = postcodes.lookup(listing.postcode)
+    except PostcodeError:
+        return None
+    return place.lat, place.lon
+
+
+def licence_term(region: str) -> str:
+    """The term for "licensed in this state or province"; regions are prefixed by country to stay unambiguous."""
+    country = region_country(region)
+    return f"{country}-{region}" if country else ""
+
+
+def sort_name(name: str) -> bytes:
+    """The key that orders equal-distance, equal-score results by name."""
+    return name.casefold().encode("utf-8")
+
+
+def listing_document(listing: Listing) -> dict[str, Any] | None:
+    """The index document of a listing, or None when it must not be searchable (unpublished or unplaceable)."""
+    location = listing.published and listing_location(listing)
+    if not location:
+        return None
+    lat, lon = location
+    text = [listing.name, listing.city, listing.bio]
+    for kind, attr in (("modality", "modalities"), ("specialty", "specialties")):
+        text += [vocabulary.search_text(kind, slug) for slug in getattr(listing, attr) if vocabulary.get(kind, slug)]
+    flags = [name for name, on in (
+        ("telehealth", listing.telehealth), ("in_person", listing.in_person), ("accepting", listing.accepting_new_clients)
+    ) if on]
+    doc: dict[str, Any] = {
+        "id": str(listing.id),
+        "text": "\n".join(t for t in text if t),
+        "cell": " ".join(cell_terms(lat, lon)),
+        "licence": licence_term(listing.license_region),
+        "flag": " ".join(flags),
+        "pk": listing.id,
+        "lat": lat,
+        "lon": lon,
+        "sortname": sort_name(listing.name),
+        "stamp": stamp(listing.updated_at),
+    }
+    for field, attr in FACET_FIELDS.items():
+        doc[field] = " ".join(getattr(listing, attr))
+    return doc

@@ -1,0 +1,53 @@
+"""The JSON API under /api/v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request
+
+from directory import db
+from directory.geo import PostcodeError
+from directory.listings import published_by_external_id
+from directory.search import find
+from directory.search.request import InvalidRequest, parse
+from directory.vocabulary import KINDS, vocabulary
+from directory.web.errors import api_error
+from directory.web.openapi import openapi_document
+from directory.web.presenters import listing_dict, outcome_dict
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/search")
+def search() -> Any:
+    """Search listings by postcode, radius, filters and free text."""
+    try:
+        outcome, results = find(parse(request.args))
+    except (InvalidRequest, PostcodeError) as exc:
+        return api_error(400, exc.code, exc.message)
+    return jsonify(outcome_dict(outcome, results))
+
+
+@bp.get("/therapists/<external_id>")
+def therapist(external_id: str) -> Response:
+    """One published listing by its id.
+
+    :raise 404: when there is no such published listing.
+    """
+    listing = published_by_external_id(db.session(), external_id)
+    if listing is None:
+        abort(404, description=f"No published listing with id {external_id[:100]!r}.")
+    return jsonify(listing_dict(listing))
+
+
+@bp.get("/vocabulary")
+def vocabulary_terms() -> Response:
+    """Every filter value: modalities, specialties, languages and insurers, with names and synonyms."""
+    return jsonify({kind: [term.as_dict() for term in vocabulary.terms[kind].values()] for kind in KINDS})
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 description of this API."""
+    return jsonify(openapi_document())

@@ -1,0 +1,41 @@
+"""Error responses in one place: JSON `{"error", "message"}` under /api, site-styled pages elsewhere."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+
+def api_error(status: int, code: str, message: str) -> tuple[Response, int]:
+    """A JSON error response."""
+    return jsonify(error=code, message=message), status
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
+    status = exc.code or 500
+    if _wants_json():
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return api_error(status, code, exc.description or exc.name)
+    return render_template("error.html", status=status, title=exc.name, message=exc.description), status
+
+
+def _unexpected_error(exc: Exception) -> tuple[Response | str, int]:
+    log.exception("unhandled error on %s", request.path)
+    db_session = g.get("db_session")
+    if db_session is not None:
+        db_session.rollback()
+    return _http_error(InternalServerError())
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers."""
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)

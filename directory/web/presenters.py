@@ -1,0 +1,96 @@
+"""How listings and search outcomes look to the outside: the API's JSON shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import url_for
+
+from directory.models import Listing
+from directory.search.engine import Hit, Outcome
+from directory.search.text import snippet
+
+
+def snippet_text(listing: Listing, outcome: Outcome) -> str:
+    """The plain-text snippet of a listing's bio for this search."""
+    return "".join(piece for piece, _ in snippet(listing.bio, outcome.text.stems))
+
+
+def result_dict(listing: Listing, hit: Hit, outcome: Outcome) -> dict[str, Any]:
+    """One search result as the API returns it."""
+    return {
+        "id": listing.external_id,
+        "slug": listing.slug,
+        "name": listing.name,
+        "credentials": listing.credentials,
+        "distance": None if hit.distance is None else round(hit.distance, 1),
+        "city": listing.city,
+        "region": listing.region,
+        "postcode": listing.postcode,
+        "country": listing.country,
+        "modalities": listing.modalities,
+        "specialties": listing.specialties,
+        "telehealth": listing.telehealth,
+        "in_person": listing.in_person,
+        "accepting_new_clients": listing.accepting_new_clients,
+        "url": url_for("public.profile", slug=listing.slug),
+        "snippet": snippet_text(listing, outcome),
+    }
+
+
+def outcome_dict(outcome: Outcome, results: list[tuple[Hit, Listing]]) -> dict[str, Any]:
+    """A search outcome as the API returns it."""
+    origin = outcome.origin
+    return {
+        "origin": None if origin is None else {
+            "postcode": origin.postcode, "country": origin.country, "region": origin.region,
+            "lat": origin.lat, "lon": origin.lon, "place": origin.name,
+        },
+        "units": outcome.units,
+        "radius": outcome.radius,
+        "sort": outcome.sort,
+        "total": outcome.total,
+        "page": outcome.request.page,
+        "per_page": outcome.request.per_page,
+        "results": [result_dict(listing, hit, outcome) for hit, listing in results],
+        "facets": outcome.facets,
+        "suggestion": outcome.suggestion,
+    }
+
+
+def listing_dict(listing: Listing) -> dict[str, Any]:
+    """Every public field of a listing."""
+    return {
+        "id": listing.external_id,
+        "slug": listing.slug,
+        "name": listing.name,
+        "credentials": listing.credentials,
+        "license_number": listing.license_number,
+        "license_region": listing.license_region,
+        "email": listing.email,
+        "phone": listing.phone,
+        "website": listing.website,
+        "address": listing.address,
+        "city": listing.city,
+        "region": listing.region,
+        "postcode": listing.postcode,
+        "country": listing.country,
+        "latitude": listing.latitude,
+        "longitude": listing.longitude,
+        "modalities": listing.modalities,
+        "specialties": listing.specialties,
+        "languages": listing.languages,
+        "insurance": listing.insurance,
+        "telehealth": listing.telehealth,
+        "in_person": listing.in_person,
+        "accepting_new_clients": listing.accepting_new_clients,
+        "availability_confirmed_on": listing.availability_confirmed_on.isoformat()
+        if listing.availability_confirmed_on else None,
+        "fee_min": listing.fee_min,
+        "fee_max": listing.fee_max,
+        "sliding_scale": listing.sliding_scale,
+        "gender": listing.gender,
+        "bio": listing.bio,
+        "url": url_for("public.profile", slug=listing.slug),
+        "updated_at": listing.updated_at.isoformat(timespec="seconds"),
+    }
