@@ -1,0 +1,19 @@
+# The two entry points of the README: `make run` and `make test`. Both set everything up first.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test chromium
+
+$(BIN)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: $(BIN)/.installed chromium
+	$(BIN)/python -m pytest

@@ -1,0 +1,83 @@
+"""Fixtures: the sample world (2,000 listings) is built once, and each test that writes gets its own copy."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy.orm import Session
+
+from directory import create_app
+
+SAMPLE_SIZE = 2000
+
+
+def _make_app(root: Path, **config: object) -> Flask:
+    return create_app({
+        "DATABASE_URL": f"sqlite:///{root / 'directory.sqlite3'}",
+        "INDEX_DIR": str(root / "indexes"),
+        "LOAD_SAMPLE_DATA": True,
+        "SAMPLE_SIZE": SAMPLE_SIZE,
+        "TESTING": True,
+        **config,
+    })
+
+
+@pytest.fixture(scope="session")
+def sample_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding the sample database and its index, built once per test run."""
+    root = tmp_path_factory.mktemp("sample-world")
+    built = _make_app(root)
+    # Closing the connections checkpoints SQLite's WAL into the main file, so copies are complete.
+    built.extensions["db"].kw["bind"].dispose()
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_app(sample_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """One app over a copy of the sample world, for tests that only read."""
+    root = tmp_path_factory.mktemp("shared")
+    shutil.copytree(sample_world, root, symlinks=True, dirs_exist_ok=True)
+    return _make_app(root)
+
+
+@pytest.fixture()
+def app(sample_world: Path, tmp_path: Path) -> Flask:
+    """An app over a private copy of the sample world, for tests that write."""
+    shutil.copytree(sample_world, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return _make_app(tmp_path)
+
+
+@pytest.fixture()
+def empty_app(tmp_path: Path) -> Flask:
+    """An app with no listings at all."""
+    return _make_app(tmp_path, LOAD_SAMPLE_DATA=False)
+
+
+@pytest.fixture()
+def client(app: Flask) -> FlaskClient:
+    """A test client of the private app."""
+    return app.test_client()
+
+
+@pytest.fixture()
+def shared_client(shared_app: Flask) -> FlaskClient:
+    """A test client of the read-only shared app."""
+    return shared_app.test_client()
+
+
+@pytest.fixture()
+def runner(app: Flask) -> FlaskCliRunner:
+    """A CLI runner of the private app."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture()
+def session(app: Flask) -> Iterator[Session]:
+    """A database session of the private app, as a script or the CLI would use it."""
+    with app.app_context(), app.extensions["db"]() as db_session:
+        yield db_session

@@ -1,0 +1,194 @@
+"""The search contract, checked against a brute-force computation over every listing in the database."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from geopy.distance import great_circle
+from sqlalchemy import select
+
+from directory.geo import postcodes
+from directory.models import Listing
+from directory.vocabulary import vocabulary
+
+KINDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
+
+
+@dataclass
+class Row:
+    """What the brute force needs of a listing, read straight from the database."""
+
+    id: int
+    external_id: str
+    name: str
+    published: bool
+    lat: float
+    lon: float
+    terms: dict[str, set[str]]
+    telehealth: bool
+    in_person: bool
+    accepting: bool
+    licence: str
+    postcode: str
+
+
+@pytest.fixture(scope="module")
+def rows(shared_app: Flask) -> list[Row]:
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        result = []
+        for listing in session.scalars(select(Listing)):
+            if listing.latitude is not None and listing.longitude is not None:
+                lat, lon = listing.latitude, listing.longitude
+            else:
+                place = postcodes.lookup(listing.postcode)
+                lat, lon = place.lat, place.lon
+            result.append(Row(
+                listing.id, listing.external_id, listing.name, listing.published, lat, lon,
+                {kind: set(getattr(listing, attr)) for kind, attr in KINDS.items()},
+                listing.telehealth, listing.in_person, listing.accepting_new_clients, listing.license_region,
+                listing.postcode,
+            ))
+        return result
+
+
+def brute_force(rows: list[Row], params: dict[str, Any]) -> tuple[list[tuple[str, float | None]], dict[str, dict[str, int]]]:
+    """Every result (external id, rounded distance) in contract order, and the disjunctive facet counts."""
+    origin = postcodes.lookup(params["postcode"]) if params.get("postcode") else None
+    fmt = params.get("format", "any")
+    units = params.get("units") or ("km" if origin and origin.country == "CA" else "mi")
+    radius = float(params.get("radius") or (40 if units == "km" else 25))
+
+    def distance(row: Row) -> float:
+        measured = great_circle((origin.lat, origin.lon), (row.lat, row.lon))
+        return measured.km if units == "km" else measured.miles
+
+    def base_match(row: Row) -> bool:
+        if not row.published:
+            return False
+        if params.get("accepting") == "1" and not row.accepting:
+            return False
+        for kind in ("language", "insurance"):
+            if params.get(kind) and not row.terms[kind] & set(params[kind]):
+                return False
+        if origin is None:
+            return fmt == "any" or (row.in_person if fmt == "in_person" else row.telehealth)
+        in_person = fmt in ("any", "in_person") and row.in_person and distance(row) <= radius
+        remote = fmt in ("any", "telehealth") and row.telehealth and row.licence == origin.region
+        return in_person or remote
+
+    def facet_ok(row: Row, kind: str) -> bool:
+        return not params.get(kind) or bool(row.terms[kind] & set(params[kind]))
+
+    base = [r for r in rows if base_match(r)]
+    matched = [r for r in base if facet_ok(r, "modality") and facet_ok(r, "specialty")]
+    if origin is not None:
+        matched.sort(key=lambda r: (distance(r), r.name.casefold().encode(), r.id))
+        results = [(r.external_id, round(distance(r), 1)) for r in matched]
+    else:
+        matched.sort(key=lambda r: (r.name.casefold().encode(), r.id))
+        results = [(r.external_id, None) for r in matched]
+    facets = {}
+    for kind, other in (("modality", "specialty"), ("specialty", "modality")):
+        pool = [r for r in base if facet_ok(r, other)]
+        facets[kind] = {slug: sum(1 for r in pool if slug in r.terms[kind]) for slug in vocabulary.slugs(kind)}
+    return results, facets
+
+
+def fetch_all(client: FlaskClient, params: dict[str, Any]) -> tuple[list[tuple[str, float | None]], dict, int]:
+    """Page through the API; returns every result, the facets of page 1, and the reported total."""
+    per_page = params.get("per_page", 20)
+    page, results, facets, total = 1, [], None, None
+    while True:
+        response = client.get("/api/v1/search", query_string={**params, "page": page})
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        facets = facets or body["facets"]
+        total = body["total"] if total is None else total
+        assert body["total"] == total
+        results += [(r["id"], r["distance"]) for r in body["results"]]
+        if page * per_page >= total:
+            return results, facets, total
+        assert len(body["results"]) == per_page
+        page += 1
+
+
+def random_params(rng: random.Random, rows: list[Row]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    # A listing's own postcode (in any accepted spelling) or a rural one, so most combinations have results.
+    postcode = rng.choice(rows).postcode if rng.random() < 0.8 else rng.choice(["59601", "05401", "S4P 3Y2", "99501"])
+    params["postcode"] = rng.choice([postcode, postcode.lower().replace(" ", ""), f" {postcode} "])
+    radius = rng.choice([None, 5, 10, 25, 50, 100, round(rng.uniform(1, 500), 2)])
+    if radius is not None:
+        params["radius"] = radius
+    if rng.random() < 0.3:
+        params["units"] = rng.choice(["mi", "km"])
+    for kind in ("modality", "specialty", "language", "insurance"):
+        if rng.random() < {"modality": 0.4, "specialty": 0.4, "language": 0.1, "insurance": 0.1}[kind]:
+            params[kind] = rng.sample(vocabulary.slugs(kind), rng.randint(1, 3))
+    if rng.random() < 0.25:
+        params["accepting"] = "1"
+    params["format"] = rng.choice(["any", "any", "in_person", "telehealth"])
+    params["per_page"] = rng.choice([7, 20, 50, 100])
+    return params
+
+
+SEEDS = range(36)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_results_order_distances_and_facets_match_brute_force(
+    seed: int, shared_client: FlaskClient, rows: list[Row]
+) -> None:
+    rng = random.Random(seed)
+    params = random_params(rng, rows)
+    expected, expected_facets = brute_force(rows, params)
+    results, facets, total = fetch_all(shared_client, params)
+    assert total == len(expected)
+    assert results == expected
+    assert len({r[0] for r in results}) == len(results), "a result appeared on two pages"
+    assert facets == expected_facets
+
+
+def test_the_seeded_mix_exercises_results_telehealth_and_empty_answers(shared_client: FlaskClient, rows: list[Row]) -> None:
+    totals = []
+    remote_only = 0
+    for seed in SEEDS:
+        params = random_params(random.Random(seed), rows)
+        expected, _ = brute_force(rows, params)
+        totals.append(len(expected))
+        if params["format"] == "telehealth" and expected:
+            remote_only += 1
+    assert sum(1 for t in totals if t > 20) >= 15, "too few multi-page answers"
+    assert sum(1 for t in totals if t == 0) >= 3, "the empty answer is not exercised"
+    assert remote_only >= 2, "telehealth-only answers are not exercised"
+
+
+@pytest.mark.parametrize("params", [
+    {"modality": ["eft"]},
+    {"specialty": ["depression", "insecure-attachment"], "accepting": "1"},
+    {"format": "telehealth", "language": ["spanish"]},
+    {"format": "in_person", "insurance": ["aetna", "sun-life"], "per_page": 100},
+])
+def test_national_filters_match_brute_force(params: dict[str, Any], shared_client: FlaskClient, rows: list[Row]) -> None:
+    expected, expected_facets = brute_force(rows, params)
+    results, facets, total = fetch_all(shared_client, params)
+    assert results == expected
+    assert facets == expected_facets
+
+
+def test_radius_is_inclusive_on_the_reported_distance(shared_client: FlaskClient, rows: list[Row]) -> None:
+    body = shared_client.get("/api/v1/search", query_string={"postcode": "10001", "radius": 5, "per_page": 100}).get_json()
+    farthest = body["results"][-1]["id"]
+    row = next(r for r in rows if r.external_id == farthest)
+    exact = great_circle((40.7484, -73.9967), (row.lat, row.lon)).miles
+    body = shared_client.get("/api/v1/search", query_string={
+        "postcode": "10001", "radius": repr(exact), "per_page": 100, "format": "in_person"}).get_json()
+    assert body["results"][-1]["id"] == farthest
+    body_less = shared_client.get("/api/v1/search", query_string={
+        "postcode": "10001", "radius": repr(exact - 1e-9), "per_page": 100, "format": "in_person"}).get_json()
+    assert farthest not in [r["id"] for r in body_less["results"]]
