@@ -77,8 +77,7 @@ def _scores_among(searcher: Searcher, query: Query, candidates: set[int]) -> dic
 
 def _geo_scope(view: View, request: SearchRequest, origin: Place, units: str, radius: float) -> dict[int, float]:
     """Docnum → distance of every listing that is an in-person or telehealth match for this origin."""
-    reader = view.searcher.reader()
-    lat_of, lon_of = reader.column_reader("lat"), reader.column_reader("lon")
+    lat_of, lon_of = view.column("lat"), view.column("lon")
     near: set[int] = set()
     remote: set[int] = set()
     if request.format in ("any", "in_person"):
@@ -110,8 +109,7 @@ def _page(keys: dict[int, tuple[float, float]], view: View, start: int, stop: in
         return []
     # Only results whose primary key can reach the page need the name lookup for tie-breaking.
     cutoff = heapq.nsmallest(stop, keys.values())[-1] if stop < len(keys) else None
-    reader = view.searcher.reader()
-    names, pks = reader.column_reader("sortname"), reader.column_reader("pk")
+    names, pks = view.column("sortname"), view.column("pk")
     chosen = [d for d, k in keys.items() if cutoff is None or k <= cutoff]
     chosen.sort(key=lambda d: (keys[d], names[d], pks[d]))
     return chosen[start:stop]
@@ -158,7 +156,7 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
         keys = {d: (-scores.get(d, 0.0), distances.get(d, 0.0)) for d in matched}
     start = (request.page - 1) * request.per_page
     page = _page(keys, view, start, start + request.per_page)
-    pks = view.searcher.reader().column_reader("pk")
+    pks = view.column("pk")
     hits = [Hit(pks[d], distances.get(d), scores.get(d, 0.0)) for d in page]
     suggestion = suggest(view.searcher, text.words) if text.query is not None and not matched else None
     return Outcome(request, origin, units, radius, sort, len(matched), hits, facets, suggestion, text)

@@ -57,6 +57,12 @@ class View:
             self.postings[key] = found
         return found
 
+    def column(self, field: str) -> Any:
+        """Per-document values of a column field, indexed by docnum."""
+        reader = self.searcher.reader()
+        # An index with no documents has no column files; Whoosh then raises instead of returning nothing.
+        return reader.column_reader(field) if reader.doc_count_all() else {}
+
     def every_doc(self) -> frozenset[int]:
         """Every live document number."""
         if self.all_docs is None:
@@ -190,10 +196,9 @@ class SearchIndex:
         assert path is not None
         view: View | None = getattr(self._local, "view", None)
         if view is not None and view.generation == path.name:
-            fresh = view.searcher.refresh()
+            fresh = view.searcher.refresh()  # closes what the old searcher no longer shares
             if fresh is view.searcher:
                 return view
-            view.searcher.close()
             view = View(fresh, path.name, {})
         else:
             if view is not None:
@@ -212,9 +217,5 @@ class SearchIndex:
     def stamps(self) -> dict[int, float]:
         """Listing id → the version the index holds, for drift checks."""
         view = self.view()
-        reader = view.searcher.reader()
-        if reader.doc_count_all() == 0:
-            return {}  # an empty index has no columns to read
-        pks = reader.column_reader("pk")
-        stamps = reader.column_reader("stamp")
-        return {pks[d]: stamps[d] for d in reader.all_doc_ids()}
+        pks, stamps = view.column("pk"), view.column("stamp")
+        return {pks[d]: stamps[d] for d in view.every_doc()}

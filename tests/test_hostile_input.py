@@ -1,0 +1,92 @@
+"""Hostile and odd input: never a 500, always a clear 400 or a normal answer."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+ODD_QUERIES = [
+    "*a*", "name:x", "(", ")", '"', '""', '"unterminated phrase', "[a TO z]", "{a TO z}", "a AND", "OR", "NOT",
+    "text:depression", "dep*", "~2", "^3", "\\", "%", "_", "'; DROP TABLE listings; --", "🙂🧠💬", "😀" * 60,
+    "\x00", "\u202e", "depression~", "attachment^10", "a" * 200,
+]
+
+
+@pytest.mark.parametrize("q", ODD_QUERIES)
+def test_odd_free_text_is_searched_as_plain_words(q: str, shared_client: FlaskClient) -> None:
+    for path in ("/api/v1/search", "/"):
+        response = shared_client.get(path, query_string={"q": q, "postcode": "10001"})
+        assert response.status_code == 200, (q, response.data[:300])
+
+
+def test_query_syntax_is_not_interpreted(shared_client: FlaskClient) -> None:
+    # With field prefixes honoured, "name:x" would search a name field; as words, "name" and "x" match nothing.
+    body = shared_client.get("/api/v1/search", query_string={"q": "modality:eft"}).get_json()
+    words = shared_client.get("/api/v1/search", query_string={"q": "modality eft"}).get_json()
+    assert body["total"] == words["total"]
+
+
+@pytest.mark.parametrize("q", [" OR ".join(["depression"] * 1000), "x" * 10_000, "word " * 30])
+def test_overlong_text_gets_query_too_long(q: str, shared_client: FlaskClient) -> None:
+    response = shared_client.get("/api/v1/search", query_string={"q": q})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "query_too_long"
+    page = shared_client.get("/", query_string={"q": q})
+    assert page.status_code == 400 and b"search-error" in page.data
+
+
+@pytest.mark.parametrize("params, code", [
+    ({"postcode": "ABCDE"}, "invalid_postcode"),
+    ({"postcode": "W1A 1AA"}, "invalid_postcode"),
+    ({"postcode": "00000"}, "unknown_postcode"),
+    ({"postcode": "10001", "radius": "0"}, "invalid_parameter"),
+    ({"postcode": "10001", "radius": "501"}, "invalid_parameter"),
+    ({"postcode": "10001", "radius": "nan"}, "invalid_parameter"),
+    ({"postcode": "10001", "radius": "inf"}, "invalid_parameter"),
+    ({"postcode": "10001", "radius": "1e400"}, "invalid_parameter"),
+    ({"page": "0"}, "invalid_parameter"),
+    ({"page": "-1"}, "invalid_parameter"),
+    ({"page": "1.5"}, "invalid_parameter"),
+    ({"page": "99999999999999999999"}, "invalid_parameter"),
+    ({"per_page": "101"}, "invalid_parameter"),
+    ({"units": "parsecs"}, "invalid_parameter"),
+    ({"format": "carrier-pigeon"}, "invalid_parameter"),
+    ({"sort": "random"}, "invalid_parameter"),
+    ({"accepting": "maybe"}, "invalid_parameter"),
+    ({"modality": "not-a-modality"}, "invalid_parameter"),
+    ({"specialty": "<script>"}, "invalid_parameter"),
+    ({"language": ["english"] * 31}, "invalid_parameter"),
+])
+def test_bad_parameters_get_a_400_with_an_error_code(params: dict, code: str, shared_client: FlaskClient) -> None:
+    response = shared_client.get("/api/v1/search", query_string=params)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == code and body["message"]
+
+
+def test_unknown_paths_and_methods_answer_json_under_the_api(shared_client: FlaskClient) -> None:
+    assert shared_client.get("/api/v1/nope").get_json()["error"] == "not_found"
+    assert shared_client.post("/api/v1/search").status_code == 405
+    assert shared_client.get("/api/v1/therapists/%00%ff").status_code == 404
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
+_value = st.one_of(_text, st.integers().map(str), st.floats().map(str), st.sampled_from(["", "1", "eft", "10001", "M5V"]))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.dictionaries(
+    st.sampled_from(["q", "postcode", "radius", "units", "modality", "specialty", "language", "insurance",
+                     "accepting", "format", "sort", "page", "per_page", "junk"]),
+    st.one_of(_value, st.lists(_value, max_size=4)),
+    max_size=8,
+))
+def test_generated_parameters_never_cause_a_server_error(params: dict, shared_client: FlaskClient) -> None:
+    for path in ("/api/v1/search", "/"):
+        response = shared_client.get(path, query_string=params)
+        assert response.status_code in (200, 400), (params, response.status_code)
+        if path.startswith("/api") and response.status_code == 400:
+            assert response.get_json()["error"] in {"invalid_postcode", "unknown_postcode", "invalid_parameter",
+                                                     "query_too_long"}
