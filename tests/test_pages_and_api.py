@@ -1,0 +1,179 @@
+"""Pages, free text, the API's shapes and the OpenAPI document, on the sample data."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from directory.models import Listing
+from directory.search.text import snippet, text_query
+from directory.vocabulary import vocabulary
+from directory.web.openapi import openapi_document
+
+CRISIS = "988"
+
+
+def api(client: FlaskClient, **params: object) -> dict:
+    response = client.get("/api/v1/search", query_string=params)
+    assert response.status_code == 200, response.data
+    return response.get_json()
+
+
+def test_synonyms_resolve_in_any_case() -> None:
+    assert vocabulary.resolve("modality", "Emotionally Focused Couples Therapy") == "eft"
+    assert vocabulary.resolve("modality", "efft") == "eft"
+    assert vocabulary.resolve("modality", "attachment-informed therapy") == "attachment-based"
+    assert vocabulary.resolve("specialty", "Attachment Issues") == "insecure-attachment"
+    assert vocabulary.resolve("specialty", "PTSD") == "trauma-ptsd"
+    assert vocabulary.resolve("modality", "astrology") is None
+    assert vocabulary.closest("modality", "emotionaly focused therapy") == "emotionally focused therapy"
+
+
+def test_free_text_finds_listings_by_modality_synonym(shared_client: FlaskClient, shared_app: Flask) -> None:
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        eft_ids = {l.external_id for l in session.scalars(select(Listing).where(Listing.published)) if "eft" in l.modalities}
+    found = set()
+    body = api(shared_client, q="emotionally focused", per_page=100)
+    for page in range(1, body["total"] // 100 + 2):
+        found |= {r["id"] for r in api(shared_client, q="emotionally focused", per_page=100, page=page)["results"]}
+    assert eft_ids <= found
+    efct = api(shared_client, q="EFCT", per_page=1)
+    assert efct["total"] == len(eft_ids)
+
+
+def test_every_word_must_match_and_phrases_keep_order(shared_client: FlaskClient) -> None:
+    both = api(shared_client, q="insecure couples")["total"]
+    assert 0 < both <= min(api(shared_client, q="insecure")["total"], api(shared_client, q="couples")["total"])
+    assert api(shared_client, q='"low mood"')["total"] > 0
+    assert api(shared_client, q='"mood low"')["total"] < api(shared_client, q="mood low")["total"]
+
+
+def test_stemming_matches_word_forms(shared_client: FlaskClient) -> None:
+    assert api(shared_client, q="depressed")["total"] == api(shared_client, q="depression")["total"] > 0
+
+
+def test_misspelling_offers_a_suggestion_that_finds_results(shared_client: FlaskClient) -> None:
+    body = api(shared_client, q="depresion")
+    assert body["total"] == 0 and body["suggestion"] == "depression"
+    assert api(shared_client, q=body["suggestion"])["total"] > 0
+    page = shared_client.get("/", query_string={"q": "depresion"}).get_data(as_text=True)
+    assert "Did you mean" in page and "q=depression" in page
+
+
+def test_relevance_sort_orders_by_score(shared_client: FlaskClient) -> None:
+    body = api(shared_client, postcode="10001", q="attachment", sort="relevance", per_page=50)
+    assert body["sort"] == "relevance" and body["total"] > 10
+    distance_sorted = api(shared_client, postcode="10001", q="attachment", per_page=50)
+    assert [r["distance"] for r in distance_sorted["results"]] == sorted(r["distance"] for r in distance_sorted["results"])
+    assert [r["id"] for r in body["results"]] != [r["id"] for r in distance_sorted["results"]]
+
+
+def test_canadian_search_defaults_to_km_and_40(shared_client: FlaskClient) -> None:
+    body = api(shared_client, postcode="h3b4w8")
+    assert (body["units"], body["radius"], body["origin"]["postcode"], body["origin"]["country"]) == ("km", 40, "H3B 4W8", "CA")
+    miles = api(shared_client, postcode="H3B 4W8", units="mi", radius=25)
+    assert miles["units"] == "mi" and miles["radius"] == 25
+
+
+def test_snippet_marks_matched_words_and_is_escaped_on_the_page(shared_client: FlaskClient) -> None:
+    pieces = snippet("Works with depressed teens & <b>couples</b>.", text_query("depression couples").stems)
+    assert ("depressed", True) in pieces and ("couples", True) in pieces
+    assert "".join(p for p, _ in pieces) == "Works with depressed teens & <b>couples</b>."
+    html = shared_client.get("/", query_string={"q": "depression", "postcode": "10001"}).get_data(as_text=True)
+    assert "<mark>depression</mark>" in html.lower()
+    assert "<b>" not in html
+
+
+def test_home_page_form_works_without_javascript(shared_client: FlaskClient) -> None:
+    html = shared_client.get("/").get_data(as_text=True)
+    assert '<form class="search" method="get"' in html
+    for field in ("postcode", "radius", "units", "q", "accepting"):
+        assert re.search(rf'<label for="{field}"', html), field
+    assert 'name="modality" value="eft"' in html and 'name="specialty" value="depression"' in html
+    assert "<script" not in html
+    results = shared_client.get("/", query_string={"postcode": "10001", "modality": "eft", "radius": 25})
+    page = results.get_data(as_text=True)
+    assert results.status_code == 200
+    assert re.search(r"\d+ therapists\s+within 25 mi of New York, NY \(10001\) or online in NY", page)
+    assert re.search(r'name="modality" value="eft" id="modality-eft"\s+checked', page)
+    assert re.search(r"Emotionally Focused Therapy \(EFT\) <span class=\"count\">\(\d+\)</span>", page)
+
+
+def test_page_shows_a_clear_message_for_a_bad_postcode(shared_client: FlaskClient) -> None:
+    response = shared_client.get("/", query_string={"postcode": "99999"})
+    assert response.status_code == 400
+    assert "ZIP code 99999 is not in our US postcode data." in response.get_data(as_text=True)
+
+
+def test_pagination_links_keep_the_search(shared_client: FlaskClient) -> None:
+    html = shared_client.get("/", query_string={"postcode": "10001", "specialty": ["depression", "anxiety"]}).get_data(as_text=True)
+    next_link = re.search(r'<a rel="next" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "page=2" in next_link and "specialty=depression" in next_link and "specialty=anxiety" in next_link
+    assert shared_client.get(next_link).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/?postcode=10001", "/therapists/no-such-person", "/api-not-here"])
+def test_every_page_shows_the_crisis_line(path: str, shared_client: FlaskClient) -> None:
+    html = shared_client.get(path).get_data(as_text=True)
+    assert 'href="tel:988"' in html and 'href="tel:911"' in html
+
+
+def test_profile_shows_public_fields_and_confirmation_date(shared_client: FlaskClient, shared_app: Flask) -> None:
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        listing = session.scalars(select(Listing).where(Listing.published, Listing.availability_confirmed_on.isnot(None))).first()
+    html = shared_client.get(f"/therapists/{listing.slug}").get_data(as_text=True)
+    assert f"<h1>{listing.name}" in html
+    assert "Availability confirmed on" in html and listing.availability_confirmed_on.isoformat() in html
+    for value in (listing.city, listing.phone, listing.email, listing.credentials):
+        assert value in html
+    api_view = shared_client.get(f"/api/v1/therapists/{listing.external_id}").get_json()
+    assert api_view["name"] == listing.name and api_view["url"] == f"/therapists/{listing.slug}"
+
+
+def test_not_found_pages_are_styled_and_json_under_the_api(shared_client: FlaskClient) -> None:
+    page = shared_client.get("/therapists/nobody")
+    assert page.status_code == 404 and "Back to the therapist search" in page.get_data(as_text=True)
+    missing = shared_client.get("/api/v1/therapists/nobody")
+    assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
+
+
+def test_vocabulary_endpoint_lists_every_kind(shared_client: FlaskClient) -> None:
+    body = shared_client.get("/api/v1/vocabulary").get_json()
+    assert {t["slug"] for t in body["modality"]} >= {"eft", "attachment-based", "abft", "cbt", "ifs", "gottman"}
+    assert {t["slug"] for t in body["specialty"]} >= {"depression", "insecure-attachment", "loneliness"}
+
+
+def test_openapi_matches_what_the_api_accepts_and_returns(shared_client: FlaskClient) -> None:
+    document = shared_client.get("/api/v1/openapi.json").get_json()
+    assert document == openapi_document() and document["openapi"].startswith("3.")
+    search = document["paths"]["/api/v1/search"]["get"]
+    documented = {p["name"] for p in search["parameters"]}
+    assert documented == {"postcode", "radius", "units", "q", "modality", "specialty", "language", "insurance",
+                          "accepting", "format", "sort", "page", "per_page"}
+    body = api(shared_client, postcode="10001", q="depression")
+    schema = search["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(schema["required"]) == set(body)
+    assert set(schema["properties"]["results"]["items"]["properties"]) == set(body["results"][0])
+    for name in documented - {"postcode", "q"}:
+        enum = next(p for p in search["parameters"] if p["name"] == name)["schema"]
+        enum = enum.get("items", enum).get("enum")
+        if enum:
+            assert shared_client.get("/api/v1/search", query_string={name: enum[0]}).status_code == 200
+
+
+def test_relevance_ranks_the_stronger_text_match_first(client: FlaskClient, app: Flask) -> None:
+    with app.app_context(), app.extensions["db"]() as session:
+        for external_id, bio in (("t-weak", "Some kintsugi metaphors."), ("t-strong", "Kintsugi, kintsugi and kintsugi.")):
+            session.add(Listing(external_id=external_id, slug=external_id, name="Same Name", country="US",
+                                postcode="59601", bio=bio, in_person=True))
+        session.commit()
+    by_relevance = api(client, q="kintsugi", postcode="10001", sort="relevance", format="in_person", radius=500)
+    assert by_relevance["total"] == 0  # Helena, MT is far outside 500 mi of New York
+    national = api(client, q="kintsugi")
+    assert [r["id"] for r in national["results"]] == ["t-strong", "t-weak"]
+    near = api(client, q="kintsugi", postcode="59601", sort="distance")
+    assert [r["id"] for r in near["results"]] == ["t-strong", "t-weak"]  # same distance: relevance breaks the tie
