@@ -1,0 +1,89 @@
+"""A real browser (Playwright driving Debian's Chromium) uses the search page like a person would."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def live_url(shared_app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, shared_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def distances(page: Page) -> list[float]:
+    return [float(text.split()[0]) for text in page.locator(".card .distance").all_inner_texts()]
+
+
+def test_search_filter_and_open_a_profile(page: Page, live_url: str) -> None:
+    page.goto(live_url + "/")
+    expect(page.get_by_role("note", name="Crisis support")).to_contain_text("988")
+    page.get_by_label("ZIP or postal code").fill("10001")
+    page.get_by_label("Within").select_option("25")
+    page.get_by_role("button", name="Search").click()
+
+    expect(page.get_by_role("heading", level=2)).to_contain_text("within 25 mi of New York, NY")
+    first = distances(page)
+    assert len(first) == 20 and first == sorted(first)
+
+    page.get_by_label("Emotionally Focused Therapy (EFT)").check()
+    page.get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(r"modality=eft"))
+    cards = page.locator(".card")
+    assert cards.count() > 0
+    for i in range(cards.count()):
+        expect(cards.nth(i).locator(".modalities")).to_contain_text("Emotionally Focused Therapy (EFT)")
+    filtered = distances(page)
+    assert filtered == sorted(filtered)
+    expect(page.get_by_label("Emotionally Focused Therapy (EFT)")).to_be_checked()
+
+    name = cards.first.locator("h3 a").inner_text()
+    cards.first.locator("h3 a").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    expect(page.locator(".confirmed")).to_contain_text("Availability confirmed on")
+    expect(page.get_by_role("note", name="Crisis support")).to_contain_text("911")
+
+
+def test_keyboard_search_and_error_message(page: Page, live_url: str) -> None:
+    page.goto(live_url + "/")
+    page.get_by_label("ZIP or postal code").fill("ABCDE")
+    page.get_by_label("ZIP or postal code").press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("is not a US ZIP code")
+    page.get_by_label("ZIP or postal code").fill("m5v3l9")
+    page.get_by_label("Keywords").fill("depresion")
+    page.get_by_label("Keywords").press("Enter")
+    expect(page.locator(".suggestion")).to_contain_text("depression")
+    page.locator(".suggestion a").click()
+    expect(page.get_by_role("heading", level=2)).to_contain_text("km of Toronto, ON")
+    assert page.locator("mark").count() > 0
