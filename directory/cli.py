@@ -1,14 +1,21 @@
-"""Command-line commands: `flask --app app index rebuild|check`, `flask --app app sample load`."""
+"""Command-line commands: index, sample data, CSV import and export, admin accounts."""
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
 
-from directory import sample
+from directory import accounts, sample
+from directory.csv_format import UnusableFile, write_listings
+from directory.importer import ImportBusy, ImportMode, ImportReport, run_import
+from directory.models import Listing
 from directory.search import current_index
 from directory.search.index import IndexBusy, RebuildFailed
 from directory.search.sync import check, rebuild, repair_changes
@@ -59,7 +66,133 @@ def sample_load(count: int) -> None:
     click.echo(f"Loaded {added} sample listings." if added else "The database already has listings; nothing loaded.")
 
 
+def _print_summary(report: ImportReport) -> None:
+    rows = [("rows", report.rows), ("created", report.created), ("updated", report.updated),
+            ("unchanged", report.unchanged), ("unpublished", report.unpublished), ("rejected", report.rejected),
+            ("warnings", len(report.warnings))]
+    for label, count in rows:
+        click.echo(f"  {label:<12}{count:>10}")
+    for issue in report.warnings[:20]:
+        click.echo(f"warning: line {issue.line}: {issue.field + ': ' if issue.field else ''}{issue.message}")
+    for issue in report.errors[:50]:
+        click.echo(f"error: line {issue.line} [{issue.external_id}] {issue.field + ': ' if issue.field else ''}"
+                   f"{issue.message}", err=True)
+    if len(report.errors) > 50:
+        click.echo(f"... and {len(report.errors) - 50} more errors (use --json for all)", err=True)
+
+
+@click.command("import-csv")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
+@click.option("--skip-invalid", is_flag=True, help="Write the valid rows even when some are invalid.")
+@click.option("--replace", is_flag=True, help="Unpublish listings whose external_id is not in the file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--actor", default="cli", show_default=True, help="Who to record in the import history.")
+def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_json: bool, actor: str) -> None:
+    """Import listings from a CSV file. Exit 0: all rows imported; 1: rows rejected or nothing written; 2: unusable."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        click.echo(f"error: cannot read {file}: {exc.strerror}", err=True)
+        sys.exit(2)
+    mode = ImportMode(dry_run=dry_run, skip_invalid=skip_invalid, replace=replace)
+    started = time.monotonic()
+    show_bar = not as_json and sys.stderr.isatty()
+    bar = click.progressbar(length=1, label="validating", file=sys.stderr, show_eta=True, show_pos=True) if show_bar else None
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+            rate = done / max(time.monotonic() - started, 1e-6)
+            bar.label = f"validating ({rate:,.0f} rows/s)"
+
+    try:
+        report = run_import(current_app.extensions["db"], data, filename=file.name, mode=mode, actor=actor,
+                            lock_path=import_lock_path(), progress=progress)
+    except UnusableFile as exc:
+        click.echo(f"error: {file} is not a usable listings CSV: {exc}", err=True)
+        sys.exit(2)
+    except ImportBusy as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        verdict = "dry run, nothing written" if dry_run else ("written" if report.written else "nothing written")
+        click.echo(f"Import of {file.name} ({mode.label}): {verdict} in {time.monotonic() - started:.1f} s")
+        _print_summary(report)
+    sys.exit(0 if (report.written or dry_run) and not report.rejected else 1)
+
+
+def import_lock_path() -> Path:
+    """The file whose lock means "an import is running"."""
+    return Path(current_app.instance_path) / "import.lock"
+
+
+@click.command("export-csv")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+def export_csv(file: Path) -> None:
+    """Write every listing (published or not) to FILE in the import format."""
+    with current_app.extensions["db"]() as session, file.open("w", encoding="utf-8", newline="") as out:
+        count = write_listings(session.scalars(select(Listing).order_by(Listing.external_id)
+                                               .execution_options(yield_per=2000)), out)
+    click.echo(f"Exported {count} listings to {file}.")
+
+
+admin_cli = AppGroup("admin", help="Admin accounts.")
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@admin_cli.command("create")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def admin_create(email: str, password_stdin: bool) -> None:
+    """Create an admin account."""
+    with current_app.extensions["db"]() as session:
+        try:
+            accounts.create_admin(session, email, _read_password(password_stdin))
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"Created admin {email.strip().lower()}.")
+
+
+@admin_cli.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def admin_set_password(email: str, password_stdin: bool) -> None:
+    """Change an admin's password."""
+    with current_app.extensions["db"]() as session:
+        try:
+            accounts.set_password(session, email, _read_password(password_stdin))
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"Password changed for {email.strip().lower()}.")
+
+
+@admin_cli.command("list")
+def admin_list() -> None:
+    """List admin accounts."""
+    with current_app.extensions["db"]() as session:
+        admins = accounts.list_admins(session)
+    for admin in admins:
+        click.echo(f"{admin.email}\tcreated {admin.created_at:%Y-%m-%d %H:%M}")
+    if not admins:
+        click.echo("No admins yet: flask --app app admin create EMAIL")
+
+
 def init_app(app: Flask) -> None:
-    """Register the command groups."""
+    """Register the commands."""
     app.cli.add_command(index_cli)
     app.cli.add_command(sample_cli)
+    app.cli.add_command(import_csv)
+    app.cli.add_command(export_csv)
+    app.cli.add_command(admin_cli)

@@ -55,3 +55,53 @@ class Listing(Base):
 
     def __repr__(self) -> str:
         return f"<Listing {self.external_id} {self.name!r}>"
+
+
+class AdminUser(Base):
+    """Someone who may sign in to /admin."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+
+class ImportRun(Base):
+    """One CSV import: who ran it, on what file, in which mode, and what came of it."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    filename: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(40))
+    # running → indexing → done; or rejected (strict mode and bad rows), failed (unusable file), interrupted.
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    unpublished: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    errors_csv: Mapped[str] = mapped_column(Text, default="")
+
+
+class AuditEvent(Base):
+    """An admin action, kept for accountability."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,67 @@
+"""Admin accounts: creation, passwords (Werkzeug's scrypt hashes), sign-in checks."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from directory.models import AdminUser
+
+MIN_PASSWORD = 12
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Checked when the email is unknown, so a wrong email costs as much time as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+class AccountError(ValueError):
+    """An account operation that cannot be done, with a message for the person doing it."""
+
+
+def _normal(email: str) -> str:
+    return email.strip().lower()
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
+def create_admin(session: Session, email: str, password: str) -> AdminUser:
+    """Add an admin; raises AccountError for a bad email, a short password or an existing account."""
+    email = _normal(email)
+    if not _EMAIL.match(email):
+        raise AccountError(f"{email!r} is not an email address")
+    _check_password(password)
+    if session.scalar(select(AdminUser).where(AdminUser.email == email)):
+        raise AccountError(f"{email} is already an admin")
+    admin = AdminUser(email=email, password_hash=generate_password_hash(password))
+    session.add(admin)
+    session.commit()
+    return admin
+
+
+def set_password(session: Session, email: str, password: str) -> None:
+    """Replace an admin's password; raises AccountError when there is no such admin or the password is short."""
+    admin = session.scalar(select(AdminUser).where(AdminUser.email == _normal(email)))
+    if admin is None:
+        raise AccountError(f"no admin {email!r}")
+    _check_password(password)
+    admin.password_hash = generate_password_hash(password)
+    session.commit()
+
+
+def list_admins(session: Session) -> list[AdminUser]:
+    """Every admin, by email."""
+    return list(session.scalars(select(AdminUser).order_by(AdminUser.email)))
+
+
+def authenticate(session: Session, email: str, password: str) -> AdminUser | None:
+    """The admin with this email and password, or None."""
+    admin = session.scalar(select(AdminUser).where(AdminUser.email == _normal(email)))
+    if admin is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return admin if check_password_hash(admin.password_hash, password) else None

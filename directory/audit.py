@@ -1,0 +1,12 @@
+"""The audit log of admin actions."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from directory.models import AuditEvent
+
+
+def record_event(session: Session, actor: str, action: str, detail: str = "") -> None:
+    """Add an audit event to the session; it is kept when the caller commits."""
+    session.add(AuditEvent(actor=actor, action=action, detail=detail[:2000]))

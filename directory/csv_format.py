@@ -1,0 +1,443 @@
+"""The listings CSV format, both ways: reading messy files into validated listing fields, writing listings out."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from directory.geo import CA_REGIONS, US_REGIONS, PostcodeError, postcodes, region_country
+from directory.models import Listing
+from directory.vocabulary import vocabulary
+
+COLUMNS = (
+    "external_id", "name", "credentials", "license_number", "license_region", "email", "phone", "website", "address",
+    "city", "region", "postcode", "country", "latitude", "longitude", "modalities", "specialties", "languages",
+    "insurance", "telehealth", "in_person", "accepting_new_clients", "availability_confirmed_on", "fee_min", "fee_max",
+    "sliding_scale", "gender", "bio", "published",
+)
+ALIASES = {
+    "id": "external_id", "listing_id": "external_id", "full_name": "name", "therapist": "name",
+    "licence_number": "license_number", "license": "license_number", "licence": "license_number",
+    "license_state": "license_region", "licence_province": "license_region", "licensed_in": "license_region",
+    "e_mail": "email", "email_address": "email", "telephone": "phone", "phone_number": "phone", "url": "website",
+    "web": "website", "street": "address", "street_address": "address", "town": "city", "state": "region",
+    "province": "region", "state_province": "region", "zip": "postcode", "zip_code": "postcode", "zipcode": "postcode",
+    "postal_code": "postcode", "postalcode": "postcode", "lat": "latitude", "lng": "longitude", "lon": "longitude",
+    "long": "longitude", "modality": "modalities", "approaches": "modalities", "specialty": "specialties",
+    "specialities": "specialties", "language": "languages", "insurances": "insurance", "insurers": "insurance",
+    "online": "telehealth", "virtual": "telehealth", "accepting": "accepting_new_clients",
+    "accepting_clients": "accepting_new_clients", "availability_confirmed": "availability_confirmed_on",
+    "confirmed_on": "availability_confirmed_on", "sliding": "sliding_scale", "about": "bio", "description": "bio",
+}
+REQUIRED_COLUMNS = ("external_id", "name")
+MULTI = {"modalities": "modality", "specialties": "specialty", "languages": "language", "insurance": "insurance"}
+BOOLEANS = {"telehealth": False, "in_person": True, "accepting_new_clients": True, "sliding_scale": False, "published": True}
+LENGTHS = {
+    "external_id": 100, "name": 200, "credentials": 200, "license_number": 100, "email": 254, "phone": 40,
+    "website": 500, "address": 300, "city": 120, "gender": 40, "bio": 10_000,
+}
+FIELD_LIMIT = 64 * 1024
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_TRUE = {"yes", "y", "true", "t", "1"}
+_FALSE = {"no", "n", "false", "f", "0"}
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}$")
+_COUNTRIES = {"us": "US", "usa": "US", "united states": "US", "united states of america": "US",
+              "ca": "CA", "can": "CA", "canada": "CA"}
+_REGION_NAMES = {name.casefold(): code for code, name in (US_REGIONS | CA_REGIONS).items()}
+
+
+class UnusableFile(ValueError):
+    """A file that cannot be read as a listings CSV at all (empty, binary, no usable header)."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A problem (or a warning) tied to a line of the file; line 0 means the file as a whole."""
+
+    line: int
+    external_id: str
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"line": self.line, "external_id": self.external_id, "field": self.field, "message": self.message}
+
+
+@dataclass
+class Record:
+    """One CSV record: the line it starts on, its cells as written, and its cells by column."""
+
+    line: int
+    cells: list[str]
+    values: dict[str, str]
+
+
+@dataclass
+class ParsedFile:
+    """A decoded, delimiter-detected CSV: its header, its records and file-level warnings and errors."""
+
+    header: list[str]
+    columns: list[str | None]
+    records: list[Record]
+    warnings: list[Issue] = field(default_factory=list)
+    errors: list[Issue] = field(default_factory=list)
+
+
+def _decode(data: bytes, warnings: list[Issue]) -> str:
+    if b"\x00" in data[:4096]:
+        raise UnusableFile("the file is binary, not CSV text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        warnings.append(Issue(0, "", "", "the file is not UTF-8; it was read as Windows-1252"))
+        return data.decode("cp1252", errors="replace")
+
+
+def _delimiter(text: str) -> str:
+    first = text.split("\n", 1)[0]
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def column_for(header: str) -> str | None:
+    """The format column a header names (case, spaces, hyphens and aliases allowed), or None."""
+    key = re.sub(r"[\s\-]+", "_", header.strip().casefold()).strip("_")
+    return key if key in COLUMNS else ALIASES.get(key)
+
+
+def _looks_escaped(cell: str) -> bool:
+    return cell[:1] == "'" and cell[1:2] in FORMULA_STARTS
+
+
+def unescape_formula(cell: str) -> str:
+    """Remove the quote that export put before a cell that a spreadsheet would run as a formula."""
+    return cell[1:] if _looks_escaped(cell) else cell
+
+
+def escape_formula(value: str) -> str:
+    """A value as an exported cell: quoted against formulas, so that unescape_formula gives the value back."""
+    return "'" + value if value[:1] in FORMULA_STARTS or _looks_escaped(value) else value
+
+
+def _protect_raw(cell: str) -> str:
+    # A cell copied as written: quoting it keeps spreadsheets from running it and reads back the same.
+    return "'" + cell if cell[:1] in FORMULA_STARTS else cell
+
+
+def parse_file(data: bytes) -> ParsedFile:
+    """Decode and split a CSV file into records with their starting line numbers; never raises on bad rows."""
+    warnings: list[Issue] = []
+    text = _decode(data, warnings)
+    if not text.strip():
+        raise UnusableFile("the file is empty")
+    csv.field_size_limit(FIELD_LIMIT)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise UnusableFile(f"the header line cannot be read: {exc}") from None
+    columns = [column_for(h) for h in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise UnusableFile(f"the header has no {' or '.join(missing)} column (found: {', '.join(header)[:200]})")
+    unknown = [h for h, c in zip(header, columns) if c is None and h.strip()]
+    if unknown:
+        warnings.append(Issue(1, "", "", f"unknown columns ignored: {', '.join(unknown)}"))
+    seen: set[str] = set()
+    for name, column in zip(header, columns):
+        if column in seen:
+            warnings.append(Issue(1, "", column or "", f"column {name!r} repeats {column}; the first one is used"))
+        seen.add(column or "")
+    parsed = ParsedFile(header, columns, [], warnings)
+    start = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            message = str(exc)
+            if "unexpected end of data" in message:
+                message = (f"a quoted field opened on line {start} is never closed; "
+                           f"lines {start}-{reader.line_num} could not be read")
+            elif "field larger than field limit" in message:
+                message = f"a field is larger than the {FIELD_LIMIT // 1024} KB limit"
+            parsed.errors.append(Issue(start, "", "", message))
+            start = reader.line_num + 1
+            continue
+        if any(c.strip() for c in cells):
+            values: dict[str, str] = {}
+            for column, cell in zip(columns, cells):
+                if column and column not in values:
+                    values[column] = unescape_formula(cell).strip()
+            parsed.records.append(Record(start, cells, values))
+        start = reader.line_num + 1
+    return parsed
+
+
+class _RowChecker:
+    """Collects every problem of one row while turning its cells into Listing field values."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+        self.values = record.values
+        self.external_id = record.values.get("external_id", "")
+        self.errors: list[Issue] = []
+        self.warnings: list[Issue] = []
+        self.fields: dict[str, Any] = {}
+
+    def error(self, column: str, message: str) -> None:
+        self.errors.append(Issue(self.record.line, self.external_id, column, message))
+
+    def warn(self, column: str, message: str) -> None:
+        self.warnings.append(Issue(self.record.line, self.external_id, column, message))
+
+    def given(self, column: str) -> bool:
+        return column in self.values
+
+    def text(self, column: str) -> None:
+        if not self.given(column):
+            return
+        value = self.values[column]
+        if len(value) > LENGTHS[column]:
+            self.error(column, f"is {len(value)} characters long; the limit is {LENGTHS[column]}")
+        else:
+            self.fields[column] = value
+
+    def boolean(self, column: str) -> None:
+        if not self.given(column):
+            return
+        value = self.values[column].casefold()
+        if value in _TRUE:
+            self.fields[column] = True
+        elif value in _FALSE:
+            self.fields[column] = False
+        elif not value:
+            self.fields[column] = BOOLEANS[column]
+        else:
+            self.error(column, f"{self.values[column][:40]!r} is not yes/no, true/false, y/n or 1/0")
+
+    def number(self, column: str, low: float, high: float, integer: bool = False) -> float | int | None:
+        raw = self.values.get(column, "")
+        if not raw:
+            return None
+        cleaned = raw.replace("$", "").replace(",", "") if integer else raw
+        try:
+            value = float(cleaned)
+        except ValueError:
+            self.error(column, f"{raw[:40]!r} is not a number")
+            return None
+        if not low <= value <= high:
+            self.error(column, f"{raw[:40]} is out of range ({low:g} to {high:g})")
+            return None
+        if integer:
+            if value != int(value):
+                self.error(column, f"{raw[:40]} is not a whole number")
+                return None
+            return int(value)
+        return value
+
+    def terms(self, column: str) -> None:
+        if not self.given(column):
+            return
+        kind = MULTI[column]
+        slugs: list[str] = []
+        for part in re.split(r"[;|]", self.values[column]):
+            if not part.strip():
+                continue
+            slug = vocabulary.resolve(kind, part)
+            if slug is None:
+                closest = vocabulary.closest(kind, part)
+                hint = f"; did you mean {closest!r}?" if closest else ""
+                self.error(column, f"unknown {kind} {part.strip()[:60]!r}{hint}")
+            elif slug not in slugs:
+                slugs.append(slug)
+        self.fields[column] = slugs
+
+    def check(self) -> None:
+        for column in ("external_id", "name"):
+            if not self.values.get(column):
+                self.error(column, "is required")
+        for column in LENGTHS:
+            self.text(column)
+        for column in BOOLEANS:
+            self.boolean(column)
+        for column in MULTI:
+            self.terms(column)
+        self._contact()
+        self._place()
+        self._fees()
+        if self.values.get("availability_confirmed_on"):
+            try:
+                self.fields["availability_confirmed_on"] = dt.date.fromisoformat(self.values["availability_confirmed_on"])
+            except ValueError:
+                self.error("availability_confirmed_on", f"{self.values['availability_confirmed_on'][:40]!r} is not a date (YYYY-MM-DD)")
+        elif self.given("availability_confirmed_on"):
+            self.fields["availability_confirmed_on"] = None
+
+    def _contact(self) -> None:
+        email = self.fields.get("email")
+        if email and not _EMAIL.match(email):
+            self.error("email", f"{email[:60]!r} is not an email address")
+        phone = self.fields.get("phone")
+        if phone:
+            digits = re.sub(r"\D", "", phone.split("x")[0].split("ext")[0])
+            if re.search(r"[^\d\s().+\-x/ext]", phone.casefold()) or not 7 <= len(digits) <= 15:
+                self.error("phone", f"{phone[:40]!r} is not a phone number")
+        website = self.fields.get("website")
+        if website:
+            if "://" not in website and re.match(r"^[\w-]+(\.[\w-]+)+(/|$)", website):
+                self.warn("website", f"{website[:60]!r} has no scheme; https:// was added")
+                website = self.fields["website"] = "https://" + website
+            parts = urlsplit(website)
+            if parts.scheme.casefold() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in website):
+                self.error("website", f"{website[:60]!r} is not an http or https address")
+
+    def _region(self, column: str) -> str | None:
+        raw = self.values.get(column, "")
+        if not raw:
+            return None
+        code = raw.upper() if raw.upper() in US_REGIONS or raw.upper() in CA_REGIONS else _REGION_NAMES.get(raw.casefold())
+        if code is None:
+            self.error(column, f"{raw[:40]!r} is not a US state or Canadian province")
+        return code
+
+    def _place(self) -> None:
+        country_raw = self.values.get("country", "")
+        country = _COUNTRIES.get(country_raw.casefold()) if country_raw else None
+        if country_raw and country is None:
+            self.error("country", f"{country_raw[:40]!r} is not US or CA")
+        region = self._region("region")
+        licence = self._region("license_region")
+        lat = self.number("latitude", -90, 90)
+        lon = self.number("longitude", -180, 180)
+        if (lat is None) != (lon is None) and not any(e.field in ("latitude", "longitude") for e in self.errors):
+            self.error("latitude" if lat is None else "longitude", "latitude and longitude go together; one is missing")
+        postcode = self.values.get("postcode", "")
+        if postcode and re.fullmatch(r"\d{3,4}", postcode) and country in (None, "US"):
+            padded = postcode.zfill(5)
+            self.warn("postcode", f"{postcode} was padded to {padded} (a spreadsheet dropped its leading zeros)")
+            postcode = padded
+        place = None
+        if postcode:
+            try:
+                place = postcodes.lookup(postcode)
+            except PostcodeError as exc:
+                where = f" ({country})" if country else ""
+                self.error("postcode", exc.message + where if exc.code == "unknown_postcode" else exc.message)
+        elif lat is None and not any(e.field in ("latitude", "longitude") for e in self.errors):
+            self.error("postcode", "a postcode, or both latitude and longitude, is required")
+        if place is not None:
+            if country and country != place.country:
+                self.error("country", f"{country} does not match postcode {place.postcode} ({place.country})")
+            if region and region != place.region:
+                self.error("region", f"{region} does not match postcode {place.postcode} ({place.region})")
+            country, region = place.country, place.region
+            self.fields["postcode"] = place.postcode
+            if not self.fields.get("city"):
+                self.fields["city"] = place.name.rsplit(",", 1)[0]
+        elif not postcode and lat is not None:
+            country = country or (region_country(region) if region else None)
+            if country is None:
+                self.error("country", "without a postcode, give the country or the region")
+            self.fields["postcode"] = ""
+        if country:
+            self.fields["country"] = country
+        if region:
+            self.fields["region"] = region
+        # Therapists are licensed where they practise unless the file says otherwise.
+        self.fields["license_region"] = licence or region or ""
+        if self.given("latitude") or self.given("longitude"):
+            self.fields["latitude"], self.fields["longitude"] = lat, lon
+
+    def _fees(self) -> None:
+        fee_min = self.number("fee_min", 0, 100_000, integer=True)
+        fee_max = self.number("fee_max", 0, 100_000, integer=True)
+        if fee_min is not None and fee_max is not None and fee_min > fee_max:
+            self.error("fee_min", f"fee_min {fee_min} is more than fee_max {fee_max}")
+        for column, value in (("fee_min", fee_min), ("fee_max", fee_max)):
+            if self.given(column):
+                self.fields[column] = value
+
+
+def check_record(record: Record) -> tuple[dict[str, Any], list[Issue], list[Issue]]:
+    """Listing field values of a record (only for the columns the file has), its errors and its warnings."""
+    checker = _RowChecker(record)
+    checker.check()
+    return checker.fields, checker.errors, checker.warnings
+
+
+def _cell(listing: Listing, column: str) -> str:
+    value = getattr(listing, column)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ";".join(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return escape_formula(str(value))
+
+
+def listing_row(listing: Listing) -> list[str]:
+    """A listing as a row of the import format."""
+    return [_cell(listing, column) for column in COLUMNS]
+
+
+def write_listings(listings: Iterable[Listing], stream: IO[str]) -> int:
+    """Write a header and one row per listing; returns the number of rows."""
+    writer = csv.writer(stream, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    count = 0
+    for listing in listings:
+        writer.writerow(listing_row(listing))
+        count += 1
+    return count
+
+
+def template_csv() -> str:
+    """A header plus one example row, for admins to start from."""
+    example = {
+        "external_id": "assoc-00042", "name": "Jordan Example", "credentials": "LMFT", "license_number": "MFT 12345",
+        "license_region": "NY", "email": "jordan@example.org", "phone": "(212) 555-0142",
+        "website": "https://example.org", "address": "1 Example Street", "city": "New York", "region": "NY",
+        "postcode": "10001", "country": "US", "modalities": "EFT; Gottman Method", "specialties": "depression|couples",
+        "languages": "English;Spanish", "insurance": "Aetna", "telehealth": "yes", "in_person": "yes",
+        "accepting_new_clients": "yes", "availability_confirmed_on": "2026-11-01", "fee_min": "120", "fee_max": "180",
+        "sliding_scale": "no", "gender": "non-binary", "bio": "Couples and individuals; evenings available.",
+        "published": "yes",
+    }
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    writer.writerow([example.get(c, "") for c in COLUMNS])
+    return out.getvalue()
+
+
+def errors_csv(parsed: ParsedFile, errors: Iterable[Issue]) -> str:
+    """The rejected rows as written, plus an `errors` column, so they can be fixed and imported again."""
+    by_line: dict[int, list[Issue]] = {}
+    for issue in errors:
+        by_line.setdefault(issue.line, []).append(issue)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*parsed.header, "errors"])
+    rows = {record.line: record for record in parsed.records}
+    for line in sorted(by_line):
+        message = "; ".join(f"{i.field + ': ' if i.field else ''}{i.message}" for i in by_line[line])
+        record = rows.get(line)
+        cells = [_protect_raw(c) for c in record.cells] if record else [""] * len(parsed.header)
+        writer.writerow([*cells[:len(parsed.header)], *[""] * (len(parsed.header) - len(cells)), f"line {line}: {message}"])
+    return out.getvalue()
+
