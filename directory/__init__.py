@@ -19,35 +19,58 @@ def _env_flag(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _instance_secret(instance: Path) -> str:
+    # A key kept in the instance folder, so sessions survive restarts and are shared by workers on one machine.
+    path = instance / "secret_key"
+    if not path.exists():
+        draft = instance / f".secret_key.{os.getpid()}"
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # atomic: the first worker's key wins, no one reads a half-written file
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration from the environment (or test_config), database, index, blueprints."""
     app = Flask(
         __name__,
-        instance_path=os.environ.get("INSTANCE_PATH", str(REPO_ROOT / "instance")),
+        instance_path=(test_config or {}).get("INSTANCE_PATH") or os.environ.get("INSTANCE_PATH")
+        or str(REPO_ROOT / "instance"),
         template_folder=str(REPO_ROOT / "templates"),
         static_folder=str(REPO_ROOT / "static"),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_hex(32),
+        SECRET_KEY=os.environ.get("SECRET_KEY") or _instance_secret(Path(app.instance_path)),
         DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'directory.sqlite3'}",
         INDEX_DIR=os.environ.get("INDEX_DIR") or str(REPO_ROOT / "indexes"),
         LOAD_SAMPLE_DATA=_env_flag("LOAD_SAMPLE_DATA", True),
         SAMPLE_SIZE=int(os.environ.get("SAMPLE_SIZE", "2000")),
         INDEX_LOCK_TIMEOUT=float(os.environ.get("INDEX_LOCK_TIMEOUT", "30")),
+        RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        LOGIN_RATE_LIMIT=os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        MAX_CONTENT_LENGTH=int(os.environ.get("MAX_CONTENT_LENGTH", str(20 * 1024 * 1024))),
+        STALE_AFTER_DAYS=int(os.environ.get("STALE_AFTER_DAYS", "90")),
     )
     if test_config:
         app.config.update(test_config)
 
     from directory import cli, db, sample, search
-    from directory.web import api, errors, public
+    from directory.web import admin, api, errors, public, security
 
     db.init_app(app)
+    security.init_app(app)
     search.init_app(app)
     cli.init_app(app)
     errors.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     search.build_if_missing(app)
     if app.config["LOAD_SAMPLE_DATA"]:
         sample.load_if_empty(app.extensions["db"], app.config["SAMPLE_SIZE"])

@@ -10,11 +10,12 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from directory import accounts, sample
-from directory.csv_format import UnusableFile, write_listings
+from directory.csv_format import UnusableFile, csv_chunks
 from directory.importer import ImportBusy, ImportMode, ImportReport, run_import
+from directory.listings import all_listings
 from directory.models import Listing
 from directory.search import current_index
 from directory.search.index import IndexBusy, RebuildFailed
@@ -138,8 +139,9 @@ def import_lock_path() -> Path:
 def export_csv(file: Path) -> None:
     """Write every listing (published or not) to FILE in the import format."""
     with current_app.extensions["db"]() as session, file.open("w", encoding="utf-8", newline="") as out:
-        count = write_listings(session.scalars(select(Listing).order_by(Listing.external_id)
-                                               .execution_options(yield_per=2000)), out)
+        for chunk in csv_chunks(session.scalars(all_listings())):
+            out.write(chunk)
+        count = session.scalar(select(func.count()).select_from(Listing))
     click.echo(f"Exported {count} listings to {file}.")
 
 

@@ -6,9 +6,9 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from directory.geo import CA_REGIONS, US_REGIONS, PostcodeError, postcodes, region_country
@@ -395,15 +395,18 @@ def listing_row(listing: Listing) -> list[str]:
     return [_cell(listing, column) for column in COLUMNS]
 
 
-def write_listings(listings: Iterable[Listing], stream: IO[str]) -> int:
-    """Write a header and one row per listing; returns the number of rows."""
-    writer = csv.writer(stream, lineterminator="\r\n")
+def csv_chunks(listings: Iterable[Listing], rows_per_chunk: int = 500) -> Iterator[str]:
+    """The export file as text chunks: a header, then one row per listing."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    count = 0
-    for listing in listings:
+    for count, listing in enumerate(listings, 1):
         writer.writerow(listing_row(listing))
-        count += 1
-    return count
+        if count % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 def template_csv() -> str:

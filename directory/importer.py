@@ -85,7 +85,7 @@ def import_lock(path: Path, holder: str) -> Iterator[None]:
             except ValueError:
                 info = {}
             raise ImportBusy(
-                f"an import is running (started by {info.get('by', 'someone')} at {info.get('at', 'an unknown time')})"
+                f"An import is running (started by {info.get('by', 'someone')} at {info.get('at', 'an unknown time')})"
             ) from None
         try:
             handle.seek(0)

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from directory.models import Listing
@@ -19,6 +19,11 @@ def make_slug(name: str, city: str, external_id: str) -> str:
     words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:80].strip("-")
     digest = hashlib.sha1(external_id.encode("utf-8")).hexdigest()[:6]
     return f"{words}-{digest}" if words else digest
+
+
+def all_listings() -> Select[tuple[Listing]]:
+    """Every listing in export order, fetched in batches."""
+    return select(Listing).order_by(Listing.external_id).execution_options(yield_per=1000)
 
 
 def published_by_slug(session: Session, slug: str) -> Listing | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy.orm import Session
 
-from directory import create_app
+from directory import accounts, create_app
+from directory.web.security import limiter
 
 SAMPLE_SIZE = 2000
 
@@ -20,6 +22,7 @@ def _make_app(root: Path, **config: object) -> Flask:
     return create_app({
         "DATABASE_URL": f"sqlite:///{root / 'directory.sqlite3'}",
         "INDEX_DIR": str(root / "indexes"),
+        "INSTANCE_PATH": str(root / "instance"),
         "LOAD_SAMPLE_DATA": True,
         "SAMPLE_SIZE": SAMPLE_SIZE,
         "TESTING": True,
@@ -81,3 +84,31 @@ def session(app: Flask) -> Iterator[Session]:
     """A database session of the private app, as a script or the CLI would use it."""
     with app.app_context(), app.extensions["db"]() as db_session:
         yield db_session
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """The limiter is module-level (one per process), so its counts must not leak between tests."""
+    limiter.reset()
+
+
+ADMIN_EMAIL = "admin@example.org"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token in a page's form."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+@pytest.fixture()
+def admin_client(app: Flask, session: Session) -> FlaskClient:
+    """A client signed in as an admin, through the real login form."""
+    accounts.create_admin(session, ADMIN_EMAIL, ADMIN_PASSWORD)
+    client = app.test_client()
+    token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+    response = client.post("/admin/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302, response.data
+    return client

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,9 @@ def _wants_json() -> bool:
 
 def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
     status = exc.code or 500
+    if status == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
+        exc.description = f"The upload is larger than the {limit:g} MB limit. Split the file and import the parts."
     if _wants_json():
         code = (exc.name or "error").lower().replace(" ", "_")
         return api_error(status, code, exc.description or exc.name)

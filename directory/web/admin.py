@@ -1,0 +1,346 @@
+"""The admin area: sign-in, listings, CSV import and export, history, audit log, stale listings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flask import (Blueprint, Flask, Response, abort, current_app, flash, redirect, render_template, request,
+                   session, stream_with_context, url_for)
+from sqlalchemy import func, or_, select
+
+from directory import accounts, db
+from directory.audit import record_event
+from directory.csv_format import COLUMNS, Record, UnusableFile, check_record, csv_chunks, template_csv
+from directory.importer import ImportBusy, ImportMode, import_lock, record_run, run_import, summary
+from directory.listings import all_listings
+from directory.models import AuditEvent, ImportRun, Listing
+from directory.web.security import admin_required, current_admin, limiter, safe_next
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+PER_PAGE = 50
+PREVIEW_ERRORS = 50
+
+
+def _lock_path() -> Path:
+    return Path(current_app.instance_path) / "import.lock"
+
+
+def _uploads() -> Path:
+    path = Path(current_app.instance_path) / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+def login() -> Any:
+    """Sign in; then go to `next` when it is a local path."""
+    target = safe_next(request.values.get("next"), url_for("admin.home"))
+    if request.method == "POST":
+        with current_app.extensions["db"]() as db_session:
+            admin = accounts.authenticate(db_session, request.form.get("email", ""), request.form.get("password", ""))
+            if admin is not None:
+                record_event(db_session, admin.email, "login")
+                db_session.commit()
+        if admin is None:
+            flash("Wrong email or password.", "error")
+            return render_template("admin/login.html", next=target), 401
+        session.clear()  # a fresh session at sign-in: nothing planted before it survives
+        session["admin"] = admin.email
+        return redirect(target)
+    return render_template("admin/login.html", next=target)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """Sign out."""
+    session.clear()
+    return redirect(url_for("admin.login"))
+
+
+@bp.get("/")
+@admin_required
+def home() -> str:
+    """Counts and the latest imports."""
+    s = db.session()
+    counts = {
+        "published": s.scalar(select(func.count()).where(Listing.published)) or 0,
+        "unpublished": s.scalar(select(func.count()).where(~Listing.published)) or 0,
+        "stale": s.scalar(select(func.count()).where(*_stale_filter(current_app.config["STALE_AFTER_DAYS"]))) or 0,
+    }
+    runs = s.scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(5)).all()
+    return render_template("admin/home.html", counts=counts, runs=runs)
+
+
+@bp.get("/listings")
+@admin_required
+def listings() -> str:
+    """Every listing, published or not, searchable by name, id or city."""
+    q = request.args.get("q", "").strip()[:100]
+    status = request.args.get("status", "all")
+    page = max(1, min(request.args.get("page", 1, type=int) or 1, 100_000))
+    query = select(Listing)
+    if q:
+        like = f"%{q.replace('%', '').replace('_', '')}%"
+        query = query.where(or_(Listing.name.ilike(like), Listing.external_id.ilike(like), Listing.city.ilike(like)))
+    if status in ("published", "unpublished"):
+        query = query.where(Listing.published == (status == "published"))
+    s = db.session()
+    total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = s.scalars(query.order_by(Listing.name, Listing.id).offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    return render_template("admin/listings.html", rows=rows, total=total, page=page, q=q, status=status,
+                           pages=max(1, (total + PER_PAGE - 1) // PER_PAGE))
+
+
+def _listing_or_404(listing_id: int) -> Listing:
+    listing = db.session().get(Listing, listing_id)
+    if listing is None:
+        abort(404, description="No such listing.")
+    return listing
+
+
+def _form_values(listing: Listing) -> dict[str, str]:
+    values = {}
+    for column in COLUMNS:
+        value = getattr(listing, column)
+        if isinstance(value, bool):
+            values[column] = "yes" if value else "no"
+        elif isinstance(value, list):
+            values[column] = "; ".join(value)
+        else:
+            values[column] = "" if value is None else str(value)
+    return values
+
+
+@bp.route("/listings/<int:listing_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit_listing(listing_id: int) -> Any:
+    """Edit a listing with the same validation as the CSV import; saved changes are searchable at once."""
+    listing = _listing_or_404(listing_id)
+    if request.method == "GET":
+        return render_template("admin/edit.html", listing=listing, values=_form_values(listing), errors={})
+    values = {column: request.form.get(column, "").strip() for column in COLUMNS}
+    values["external_id"] = listing.external_id  # the import key never changes here
+    fields, errors, _warnings = check_record(Record(0, [], values))
+    if errors:
+        by_field: dict[str, list[str]] = {}
+        for issue in errors:
+            by_field.setdefault(issue.field, []).append(issue.message)
+        return render_template("admin/edit.html", listing=listing, values=values, errors=by_field), 400
+    for name, value in fields.items():
+        if getattr(listing, name) != value:
+            setattr(listing, name, value)
+    record_event(db.session(), current_admin() or "", "edit", f"{listing.external_id} {listing.name}")
+    db.session().commit()
+    flash(f"Saved {listing.name}.", "ok")
+    return redirect(url_for("admin.listings", q=listing.external_id))
+
+
+@bp.post("/listings/<int:listing_id>/publish")
+@admin_required
+def publish(listing_id: int) -> Response:
+    """Publish or unpublish a listing (form field `published` = 1 or 0)."""
+    listing = _listing_or_404(listing_id)
+    listing.published = request.form.get("published") == "1"
+    action = "publish" if listing.published else "unpublish"
+    record_event(db.session(), current_admin() or "", action, f"{listing.external_id} {listing.name}")
+    db.session().commit()
+    flash(f"{listing.name} is {'published' if listing.published else 'unpublished'}.", "ok")
+    return redirect(request.referrer if safe_next(request.referrer, "") else url_for("admin.listings"))
+
+
+@bp.route("/listings/<int:listing_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete_listing(listing_id: int) -> Any:
+    """Confirm, then delete a listing for good."""
+    listing = _listing_or_404(listing_id)
+    if request.method == "GET":
+        return render_template("admin/delete.html", listing=listing)
+    record_event(db.session(), current_admin() or "", "delete", f"{listing.external_id} {listing.name}")
+    db.session().delete(listing)
+    db.session().commit()
+    flash(f"Deleted {listing.name}.", "ok")
+    return redirect(url_for("admin.listings"))
+
+
+def _mode_from(form: Any) -> ImportMode:
+    return ImportMode(skip_invalid=form.get("skip_invalid") == "1", replace=form.get("replace") == "1")
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@admin_required
+def import_upload() -> Any:
+    """Upload a CSV and see the full preview report before anything is written."""
+    if request.method == "GET":
+        return render_template("admin/import.html")
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash("Choose a CSV file to upload.", "error")
+        return render_template("admin/import.html"), 400
+    data = upload.read()
+    digest = hashlib.sha256(data).hexdigest()
+    (_uploads() / f"{digest}.csv").write_bytes(data)
+    mode = _mode_from(request.form)
+    try:
+        report = run_import(current_app.extensions["db"], data, filename=upload.filename, actor=current_admin() or "",
+                            mode=ImportMode(dry_run=True, skip_invalid=mode.skip_invalid, replace=mode.replace),
+                            lock_path=_lock_path())
+    except UnusableFile as exc:
+        flash(f"This file cannot be imported: {exc}.", "error")
+        return render_template("admin/import.html"), 400
+    except ImportBusy as exc:
+        flash(f"{exc}. Try again when it has finished.", "error")
+        return render_template("admin/import.html"), 409
+    if report.errors_csv:
+        (_uploads() / f"{digest}.errors.csv").write_text(report.errors_csv, encoding="utf-8")
+    return render_template("admin/preview.html", report=report, digest=digest, filename=upload.filename, mode=mode,
+                           shown_errors=report.errors[:PREVIEW_ERRORS])
+
+
+def _upload_path(digest: str, suffix: str) -> Path:
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        abort(404)
+    path = _uploads() / f"{digest}{suffix}"
+    if not path.exists():
+        abort(404, description="That upload is no longer available; upload the file again.")
+    return path
+
+
+@bp.get("/import/<digest>/errors.csv")
+@admin_required
+def preview_errors(digest: str) -> Response:
+    """The previewed file's rejected rows with an `errors` column."""
+    return _csv_download(_upload_path(digest, ".errors.csv").read_text(encoding="utf-8"), "errors.csv")
+
+
+@bp.post("/import/confirm")
+@admin_required
+def import_confirm() -> Any:
+    """Run a previewed import in the background and go to its progress page."""
+    digest = request.form.get("digest", "")
+    data = _upload_path(digest, ".csv").read_bytes()
+    filename = request.form.get("filename", "upload.csv")[:300]
+    mode = _mode_from(request.form)
+    actor = current_admin() or ""
+    try:
+        with import_lock(_lock_path(), actor):
+            pass  # free now; the background run takes it for real and reports if someone was faster
+    except ImportBusy as exc:
+        flash(f"{exc}. Try again when it has finished.", "error")
+        return render_template("admin/import.html"), 409
+    run = record_run(db.session(), data, filename, mode, actor)
+    thread = threading.Thread(target=_background_import, daemon=True, name=f"import-{run.id}",
+                              args=(current_app._get_current_object(), data, filename, mode, actor, run.id))  # type: ignore[attr-defined]
+    thread.start()
+    return redirect(url_for("admin.import_run", run_id=run.id))
+
+
+def _background_import(app: Flask, data: bytes, filename: str, mode: ImportMode, actor: str, run_id: int) -> None:
+    with app.app_context():
+        factory = app.extensions["db"]
+        try:
+            run_import(factory, data, filename=filename, mode=mode, actor=actor, run_id=run_id,
+                       lock_path=Path(app.instance_path) / "import.lock")
+        except (ImportBusy, UnusableFile) as exc:
+            with factory() as s:
+                run = s.get(ImportRun, run_id)
+                if run is not None:
+                    run.status, run.message, run.finished_at = "failed", str(exc), dt.datetime.now()
+                    s.commit()
+        except Exception:
+            app.logger.exception("import %s failed", run_id)
+            with factory() as s:
+                run = s.get(ImportRun, run_id)
+                if run is not None and run.status in ("running", "indexing"):
+                    run.status, run.message, run.finished_at = "failed", "an unexpected error stopped it", dt.datetime.now()
+                    s.commit()
+
+
+@bp.get("/imports")
+@admin_required
+def import_runs() -> str:
+    """The import history."""
+    runs = db.session().scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(200)).all()
+    return render_template("admin/runs.html", runs=runs)
+
+
+@bp.get("/imports/<int:run_id>")
+@admin_required
+def import_run(run_id: int) -> str:
+    """One import: live progress while it runs (the page refreshes itself), then its result."""
+    run = db.session().get(ImportRun, run_id)
+    if run is None:
+        abort(404, description="No such import.")
+    elapsed = ((run.finished_at or dt.datetime.now()) - run.started_at).total_seconds()
+    rate = run.rows_done / elapsed if elapsed > 0 else 0.0
+    eta = (run.rows_total - run.rows_done) / rate if rate and run.rows_total else None
+    return render_template("admin/run.html", run=run, rate=rate, eta=eta, summary=summary)
+
+
+@bp.get("/imports/<int:run_id>/errors.csv")
+@admin_required
+def import_run_errors(run_id: int) -> Response:
+    """A finished import's rejected rows with an `errors` column."""
+    run = db.session().get(ImportRun, run_id)
+    if run is None or not run.errors_csv:
+        abort(404, description="This import has no rejected rows.")
+    return _csv_download(run.errors_csv, f"import-{run_id}-errors.csv")
+
+
+def _csv_download(text: str, name: str) -> Response:
+    return Response(text, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/import/template.csv")
+@admin_required
+def import_template() -> Response:
+    """An empty import file with one example row."""
+    return _csv_download(template_csv(), "listings-template.csv")
+
+
+@bp.get("/export.csv")
+@admin_required
+def export() -> Response:
+    """Every listing in the import format, streamed."""
+    record_event(db.session(), current_admin() or "", "export")
+    db.session().commit()
+    factory = current_app.extensions["db"]
+
+    def chunks() -> Iterator[str]:
+        with factory() as s:
+            yield from csv_chunks(s.scalars(all_listings()))
+
+    return Response(stream_with_context(chunks()), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="listings.csv"'})
+
+
+@bp.get("/audit")
+@admin_required
+def audit() -> str:
+    """The latest admin actions."""
+    events = db.session().scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(500)).all()
+    return render_template("admin/audit.html", events=events)
+
+
+def _stale_filter(days: int) -> list[Any]:
+    cutoff = dt.date.today() - dt.timedelta(days=days)
+    return [Listing.published, or_(Listing.availability_confirmed_on.is_(None), Listing.availability_confirmed_on < cutoff)]
+
+
+@bp.get("/stale")
+@admin_required
+def stale() -> str:
+    """Published listings whose availability was last confirmed more than N days ago (or never)."""
+    days = request.args.get("days", current_app.config["STALE_AFTER_DAYS"], type=int) or 1
+    days = max(1, min(days, 3650))
+    rows = db.session().scalars(select(Listing).where(*_stale_filter(days))
+                                .order_by(Listing.availability_confirmed_on.is_(None).desc(),
+                                          Listing.availability_confirmed_on, Listing.name).limit(1000)).all()
+    return render_template("admin/stale.html", rows=rows, days=days, today=dt.date.today())
