@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
 from directory import accounts, sample
@@ -89,6 +89,7 @@ def _print_summary(report: ImportReport) -> None:
 @click.option("--replace", is_flag=True, help="Unpublish listings whose external_id is not in the file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--actor", default="cli", show_default=True, help="Who to record in the import history.")
+@with_appcontext
 def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_json: bool, actor: str) -> None:
     """Import listings from a CSV file. Exit 0: all rows imported; 1: rows rejected or nothing written; 2: unusable."""
     try:
@@ -136,6 +137,7 @@ def import_lock_path() -> Path:
 
 @click.command("export-csv")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@with_appcontext
 def export_csv(file: Path) -> None:
     """Write every listing (published or not) to FILE in the import format."""
     with current_app.extensions["db"]() as session, file.open("w", encoding="utf-8", newline="") as out:

@@ -43,7 +43,6 @@ LENGTHS = {
     "website": 500, "address": 300, "city": 120, "gender": 40, "bio": 10_000,
 }
 FIELD_LIMIT = 64 * 1024
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = {"yes", "y", "true", "t", "1"}
 _FALSE = {"no", "n", "false", "f", "0"}
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}$")
@@ -113,23 +112,24 @@ def column_for(header: str) -> str | None:
     return key if key in COLUMNS else ALIASES.get(key)
 
 
-def _looks_escaped(cell: str) -> bool:
-    return cell[:1] == "'" and cell[1:2] in FORMULA_STARTS
+# Quotes, then a character that makes spreadsheets evaluate a cell. Export adds one quote to any such value and
+# import removes one, so values that already start with quotes survive the round trip too.
+_FORMULA = re.compile(r"^'*[=+\-@\t\r]")
 
 
 def unescape_formula(cell: str) -> str:
     """Remove the quote that export put before a cell that a spreadsheet would run as a formula."""
-    return cell[1:] if _looks_escaped(cell) else cell
+    return cell[1:] if cell[:1] == "'" and _FORMULA.match(cell) else cell
 
 
 def escape_formula(value: str) -> str:
     """A value as an exported cell: quoted against formulas, so that unescape_formula gives the value back."""
-    return "'" + value if value[:1] in FORMULA_STARTS or _looks_escaped(value) else value
+    return "'" + value if _FORMULA.match(value) else value
 
 
 def _protect_raw(cell: str) -> str:
     # A cell copied as written: quoting it keeps spreadsheets from running it and reads back the same.
-    return "'" + cell if cell[:1] in FORMULA_STARTS else cell
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 def parse_file(data: bytes) -> ParsedFile:

@@ -1,0 +1,255 @@
+"""CSV import against hostile files, every validation rule, the modes, idempotence and the export round trip."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from directory.csv_format import COLUMNS, template_csv
+from directory.importer import ImportMode, run_import
+from directory.models import ImportRun, Listing
+
+GOOD = {
+    "external_id": "imp-1", "name": "Robin Example", "postcode": "10001", "modalities": "EFT",
+    "specialties": "depression", "telehealth": "yes", "in_person": "yes", "bio": "Couples and individuals.",
+}
+
+
+def make_csv(rows: list[dict[str, str]], delimiter: str = ",", columns: list[str] | None = None,
+             newline: str = "\r\n") -> str:
+    columns = columns or list(dict.fromkeys(k for row in rows for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, delimiter=delimiter, lineterminator=newline)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def do_import(app: Flask, data: bytes | str, **mode: bool) -> Any:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with app.app_context():
+        return run_import(app.extensions["db"], data, filename="t.csv", mode=ImportMode(**mode), actor="test",
+                          lock_path=Path(app.instance_path) / "import.lock")
+
+
+def listing_count(session: Session) -> int:
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(Listing)) or 0
+
+
+def error_lines(report: Any) -> list[tuple[int, str]]:
+    return [(e.line, e.field) for e in report.errors]
+
+
+def test_a_good_row_is_created_and_searchable(app: Flask, session: Session) -> None:
+    report = do_import(app, make_csv([GOOD]))
+    assert (report.created, report.rejected, report.written) == (1, 0, True)
+    listing = session.scalar(select(Listing).where(Listing.external_id == "imp-1"))
+    assert (listing.modalities, listing.city, listing.region, listing.country) == (["eft"], "New York", "NY", "US")
+    body = app.test_client().get("/api/v1/search", query_string={"postcode": "10001", "q": "Robin Example"}).get_json()
+    assert [r["id"] for r in body["results"]] == ["imp-1"]
+
+
+def test_bom_semicolons_crlf_quoted_newlines_and_aliases(app: Flask, session: Session) -> None:
+    text = make_csv([{"External ID ": "imp-2", "NAME": "Ana; Bio", "Zip": "02108", "State": "ma",
+                      "Modality": "emotionally focused couples therapy | Gottman", "About": 'Line one\r\nsaid "hi"'}],
+                    delimiter=";")
+    report = do_import(app, "\ufeff" + text)
+    assert report.created == 1 and not report.errors, report.errors
+    listing = session.scalar(select(Listing).where(Listing.external_id == "imp-2"))
+    assert listing.name == "Ana; Bio" and listing.bio == 'Line one\r\nsaid "hi"'
+    assert listing.modalities == ["eft", "gottman"] and listing.region == "MA"
+
+
+def test_tabs_and_windows_1252_with_a_warning(app: Flask, session: Session) -> None:
+    text = make_csv([{**GOOD, "external_id": "imp-3", "name": "José Müller"}], delimiter="\t")
+    report = do_import(app, text.encode("cp1252"))
+    assert report.created == 1
+    assert any("Windows-1252" in w.message for w in report.warnings)
+    assert session.scalar(select(Listing.name).where(Listing.external_id == "imp-3")) == "José Müller"
+
+
+def test_unknown_columns_warn_once_and_short_zips_are_padded(app: Flask, session: Session) -> None:
+    rows = [{**GOOD, "external_id": f"imp-z{i}", "postcode": "2108", "Favourite colour": "blue"} for i in range(3)]
+    report = do_import(app, make_csv(rows))
+    assert report.created == 3
+    assert sum("unknown columns" in w.message for w in report.warnings) == 1
+    assert sum("padded to 02108" in w.message for w in report.warnings) == 3
+    assert session.scalar(select(Listing.postcode).where(Listing.external_id == "imp-z0")) == "02108"
+
+
+def test_every_validation_error_is_reported_with_its_line(app: Flask, session: Session) -> None:
+    before = listing_count(session)
+    rows = [
+        GOOD,                                                                    # line 2: fine
+        {"external_id": "", "name": "", "postcode": "", "bio": "no ids"},        # 3: required x3
+        {**GOOD, "external_id": "b1", "postcode": "ABCDE"},                       # 4: malformed
+        {**GOOD, "external_id": "b2", "postcode": "99999"},                       # 5: not in data
+        {**GOOD, "external_id": "b3", "postcode": "", "latitude": "91", "longitude": "-200"},  # 6
+        {**GOOD, "external_id": "b4", "email": "not-an-email", "phone": "12", "website": "javascript:alert(1)"},  # 7
+        {**GOOD, "external_id": "b5", "modalities": "EFT; Astrolgy", "specialties": "depresion"},  # 8
+        {**GOOD, "external_id": "b6", "telehealth": "perhaps", "fee_min": "abc"},  # 9
+        {**GOOD, "external_id": "b7", "fee_min": "200", "fee_max": "100"},         # 10
+        {**GOOD, "external_id": "b8"},                                            # 11: duplicate with 12
+        {**GOOD, "external_id": "b8"},                                            # 12
+        {**GOOD, "external_id": "b9", "availability_confirmed_on": "11/22/2026"},  # 13
+        {**GOOD, "external_id": "b10", "latitude": "40.7"},                       # 14: longitude missing
+        {**GOOD, "external_id": "b11", "postcode": "M5V 3L9", "region": "QC"},    # 15: region mismatch
+    ]
+    report = do_import(app, make_csv(rows))
+    assert not report.written and listing_count(session) == before
+    found = set(error_lines(report))
+    expected = {
+        (3, "external_id"), (3, "name"), (3, "postcode"), (4, "postcode"), (5, "postcode"), (6, "latitude"),
+        (6, "longitude"), (7, "email"), (7, "phone"), (7, "website"), (8, "modalities"), (8, "specialties"),
+        (9, "telehealth"), (9, "fee_min"), (10, "fee_min"), (11, "external_id"), (12, "external_id"),
+        (13, "availability_confirmed_on"), (14, "longitude"), (15, "region"),
+    }
+    assert expected <= found, expected - found
+    assert report.rejected == 13
+    messages = {(e.line, e.field): e.message for e in report.errors}
+    assert "did you mean 'depression'" in messages[(8, "specialties")]
+    assert "Astrolgy" in messages[(8, "modalities")]
+    assert "US" in messages[(5, "postcode")]
+    assert "line 12" in messages[(11, "external_id")] and "line 11" in messages[(12, "external_id")]
+
+
+def test_a_huge_field_and_an_unterminated_quote_are_reported_by_line(app: Flask, session: Session) -> None:
+    huge = make_csv([GOOD, {**GOOD, "external_id": "big", "bio": "x" * 1_000_000}, {**GOOD, "external_id": "after"}])
+    report = do_import(app, huge, skip_invalid=True)
+    assert (3, "") in error_lines(report) and "KB limit" in report.errors[0].message
+    assert report.created == 2 and report.rejected == 1
+    broken = 'external_id,name,postcode\r\nq1,Fine,10001\r\nq2,"Never closed,10001\r\nq3,Lost,10001\r\n'
+    report = do_import(app, broken, skip_invalid=True)
+    assert [(e.line, e.message[:40]) for e in report.errors] == [(3, "a quoted field opened on line 3 is never")]
+    assert report.created == 1
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"), (b"\x00\x01\x02binary", "binary"), (b"name,zip\r\nx,10001\r\n", "no external_id"),
+])
+def test_unusable_files_exit_2(runner: FlaskCliRunner, tmp_path: Path, data: bytes, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(data)
+    result = runner.invoke(args=["import-csv", str(path)])
+    assert result.exit_code == 2 and message in result.output
+    assert runner.invoke(args=["import-csv", str(tmp_path / "missing.csv")]).exit_code == 2
+
+
+def test_formula_cells_round_trip_exactly(app: Flask, session: Session, runner: FlaskCliRunner, tmp_path: Path) -> None:
+    risky = {**GOOD, "external_id": "f1", "name": "=HYPERLINK(\"http://x\")", "bio": "+1 then -2 and @me",
+             "credentials": "'=escaped in the file", "gender": "\tTabbed"}
+    assert do_import(app, make_csv([risky])).created == 1
+    listing = session.scalar(select(Listing).where(Listing.external_id == "f1"))
+    assert listing.credentials == "=escaped in the file"  # a quote before a formula character is the escape
+    listing.credentials = "'=already quoted"  # a value that itself looks escaped must survive the trip
+    session.commit()
+    out = tmp_path / "export.csv"
+    assert runner.invoke(args=["export-csv", str(out)]).exit_code == 0
+    rows = {r["external_id"]: r for r in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"), newline=""))}
+    assert rows["f1"]["name"].startswith("'=") and rows["f1"]["bio"].startswith("'+")
+    assert rows["f1"]["credentials"] == "''=already quoted"
+    assert (listing.name, listing.bio) == ('=HYPERLINK("http://x")', "+1 then -2 and @me")
+    result = runner.invoke(args=["import-csv", str(out), "--json"])
+    report = json.loads(result.output)
+    assert result.exit_code == 0 and report["created"] == report["updated"] == 0
+    assert report["unchanged"] == listing_count(session)
+
+
+def test_export_then_import_is_lossless_for_the_whole_sample(runner: FlaskCliRunner, session: Session, tmp_path: Path) -> None:
+    out = tmp_path / "all.csv"
+    assert runner.invoke(args=["export-csv", str(out)]).exit_code == 0
+    before = {l.external_id: l.updated_at for l in session.scalars(select(Listing))}
+    report = json.loads(runner.invoke(args=["import-csv", str(out), "--json", "--replace"]).output)
+    assert (report["unchanged"], report["created"], report["updated"], report["unpublished"]) == (len(before), 0, 0, 0)
+    session.expire_all()
+    assert {l.external_id: l.updated_at for l in session.scalars(select(Listing))} == before
+
+
+def test_importing_twice_touches_neither_rows_nor_index(app: Flask, session: Session) -> None:
+    rows = [{**GOOD, "external_id": f"twice-{i}", "name": f"Twice {i}"} for i in range(20)]
+    first = do_import(app, make_csv(rows))
+    assert first.created == 20
+    index = app.extensions["search"]
+    generation = index.view().searcher.reader().generation()
+    stamps = {l.external_id: l.updated_at for l in session.scalars(select(Listing))}
+    second = do_import(app, make_csv(rows))
+    assert (second.unchanged, second.created, second.updated) == (20, 0, 0)
+    assert index.view().searcher.reader().generation() == generation
+    session.expire_all()
+    assert {l.external_id: l.updated_at for l in session.scalars(select(Listing))} == stamps
+
+
+def test_strict_skip_invalid_dry_run_and_replace(app: Flask, session: Session) -> None:
+    total = listing_count(session)
+    rows = [{**GOOD, "external_id": "m1"}, {**GOOD, "external_id": "m2", "postcode": "nope"}]
+    assert do_import(app, make_csv(rows), dry_run=True).created == 1 and listing_count(session) == total
+    strict = do_import(app, make_csv(rows))
+    assert not strict.written and strict.rejected == 1 and listing_count(session) == total
+    skipped = do_import(app, make_csv(rows), skip_invalid=True)
+    assert skipped.written and (skipped.created, skipped.rejected) == (1, 1) and listing_count(session) == total + 1
+    published = session.scalar(select(func.count()).where(Listing.published))
+    preview = do_import(app, make_csv([{**GOOD, "external_id": "m1"}]), replace=True, dry_run=True)
+    assert preview.unpublished == published - 1
+    replaced = do_import(app, make_csv([{**GOOD, "external_id": "m1"}]), replace=True)
+    assert replaced.unpublished == published - 1 and listing_count(session) == total + 1
+    assert session.scalar(select(func.count()).where(Listing.published)) == 1
+    assert app.test_client().get("/api/v1/search").get_json()["total"] == 1
+
+
+def test_ten_thousand_rows_with_37_bad(app: Flask, session: Session, tmp_path: Path, runner: FlaskCliRunner) -> None:
+    rng = random.Random(37)
+    bad_lines = set(rng.sample(range(2, 10_002), 37))
+    rows = []
+    for line in range(2, 10_002):
+        row = {**GOOD, "external_id": f"bulk-{line}", "name": f"Bulk {line}"}
+        if line in bad_lines:
+            row["postcode"] = "1234X"
+        rows.append(row)
+    path = tmp_path / "bulk.csv"
+    path.write_text(make_csv(rows), encoding="utf-8")
+    total = listing_count(session)
+    strict = json.loads(runner.invoke(args=["import-csv", str(path), "--json"]).output)
+    assert strict["rejected"] == 37 and sorted({e["line"] for e in strict["errors"]}) == sorted(bad_lines)
+    assert listing_count(session) == total
+    result = runner.invoke(args=["import-csv", str(path), "--json", "--skip-invalid"])
+    skipped = json.loads(result.output)
+    assert result.exit_code == 1 and skipped["created"] == 9963 and listing_count(session) == total + 9963
+    run = session.scalar(select(ImportRun).order_by(ImportRun.id.desc()))
+    fixed_rows = list(csv.DictReader(io.StringIO(run.errors_csv, newline="")))
+    assert len(fixed_rows) == 37 and all(r["errors"].startswith("line ") for r in fixed_rows)
+    for row in fixed_rows:
+        row["postcode"] = "10001"
+        del row["errors"]
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text(make_csv(fixed_rows), encoding="utf-8")
+    final = runner.invoke(args=["import-csv", str(fixed), "--json"])
+    assert final.exit_code == 0 and json.loads(final.output)["created"] == 37
+    assert listing_count(session) == total + 10_000
+    assert runner.invoke(args=["index", "check"]).exit_code == 0
+
+
+def test_template_has_every_column_and_imports_cleanly(app: Flask) -> None:
+    header = next(csv.reader(io.StringIO(template_csv())))
+    assert tuple(header) == COLUMNS
+    report = do_import(app, template_csv())
+    assert report.created == 1 and not report.errors
+
+
+def test_history_records_who_what_and_how(app: Flask, session: Session) -> None:
+    do_import(app, make_csv([GOOD, {**GOOD, "external_id": "h2", "postcode": "x"}]), skip_invalid=True)
+    run = session.scalar(select(ImportRun).order_by(ImportRun.id.desc()))
+    assert (run.actor, run.filename, run.mode, run.status, run.created, run.rejected) == (
+        "test", "t.csv", "skip-invalid", "done", 1, 1)
+    assert len(run.sha256) == 64 and run.size > 0 and "h2" in run.errors_csv
