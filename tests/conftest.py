@@ -81,8 +81,11 @@ def runner(app: Flask) -> FlaskCliRunner:
 
 @pytest.fixture()
 def session(app: Flask) -> Iterator[Session]:
-    """A database session of the private app, as a script or the CLI would use it."""
-    with app.app_context(), app.extensions["db"]() as db_session:
+    """A database session of the private app, as a script would use it.
+
+    No app context is held open: requests made meanwhile must get their own, as in production.
+    """
+    with app.extensions["db"]() as db_session:
         yield db_session
 
 

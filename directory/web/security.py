@@ -66,8 +66,8 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def init_app(app: Flask) -> None:
     """Bind CSRF protection and the rate limiter, and add the headers and cookie rules."""
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.session_interface = _SessionInterface()
     csrf.init_app(app)
     limiter.init_app(app)
