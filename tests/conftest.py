@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.orm import Session
 
 from directory import accounts, create_app
 from directory.web.security import limiter
 
 SAMPLE_SIZE = 2000
+CHROMIUM = "/usr/bin/chromium"
 
 
 def _make_app(root: Path, **config: object) -> Flask:
@@ -115,3 +117,23 @@ def admin_client(app: Flask, session: Session) -> FlaskClient:
     response = client.post("/admin/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": token})
     assert response.status_code == 302, response.data
     return client
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright (Playwright's own browser download does not work here)."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser tab with its own cookies."""
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
