@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from directory import accounts, sample
 from directory.csv_format import UnusableFile, csv_chunks
@@ -150,35 +152,36 @@ def export_csv(file: Path) -> None:
 admin_cli = AppGroup("admin", help="Admin accounts.")
 
 
-def _read_password(password_stdin: bool) -> str:
-    if password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+_password_stdin = click.option("--password-stdin", is_flag=True,
+                               help="Read the password from standard input (for scripts).")
+
+
+def _with_password(change: Callable[[Session, str, str], object], email: str, password_stdin: bool) -> None:
+    """Read a password (prompted twice, or one line of stdin) and apply an account change with it."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True)
+    with current_app.extensions["db"]() as session:
+        try:
+            change(session, email, password)
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 @admin_cli.command("create")
 @click.argument("email")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@_password_stdin
 def admin_create(email: str, password_stdin: bool) -> None:
     """Create an admin account."""
-    with current_app.extensions["db"]() as session:
-        try:
-            accounts.create_admin(session, email, _read_password(password_stdin))
-        except accounts.AccountError as exc:
-            raise click.ClickException(str(exc)) from exc
+    _with_password(accounts.create_admin, email, password_stdin)
     click.echo(f"Created admin {email.strip().lower()}.")
 
 
 @admin_cli.command("set-password")
 @click.argument("email")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@_password_stdin
 def admin_set_password(email: str, password_stdin: bool) -> None:
     """Change an admin's password."""
-    with current_app.extensions["db"]() as session:
-        try:
-            accounts.set_password(session, email, _read_password(password_stdin))
-        except accounts.AccountError as exc:
-            raise click.ClickException(str(exc)) from exc
+    _with_password(accounts.set_password, email, password_stdin)
     click.echo(f"Password changed for {email.strip().lower()}.")
 
 

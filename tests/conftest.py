@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
 
 from directory import accounts, create_app
 from directory.web.security import limiter
@@ -117,6 +120,19 @@ def admin_client(app: Flask, session: Session) -> FlaskClient:
     response = client.post("/admin/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": token})
     assert response.status_code == 302, response.data
     return client
+
+
+@contextlib.contextmanager
+def live_server(app: Flask) -> Iterator[str]:
+    """Serve an app on a free port of 127.0.0.1 in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
 
 
 @pytest.fixture(scope="session")

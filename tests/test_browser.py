@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
-from werkzeug.serving import make_server
+
+from conftest import live_server
+
 
 @pytest.fixture(scope="module")
 def live_url(shared_app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, shared_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
+    with live_server(shared_app) as url:
+        yield url
 
 
 def distances(page: Page) -> list[float]:

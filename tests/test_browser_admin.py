@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +12,8 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, live_server
 from directory import accounts
 from test_import_csv import GOOD, make_csv
 
@@ -23,12 +21,8 @@ from test_import_csv import GOOD, make_csv
 @pytest.fixture()
 def admin_url(app: Flask, session: Session) -> Iterator[str]:
     accounts.create_admin(session, ADMIN_EMAIL, ADMIN_PASSWORD)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
+    with live_server(app) as url:
+        yield url
 
 
 def test_admin_imports_a_fixed_file_and_the_listing_is_searchable(page: Page, admin_url: str, tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ def publish(listing_id: int) -> Response:
     record_event(db.session(), current_admin() or "", action, f"{listing.external_id} {listing.name}")
     db.session().commit()
     flash(f"{listing.name} is {'published' if listing.published else 'unpublished'}.", "ok")
-    return redirect(request.referrer if safe_next(request.referrer, "") else url_for("admin.listings"))
+    return redirect(url_for("admin.listings", q=listing.external_id))
 
 
 @bp.route("/listings/<int:listing_id>/delete", methods=["GET", "POST"])
