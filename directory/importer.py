@@ -141,36 +141,52 @@ def _existing(session: Session, ids: list[str], everything: bool) -> dict[str, L
     return found
 
 
+def _free_slugs(session: Session, wanted: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """A unique slug for each new external id (name, city given), checked against the database in bulk."""
+    slugs = {external_id: make_slug(name, city, external_id) for external_id, (name, city) in wanted.items()}
+    candidates = list(slugs.values())
+    taken: set[str] = set()
+    for start in range(0, len(candidates), 500):
+        taken.update(session.scalars(select(Listing.slug).where(Listing.slug.in_(candidates[start:start + 500]))))
+    seen: set[str] = set()
+    for external_id, slug in slugs.items():
+        while slug in taken or slug in seen:
+            # Rehashing the slug itself gives a new, still stable suffix.
+            slug = make_slug(*wanted[external_id], slug)
+        seen.add(slug)
+        slugs[external_id] = slug
+    return slugs
+
+
 def _apply(session: Session, valid: dict[str, tuple[int, dict[str, Any]]], mode: ImportMode,
            report: ImportReport) -> None:
     """Create, update and (in replace mode) unpublish; in a dry run only count what would change."""
-    existing = _existing(session, list(valid), everything=mode.replace)
-    slugs: set[str] = set()
-    for external_id, (_line, fields) in valid.items():
-        listing = existing.get(external_id)
-        if listing is None:
-            report.created += 1
-            if not mode.dry_run:
-                slug = make_slug(fields["name"], fields.get("city", ""), external_id)
-                while slug in slugs or session.scalar(select(Listing.id).where(Listing.slug == slug)):
-                    slug = make_slug(fields["name"], fields.get("city", ""), slug)
-                slugs.add(slug)
-                session.add(Listing(**fields, slug=slug))
-            continue
-        changes = {name: value for name, value in fields.items() if getattr(listing, name) != value}
-        if not changes:
-            report.unchanged += 1
-            continue
-        report.updated += 1
-        if not mode.dry_run:
-            for name, value in changes.items():
-                setattr(listing, name, value)
-    if mode.replace:
-        for external_id, listing in existing.items():
-            if external_id not in valid and listing.published:
-                report.unpublished += 1
+    with session.no_autoflush:
+        existing = _existing(session, list(valid), everything=mode.replace)
+        new = {external_id: (fields["name"], fields.get("city", ""))
+               for external_id, (_line, fields) in valid.items() if external_id not in existing}
+        report.created = len(new)
+        slugs = {} if mode.dry_run else _free_slugs(session, new)
+        for external_id, (_line, fields) in valid.items():
+            listing = existing.get(external_id)
+            if listing is None:
                 if not mode.dry_run:
-                    listing.published = False
+                    session.add(Listing(**fields, slug=slugs[external_id]))
+                continue
+            changes = {name: value for name, value in fields.items() if getattr(listing, name) != value}
+            if not changes:
+                report.unchanged += 1
+                continue
+            report.updated += 1
+            if not mode.dry_run:
+                for name, value in changes.items():
+                    setattr(listing, name, value)
+        if mode.replace:
+            for external_id, listing in existing.items():
+                if external_id not in valid and listing.published:
+                    report.unpublished += 1
+                    if not mode.dry_run:
+                        listing.published = False
 
 
 def _mark_interrupted(session: Session, keep: int | None) -> None:

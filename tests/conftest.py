@@ -24,7 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def _make_app(root: Path, **config: object) -> Flask:
-    return create_app({
+    made = create_app({
         "DATABASE_URL": f"sqlite:///{root / 'directory.sqlite3'}",
         "INDEX_DIR": str(root / "indexes"),
         "INSTANCE_PATH": str(root / "instance"),
@@ -33,6 +33,8 @@ def _make_app(root: Path, **config: object) -> Flask:
         "TESTING": True,
         **config,
     })
+    limiter.reset()  # the limiter is module-level: counts from an earlier test's app must not carry over
+    return made
 
 
 @pytest.fixture(scope="session")
@@ -92,12 +94,6 @@ def session(app: Flask) -> Iterator[Session]:
     """
     with app.extensions["db"]() as db_session:
         yield db_session
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits() -> None:
-    """The limiter is module-level (one per process), so its counts must not leak between tests."""
-    limiter.reset()
 
 
 ADMIN_EMAIL = "admin@example.org"

@@ -142,10 +142,18 @@ class SearchIndex:
         if path is None:
             raise RuntimeError("no search index: run `flask --app app index rebuild`")
         with whoosh_index.open_dir(str(path)).writer(timeout=self.lock_timeout) as writer:
-            for doc_id in deletes:
-                writer.delete_by_term("id", doc_id)
+            # Old versions are found through the id postings directly: update_document's delete_by_term runs a
+            # scored search per document, which made bulk imports crawl.
+            reader = writer.reader()
+            try:
+                for doc_id in [*deletes, *upserts]:
+                    if ("id", doc_id) in reader:
+                        for docnum in reader.postings("id", doc_id).all_ids():
+                            writer.delete_document(docnum)
+            finally:
+                reader.close()
             for doc in upserts.values():
-                writer.update_document(**doc)
+                writer.add_document(**doc)
 
     def rebuild(
         self,

@@ -21,7 +21,7 @@ def make_schema() -> Schema:
     """Index fields: terms for filtering and text, columns for what ranking needs; display data stays in the DB."""
     return Schema(
         id=ID(unique=True),
-        text=TEXT(analyzer=TEXT_ANALYZER, spelling=True),
+        text=TEXT(analyzer=TEXT_ANALYZER),
         cell=KEYWORD(),
         modality=KEYWORD(),
         specialty=KEYWORD(),

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 from dataclasses import dataclass
 
 from whoosh.query import And, Phrase, Query, Term
 from whoosh.searching import Searcher
+from whoosh.spelling import ListCorrector
 
+from directory.geo import postcodes
 from directory.search.schema import TEXT_ANALYZER
+from directory.vocabulary import KINDS, vocabulary
 
 FIELD = "text"
 SNIPPET_CHARS = 200
@@ -46,18 +51,31 @@ def text_query(q: str) -> TextQuery:
     return TextQuery(query, frozenset(stems), tuple(words))
 
 
+@functools.lru_cache(maxsize=1)
+def _spelling_words() -> ListCorrector:
+    # Words people search for: every vocabulary name and synonym, and place names. Indexing an unstemmed copy of
+    # every listing's text for spelling doubled the cost of indexing; these lists cover what people misspell.
+    texts = [vocabulary.search_text(kind, slug) for kind in KINDS for slug in vocabulary.slugs(kind)]
+    texts += [place.name for place in postcodes.us_places()] + [place.name for place in postcodes.fsa_places()]
+    words = {word for text in texts for word in re.findall(r"[a-z]{3,}", text.casefold())}
+    return ListCorrector(sorted(words))
+
+
 def suggest(searcher: Searcher, words: tuple[str, ...]) -> str | None:
-    """A respelling of the user's words from words in the index, or None when nothing changes."""
+    """A respelling of the user's words that the index knows, or None when there is nothing better."""
     reader = searcher.reader()
-    corrector = searcher.corrector(FIELD)
+
+    def known(word: str) -> bool:
+        return all((FIELD, stem) in reader for stem in _stems(word))
+
     corrected = []
     for word in words:
-        stems = _stems(word)
-        if len(word) < 3 or all((FIELD, stem) in reader for stem in stems):
+        if len(word) < 3 or word.isdigit() or known(word):
             corrected.append(word)
-        else:
-            found = corrector.suggest(word, limit=1)
-            corrected.append(found[0] if found else word)
+            continue
+        candidates = [c for c in _spelling_words().suggest(word, limit=20, maxdist=2) if known(c)]
+        best = max(candidates, key=lambda c: difflib.SequenceMatcher(None, word, c).ratio(), default=word)
+        corrected.append(best)
     return " ".join(corrected) if corrected != list(words) else None
 
 
