@@ -60,9 +60,17 @@ def _any_of(view: View, field: str, values: Iterable[str]) -> set[int]:
 
 
 def _scores_among(searcher: Searcher, query: Query, candidates: set[int]) -> dict[int, float]:
-    """BM25 scores of the candidates that match the text; posting lists are skipped, not walked, between them."""
+    """BM25 scores of the candidates that match the text. Few candidates: skip along the posting lists to each;
+    many: walk the postings once and keep the candidates."""
     matcher = query.matcher(searcher, searcher.context())
     scores: dict[int, float] = {}
+    if len(candidates) * 8 > query.estimate_size(searcher.reader()):
+        while matcher.is_active():
+            docnum = matcher.id()
+            if docnum in candidates:
+                scores[docnum] = matcher.score()
+            matcher.next()
+        return scores
     for docnum in sorted(candidates):
         if not matcher.is_active():
             break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import shutil
@@ -11,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,32 @@ class RebuildFailed(RuntimeError):
     """A rebuilt index did not hold the documents it should; the live index was left in place."""
 
 
+class ColumnCache:
+    """Column values per index segment, shared by all threads. A written segment never changes (deletions are
+    kept apart), so its values stay valid until a merge retires it; then they are dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], list[Any]] = {}
+
+    def values(self, searcher: Searcher, field: str) -> list[Any]:
+        """Values of a column for every document number of this searcher, in docnum order."""
+        parts, live = [], set()
+        for leaf, _offset in searcher.reader().leaf_readers():
+            key = (leaf.segment().segment_id(), field)
+            live.add(key)
+            found = self._values.get(key)
+            if found is None:
+                found = list(leaf.column_reader(field)) if leaf.doc_count_all() else []
+                with self._lock:
+                    self._values[key] = found
+            parts.append(found)
+        with self._lock:
+            for key in [k for k in self._values if k[1] == field and k not in live]:
+                del self._values[key]
+        return parts[0] if len(parts) == 1 else list(itertools.chain.from_iterable(parts))
+
+
 @dataclass
 class View:
     """A searcher plus the per-searcher caches that are only valid while the index does not change."""
@@ -40,6 +67,8 @@ class View:
     searcher: Searcher
     generation: str
     postings: dict[tuple[str, str], frozenset[int]]
+    column_cache: ColumnCache
+    columns: dict[str, Any] = field(default_factory=dict)
     all_docs: frozenset[int] | None = None
 
     def docs_with(self, field: str, term: str) -> frozenset[int]:
@@ -57,11 +86,14 @@ class View:
             self.postings[key] = found
         return found
 
-    def column(self, field: str) -> Any:
+    def column(self, name: str) -> Any:
         """Per-document values of a column field, indexed by docnum."""
-        reader = self.searcher.reader()
-        # An index with no documents has no column files; Whoosh then raises instead of returning nothing.
-        return reader.column_reader(field) if reader.doc_count_all() else {}
+        found = self.columns.get(name)
+        if found is None:
+            # An index with no documents has no column files; Whoosh then raises instead of returning nothing.
+            empty = not self.searcher.reader().doc_count_all()
+            found = self.columns[name] = {} if empty else self.column_cache.values(self.searcher, name)
+        return found
 
     def every_doc(self) -> frozenset[int]:
         """Every live document number."""
@@ -77,6 +109,7 @@ class SearchIndex:
         self.root = Path(root)
         self.lock_timeout = lock_timeout
         self._local = threading.local()
+        self._columns = ColumnCache()
 
     # Writers --------------------------------------------------------------------------------------
 
@@ -207,11 +240,11 @@ class SearchIndex:
             fresh = view.searcher.refresh()  # closes what the old searcher no longer shares
             if fresh is view.searcher:
                 return view
-            view = View(fresh, path.name, {})
+            view = View(fresh, path.name, {}, self._columns)
         else:
             if view is not None:
                 view.searcher.close()
-            view = View(whoosh_index.open_dir(str(path)).searcher(), path.name, {})
+            view = View(whoosh_index.open_dir(str(path)).searcher(), path.name, {}, self._columns)
         self._local.view = view
         return view
 

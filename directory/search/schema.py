@@ -42,12 +42,12 @@ def stamp(updated_at: dt.datetime) -> float:
     return (updated_at - dt.datetime(1970, 1, 1)).total_seconds()
 
 
-def listing_location(listing: Listing) -> tuple[float, float] | None:
-    """A listing's own coordinates when it has both, else its postcode's centroid, else None."""
-    if listing.latitude is not None and listing.longitude is not None:
-        return listing.latitude, listing.longitude
+def location_of(latitude: float | None, longitude: float | None, postcode: str) -> tuple[float, float] | None:
+    """Own coordinates when both are given, else the postcode's centroid, else None."""
+    if latitude is not None and longitude is not None:
+        return latitude, longitude
     try:
-        place = postcodes.lookup(listing.postcode)
+        place = postcodes.lookup(postcode)
     except PostcodeError:
         return None
     return place.lat, place.lon
@@ -66,7 +66,7 @@ def sort_name(name: str) -> bytes:
 
 def listing_document(listing: Listing) -> dict[str, Any] | None:
     """The index document of a listing, or None when it must not be searchable (unpublished or unplaceable)."""
-    location = listing.published and listing_location(listing)
+    location = listing.published and location_of(listing.latitude, listing.longitude, listing.postcode)
     if not location:
         return None
     lat, lon = location
