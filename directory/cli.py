@@ -21,7 +21,8 @@ from directory.listings import all_listings
 from directory.models import Listing
 from directory.search import current_index
 from directory.search.index import IndexBusy, RebuildFailed
-from directory.search.sync import check, rebuild, repair_changes
+from directory.search.sync import check, rebuild
+from directory.search.sync import repair as repair_drift
 
 index_cli = AppGroup("index", help="Build and check the search index.")
 sample_cli = AppGroup("sample", help="Fictional sample listings.")
@@ -55,7 +56,7 @@ def index_check(repair: bool) -> None:
             click.echo("The index matches the database.")
             return
         if repair:
-            index.apply(*repair_changes(session, drift))
+            repair_drift(session, index, drift)
             click.echo("Repaired.")
             return
     raise SystemExit(1)

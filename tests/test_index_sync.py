@@ -101,7 +101,7 @@ def test_a_locked_index_does_not_fail_the_commit_and_check_repairs(
         assert "index check --repair" in caplog.text
         assert client.get("/api/v1/search", query_string={"q": "dep"}).status_code == 200
         with pytest.raises(IndexBusy):
-            index.apply({}, ["1"])
+            index.apply(["1"], [])
     finally:
         release.set()
         holder.join()
@@ -116,7 +116,7 @@ def test_a_locked_index_does_not_fail_the_commit_and_check_repairs(
 def test_check_reports_missing_and_extra_documents(app: Flask, runner: FlaskCliRunner, session: Session) -> None:
     index = app.extensions["search"]
     first = first_published(session)
-    index.apply({}, [str(first.id)])
+    index.apply([str(first.id)], [])
     unpublished = session.scalars(select(Listing).where(~Listing.published)).first()
     from directory.search.schema import listing_document
 
@@ -124,7 +124,7 @@ def test_check_reports_missing_and_extra_documents(app: Flask, runner: FlaskCliR
     ghost = listing_document(unpublished)
     unpublished.published = False
     session.rollback()
-    index.apply({ghost["id"]: ghost}, [])
+    index.apply([], [ghost])
     result = runner.invoke(args=["index", "check"])
     assert result.exit_code == 1
     assert "missing: 1  extra: 1  stale: 0" in result.output

@@ -162,42 +162,44 @@ class SearchIndex:
         os.symlink(generation.name, tmp)
         os.replace(tmp, self.root / CURRENT)
 
-    def apply(self, upserts: dict[str, dict[str, Any]], deletes: Iterable[str]) -> None:
-        """Write changed documents and delete removed ones, in one commit."""
+    def apply(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
+        """Remove the documents of `replace_ids`, then add `docs` (read as they come), in one commit."""
         with self.write_lock():
-            self._write(upserts, deletes)
+            self._write(replace_ids, docs)
 
-    def _write(self, upserts: dict[str, dict[str, Any]], deletes: Iterable[str]) -> None:
-        deletes = [d for d in deletes if d not in upserts]
-        if not upserts and not deletes:
-            return
+    def _write(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
         path = self._generation_path()
         if path is None:
             raise RuntimeError("no search index: run `flask --app app index rebuild`")
+        replace_ids = list(replace_ids)
+        docs = iter(docs)
+        first = next(docs, None)
+        if not replace_ids and first is None:
+            return
         with whoosh_index.open_dir(str(path)).writer(timeout=self.lock_timeout) as writer:
             # Old versions are found through the id postings directly: update_document's delete_by_term runs a
             # scored search per document, which made bulk imports crawl.
             reader = writer.reader()
             try:
-                for doc_id in [*deletes, *upserts]:
+                for doc_id in replace_ids:
                     if ("id", doc_id) in reader:
                         for docnum in reader.postings("id", doc_id).all_ids():
                             writer.delete_document(docnum)
             finally:
                 reader.close()
-            for doc in upserts.values():
+            for doc in itertools.chain([first] if first is not None else [], docs):
                 writer.add_document(**doc)
 
     def rebuild(
         self,
         docs: Iterable[dict[str, Any]],
         expected: Callable[[], int],
-        catch_up: Callable[[], tuple[dict[str, dict[str, Any]], list[str]]],
+        catch_up: Callable[[Callable[[list[str], Iterator[dict[str, Any]]], None]], None],
     ) -> int:
         """Build a complete index aside, check it holds `expected()` documents, then switch to it.
 
-        `catch_up` runs under the writer lock right after the switch and returns the changes committed while
-        the build ran, which are then written. Returns the new index's document count.
+        `catch_up` runs under the writer lock right after the switch, with a function that writes the changes
+        committed while the build ran. Returns the new index's document count.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         path = self._new_generation()
@@ -212,7 +214,7 @@ class SearchIndex:
             with self.write_lock():
                 previous = self._generation_path()
                 self._switch_to(path)
-                self._write(*catch_up())
+                catch_up(self._write)
                 self._prune(keep={path, previous})
         except BaseException:
             if self._generation_path() != path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,46 +21,40 @@ PENDING = "search_pending"
 
 @dataclass
 class Pending:
-    """Index work collected during a transaction: latest document per listing, and removals."""
+    """Listings touched during a transaction; their committed state is indexed once the commit succeeds."""
 
-    upserts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deletes: set[str] = field(default_factory=set)
-
-
-def _pending(session: Session) -> Pending:
-    return session.info.setdefault(PENDING, Pending())
+    changed: set[int] = field(default_factory=set)
 
 
 def _after_flush(session: Session, _context: Any) -> None:
-    # Documents are built here, while the rows are loaded, but only written once the commit succeeds.
-    pending = _pending(session)
-    for obj in list(session.new) + list(session.dirty):
-        if isinstance(obj, Listing):
-            doc = listing_document(obj)
-            key = str(obj.id)
-            if doc is None:
-                pending.upserts.pop(key, None)
-                pending.deletes.add(key)
-            else:
-                pending.deletes.discard(key)
-                pending.upserts[key] = doc
-    for obj in session.deleted:
-        if isinstance(obj, Listing):
-            key = str(obj.id)
-            pending.upserts.pop(key, None)
-            pending.deletes.add(key)
+    # Only ids are kept: the documents are built from the committed rows, so a big import holds no documents in
+    # memory, and of two transactions touching one listing the later index write always sees the later row.
+    pending = session.info.setdefault(PENDING, Pending())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Listing) and obj.id is not None:
+            pending.changed.add(obj.id)
+
+
+def documents_for(session: Session, ids: list[int]) -> Iterator[dict[str, Any]]:
+    """Index documents of the searchable listings among `ids`, read in batches."""
+    for start in range(0, len(ids), 500):
+        for listing in session.scalars(select(Listing).where(Listing.id.in_(ids[start:start + 500]))):
+            doc = listing_document(listing)
+            if doc is not None:
+                yield doc
 
 
 def _after_commit(session: Session) -> None:
     pending: Pending | None = session.info.pop(PENDING, None)
-    if pending is None:
+    if pending is None or not pending.changed:
         return
+    ids = sorted(pending.changed)
     try:
-        session.info["search_index"].apply(pending.upserts, pending.deletes)
+        with session.info["session_factory"]() as fresh:
+            session.info["search_index"].apply([str(i) for i in ids], documents_for(fresh, ids))
     except IndexBusy:
         # The database already holds the change; `index check --repair` brings the index level again.
-        log.error("search index busy: %d listing changes not indexed; run `index check --repair`",
-                  len(pending.upserts) + len(pending.deletes))
+        log.error("search index busy: %d listing changes not indexed; run `index check --repair`", len(ids))
 
 
 def _after_rollback(session: Session) -> None:
@@ -69,7 +63,9 @@ def _after_rollback(session: Session) -> None:
 
 def install(factory: sessionmaker[Session], index: SearchIndex) -> None:
     """Make every session from `factory` push its committed listing changes to `index`."""
-    factory.kw.setdefault("info", {})["search_index"] = index
+    info = factory.kw.setdefault("info", {})
+    info["search_index"] = index
+    info["session_factory"] = factory
     event.listen(factory, "after_flush", _after_flush)
     event.listen(factory, "after_commit", _after_commit)
     event.listen(factory, "after_rollback", _after_rollback)
@@ -120,16 +116,15 @@ def check(session: Session, index: SearchIndex) -> Drift:
     )
 
 
-def repair_changes(session: Session, drift: Drift) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """The documents to write and the ids to delete that would remove a drift."""
-    ids = drift.missing + drift.stale
-    upserts: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 500):
-        for listing in session.scalars(select(Listing).where(Listing.id.in_(ids[start:start + 500]))):
-            doc = listing_document(listing)
-            if doc is not None:
-                upserts[doc["id"]] = doc
-    return upserts, [str(i) for i in drift.extra]
+def repair(session: Session, index: SearchIndex, drift: Drift) -> None:
+    """Rewrite missing and stale listings and remove extra ones (the caller holds no writer lock)."""
+    index.apply(*repair_changes(session, drift))
+
+
+def repair_changes(session: Session, drift: Drift) -> tuple[list[str], Iterator[dict[str, Any]]]:
+    """The ids to clear from the index and the documents to write that remove a drift."""
+    rewrite = drift.missing + drift.stale
+    return [str(i) for i in rewrite + drift.extra], documents_for(session, rewrite)
 
 
 def rebuild(session_factory: sessionmaker[Session], index: SearchIndex) -> int:
@@ -139,9 +134,9 @@ def rebuild(session_factory: sessionmaker[Session], index: SearchIndex) -> int:
         total = session.scalar(select(func.count()).select_from(Listing).where(Listing.published)) or 0
         docs = _searchable_documents(session, skipped)
 
-        def catch_up() -> tuple[dict[str, dict[str, Any]], list[str]]:
+        def catch_up(write: Callable[[list[str], Iterator[dict[str, Any]]], None]) -> None:
             with session_factory() as fresh:
-                return repair_changes(fresh, check(fresh, index))
+                write(*repair_changes(fresh, check(fresh, index)))
 
         # Published listings that cannot be placed on the map are not indexed, and not expected.
         return index.rebuild(docs, expected=lambda: total - len(skipped), catch_up=catch_up)
