@@ -22,6 +22,7 @@ from directory.models import ImportRun, Listing
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 1000
+FLUSH_EVERY = 2000
 
 
 class ImportBusy(RuntimeError):
@@ -167,26 +168,42 @@ def _apply(session: Session, valid: dict[str, tuple[int, dict[str, Any]]], mode:
                for external_id, (_line, fields) in valid.items() if external_id not in existing}
         report.created = len(new)
         slugs = {} if mode.dry_run else _free_slugs(session, new)
+        written: list[Listing] = []
         for external_id, (_line, fields) in valid.items():
-            listing = existing.get(external_id)
+            listing = existing.pop(external_id, None) if not mode.replace else existing.get(external_id)
             if listing is None:
                 if not mode.dry_run:
-                    session.add(Listing(**fields, slug=slugs[external_id]))
-                continue
-            changes = {name: value for name, value in fields.items() if getattr(listing, name) != value}
-            if not changes:
-                report.unchanged += 1
-                continue
-            report.updated += 1
-            if not mode.dry_run:
-                for name, value in changes.items():
-                    setattr(listing, name, value)
+                    written.append(Listing(**fields, slug=slugs[external_id]))
+                    session.add(written[-1])
+            else:
+                changes = {name: value for name, value in fields.items() if getattr(listing, name) != value}
+                if not changes:
+                    report.unchanged += 1
+                    continue
+                report.updated += 1
+                if not mode.dry_run:
+                    for name, value in changes.items():
+                        setattr(listing, name, value)
+                    written.append(listing)
+            if len(written) >= FLUSH_EVERY:
+                _flush_out(session, written)
+        _flush_out(session, written)
         if mode.replace:
             for external_id, listing in existing.items():
                 if external_id not in valid and listing.published:
                     report.unpublished += 1
                     if not mode.dry_run:
                         listing.published = False
+
+
+def _flush_out(session: Session, listings: list[Listing]) -> None:
+    # Sent to the database (still inside the one transaction) and let go, so a big import does not hold
+    # every row as an object until the commit.
+    if listings:
+        session.flush()
+        for listing in listings:
+            session.expunge(listing)
+        listings.clear()
 
 
 def _mark_interrupted(session: Session, keep: int | None) -> None:
