@@ -83,6 +83,22 @@ def _scores_among(searcher: Searcher, query: Query, candidates: set[int]) -> dic
     return scores
 
 
+def _text_matches(view: View, text: TextQuery, candidates: set[int]) -> set[int]:
+    """Candidates holding every word: cached posting sets intersected in C; phrases then checked by position."""
+    found = _intersect([candidates, *(view.docs_with("text", stem) for stem in text.stems)])
+    if text.has_phrase and found:
+        found = set(_scores_among(view.searcher, text.query, found))
+    return found
+
+
+def _nearest(distances: dict[int, float], matched: set[int], stop: int) -> set[int]:
+    """The matched results whose distance is within that of the `stop`-th nearest (ties included)."""
+    if len(matched) <= stop:
+        return matched
+    cutoff = heapq.nsmallest(stop, (distances[d] for d in matched))[-1]
+    return {d for d in matched if distances[d] <= cutoff}
+
+
 def _geo_scope(view: View, request: SearchRequest, origin: Place, units: str, radius: float) -> dict[int, float]:
     """Docnum → distance of every listing that is an in-person or telehealth match for this origin."""
     lat_of, lon_of = view.column("lat"), view.column("lon")
@@ -145,10 +161,8 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     base = _intersect(narrowing)
 
     text = text_query(request.q)
-    scores: dict[int, float] = {}
     if text.query is not None:
-        scores = _scores_among(view.searcher, text.query, base)
-        base = set(scores)
+        base = _text_matches(view, text, base)
 
     selected = {kind: _any_of(view, kind, request.filters[kind]) for kind in FACETS if request.filters[kind]}
     facets = {}
@@ -158,12 +172,20 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     matched = _intersect([base, *selected.values()])
 
     sort = (request.sort or "distance") if origin is not None else "relevance"
-    if sort == "distance":
-        keys = {d: (distances[d], -scores.get(d, 0.0)) for d in matched}
-    else:
-        keys = {d: (-scores.get(d, 0.0), distances.get(d, 0.0)) for d in matched}
     start = (request.page - 1) * request.per_page
-    page = _page(keys, view, start, start + request.per_page)
+    stop = start + request.per_page
+    scores: dict[int, float] = {}
+    if sort == "distance":
+        # Relevance only breaks distance ties, so only the results that can reach this page are scored.
+        window = _nearest(distances, matched, stop)
+        if text.query is not None:
+            scores = _scores_among(view.searcher, text.query, window)
+        keys = {d: (distances[d], -scores.get(d, 0.0)) for d in window}
+    else:
+        if text.query is not None:
+            scores = _scores_among(view.searcher, text.query, matched)
+        keys = {d: (-scores.get(d, 0.0), distances.get(d, 0.0)) for d in matched}
+    page = _page(keys, view, start, stop)
     pks = view.column("pk")
     hits = [Hit(pks[d], distances.get(d), scores.get(d, 0.0)) for d in page]
     suggestion = suggest(view.searcher, text.words) if text.query is not None and not matched else None

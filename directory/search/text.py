@@ -31,6 +31,7 @@ class TextQuery:
     query: Query | None
     stems: frozenset[str]
     words: tuple[str, ...]
+    has_phrase: bool
 
 
 def text_query(q: str) -> TextQuery:
@@ -48,7 +49,8 @@ def text_query(q: str) -> TextQuery:
         elif chunk_stems:
             parts.append(Phrase(FIELD, chunk_stems))
     query = None if not parts else parts[0] if len(parts) == 1 else And(parts)
-    return TextQuery(query, frozenset(stems), tuple(words))
+    has_phrase = any(isinstance(part, Phrase) for part in parts)
+    return TextQuery(query, frozenset(stems), tuple(words), has_phrase)
 
 
 @functools.lru_cache(maxsize=1)
