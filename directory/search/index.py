@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.searching import Searcher
 
@@ -94,6 +95,16 @@ class View:
             empty = not self.searcher.reader().doc_count_all()
             found = self.columns[name] = {} if empty else self.column_cache.values(self.searcher, name)
         return found
+
+    def array(self, name: str) -> np.ndarray:
+        """A numeric column as a NumPy array, for vectorised arithmetic."""
+        return self.cached(name + "[]", lambda: np.asarray(self.column(name) or [], dtype=np.float64))
+
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """A value derived from this searcher's documents, built once."""
+        if key not in self.columns:
+            self.columns[key] = build()
+        return self.columns[key]
 
     def every_doc(self) -> frozenset[int]:
         """Every live document number."""
