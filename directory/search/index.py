@@ -25,6 +25,7 @@ from directory.search.schema import make_schema
 log = logging.getLogger(__name__)
 
 CURRENT = "current"
+PARALLEL_BATCH = 5000
 
 
 class IndexBusy(RuntimeError):
@@ -187,7 +188,9 @@ class SearchIndex:
         first = next(docs, None)
         if not replace_ids and first is None:
             return
-        with whoosh_index.open_dir(str(path)).writer(timeout=self.lock_timeout) as writer:
+        # A big batch (an import) is written by two processes into two new segments.
+        parallel = {"procs": 2, "multisegment": True, "limitmb": 256} if len(replace_ids) >= PARALLEL_BATCH else {}
+        with whoosh_index.open_dir(str(path)).writer(timeout=self.lock_timeout, **parallel) as writer:
             # Old versions are found through the id postings directly: update_document's delete_by_term runs a
             # scored search per document, which made bulk imports crawl.
             reader = writer.reader()
@@ -216,7 +219,8 @@ class SearchIndex:
         path = self._new_generation()
         try:
             ix = whoosh_index.open_dir(str(path))
-            with ix.writer(limitmb=256) as writer:
+            # Two processes build two segments side by side; the index is aside, so nothing else contends for it.
+            with ix.writer(procs=2, multisegment=True, limitmb=256) as writer:
                 for doc in docs:
                     writer.add_document(**doc)
             count = whoosh_index.open_dir(str(path)).doc_count()
