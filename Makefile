@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chromium
+.PHONY: run test chromium bench
 
 $(BIN)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -17,3 +17,9 @@ chromium:
 
 test: $(BIN)/.installed chromium
 	$(BIN)/python -m pytest
+
+# Not part of the tests: figures for bench/RESULTS.md. SIZES=10000,100000 make bench for a shorter run.
+SIZES ?= 10000,100000,1000000
+bench: $(BIN)/.installed
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench --sizes $(SIZES)

@@ -21,6 +21,7 @@ from directory.vocabulary import vocabulary
 FACETS = ("modality", "specialty")
 # Relative margin around the radius and the page cutoff inside which vectorised distances are re-checked exactly.
 SLACK = 1e-9
+BM25_B, BM25_K1 = 0.75, 1.2  # Whoosh's BM25F defaults
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,26 @@ def _scores_among(searcher: Searcher, query: Query, candidates: set[int]) -> dic
         if matcher.id() == docnum:
             scores[docnum] = matcher.score()
     return scores
+
+
+def _bm25(view: View, text: TextQuery, docs: set[int]) -> dict[int, float]:
+    """Whoosh's BM25F scores (same formula, same idf and quantised lengths), computed for many documents at once.
+    Phrase queries keep Whoosh's own matcher, which scores phrase occurrences."""
+    if text.has_phrase or text.query is None:
+        return _scores_among(view.searcher, text.query, docs) if text.query is not None else {}
+    if not docs:
+        return {}
+    searcher = view.searcher
+    docnums = np.sort(np.fromiter(docs, dtype=np.int64, count=len(docs)))
+    lengths = view.text_lengths()[docnums]
+    norm = BM25_K1 * ((1 - BM25_B) + BM25_B * lengths / (searcher.avg_field_length("text") or 1))
+    total = np.zeros(len(docnums))
+    for stem in text.stems:
+        ids, weights = view.term_weights("text", stem)
+        at = np.minimum(np.searchsorted(ids, docnums), max(len(ids) - 1, 0))
+        tf = np.where(ids[at] == docnums, weights[at], 0.0) if len(ids) else np.zeros(len(docnums))
+        total += searcher.idf("text", stem) * (tf * (BM25_K1 + 1)) / (tf + norm)
+    return dict(zip(docnums.tolist(), total.tolist()))
 
 
 def _text_matches(view: View, text: TextQuery, candidates: set[int]) -> set[int]:
@@ -237,11 +258,11 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
         window = _nearest(distances, matched, stop)
         _refine(view, origin, units, distances, window)
         if text.query is not None:
-            scores = _scores_among(view.searcher, text.query, window)
+            scores = _bm25(view, text, window)
         keys = {d: (distances[d], -scores.get(d, 0.0)) for d in window}
     else:
         if text.query is not None:
-            scores = _scores_among(view.searcher, text.query, matched)
+            scores = _bm25(view, text, matched)
         keys = {d: (-scores.get(d, 0.0), distances.get(d, 0.0)) for d in matched}
     page = _page(keys, view, start, stop)
     _refine(view, origin, units, distances, set(page))

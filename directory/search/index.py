@@ -44,15 +44,15 @@ class ColumnCache:
         self._lock = threading.Lock()
         self._values: dict[tuple[str, str], list[Any]] = {}
 
-    def values(self, searcher: Searcher, field: str) -> list[Any]:
-        """Values of a column for every document number of this searcher, in docnum order."""
+    def values(self, searcher: Searcher, field: str, load: Callable[[Any], list[Any]] | None = None) -> list[Any]:
+        """Values of a column (or what `load` reads from each segment) for every docnum of this searcher."""
         parts, live = [], set()
         for leaf, _offset in searcher.reader().leaf_readers():
             key = (leaf.segment().segment_id(), field)
             live.add(key)
             found = self._values.get(key)
             if found is None:
-                found = list(leaf.column_reader(field)) if leaf.doc_count_all() else []
+                found = (load(leaf) if load else list(leaf.column_reader(field))) if leaf.doc_count_all() else []
                 with self._lock:
                     self._values[key] = found
             parts.append(found)
@@ -106,6 +106,27 @@ class View:
         if key not in self.columns:
             self.columns[key] = build()
         return self.columns[key]
+
+    def text_lengths(self) -> np.ndarray:
+        """Each document's indexed length of the text field, as BM25 uses it."""
+        def load(leaf: Any) -> list[int]:
+            return [leaf.doc_field_length(d, "text") for d in range(leaf.doc_count_all())]
+
+        return self.cached("text-lengths", lambda: np.asarray(
+            self.column_cache.values(self.searcher, "text-lengths", load) if self.searcher.reader().doc_count_all() else [],
+            dtype=np.float64))
+
+    def term_weights(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(docnums, within-document frequencies) of a term, sorted by docnum."""
+        def build() -> tuple[np.ndarray, np.ndarray]:
+            reader = self.searcher.reader()
+            if (field, term) not in reader:
+                return np.empty(0, dtype=np.int64), np.empty(0)
+            pairs = list(reader.postings(field, term).items_as("weight"))
+            return (np.fromiter((d for d, _ in pairs), dtype=np.int64, count=len(pairs)),
+                    np.fromiter((w for _, w in pairs), dtype=np.float64, count=len(pairs)))
+
+        return self.cached(f"weights:{field}:{term}", build)
 
     def every_doc(self) -> frozenset[int]:
         """Every live document number."""
