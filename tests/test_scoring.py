@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from directory.search import engine
 from directory.search.engine import _bm25, _scores_among
 from directory.search.text import text_query
 
 
 @pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples", "Toronto grief"])
-def test_vectorised_bm25_equals_whoosh_scoring(q: str, shared_app: Flask) -> None:
+def test_vectorised_bm25_equals_whoosh_scoring(q: str, shared_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "BULK_SCORING", 0)  # force the array path even for small sets
     view = shared_app.extensions["search"].view()
     text = text_query(q)
     every = set(view.every_doc())

@@ -22,6 +22,7 @@ FACETS = ("modality", "specialty")
 # Relative margin around the radius and the page cutoff inside which vectorised distances are re-checked exactly.
 SLACK = 1e-9
 BM25_B, BM25_K1 = 0.75, 1.2  # Whoosh's BM25F defaults
+BULK_SCORING = 2000  # from this many documents on, BM25 is computed over arrays
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,12 @@ def _scores_among(searcher: Searcher, query: Query, candidates: set[int]) -> dic
 
 def _bm25(view: View, text: TextQuery, docs: set[int]) -> dict[int, float]:
     """Whoosh's BM25F scores (same formula, same idf and quantised lengths), computed for many documents at once.
-    Phrase queries keep Whoosh's own matcher, which scores phrase occurrences."""
-    if text.has_phrase or text.query is None:
-        return _scores_among(view.searcher, text.query, docs) if text.query is not None else {}
-    if not docs:
+    Phrase queries and small sets use Whoosh's own matcher."""
+    if text.query is None or not docs:
         return {}
+    if text.has_phrase or len(docs) < BULK_SCORING:
+        # A handful of documents (a page window): skipping to them in the postings beats loading whole lists.
+        return _scores_among(view.searcher, text.query, docs)
     searcher = view.searcher
     docnums = np.sort(np.fromiter(docs, dtype=np.int64, count=len(docs)))
     lengths = view.text_lengths()[docnums]
