@@ -21,6 +21,8 @@ SEED = 20261122
 REFERENCE_DATE = dt.date(2026, 11, 1)  # fixed, so a given N always yields the same data
 METRO_RADIUS_KM = 45.0
 METRO_SHARE = 0.85
+# Canada Post's H0H 0H0 (Santa's North Pole address) sits at latitude 90; no practice lies north of this.
+MAX_LATITUDE = 84.0
 
 # (postcode at the centre, relative weight): roughly metro populations, in millions.
 METROS = [
@@ -101,7 +103,7 @@ class _SpotPicker:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         us = [p for p in postcodes.us_places() if p.region in _MAINLAND_AND_HAWAII]
-        fsas = list(postcodes.fsa_places())
+        fsas = [p for p in postcodes.fsa_places() if p.lat <= MAX_LATITUDE]
         self.anywhere = us + fsas
         self.metros = []
         self.weights = []
@@ -134,6 +136,8 @@ class _SpotPicker:
         if not codes:
             return _spot_from_place(place)
         code, name, lat, lon = rng.choice(codes)
+        if lat > MAX_LATITUDE:
+            return _spot_from_place(place)
         return Spot(code, name, place.region, "CA", lat, lon)
 
 
