@@ -7,6 +7,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,20 @@ class ImportReport:
         }
 
 
+def _holder(handle: Any) -> dict[str, str]:
+    # The holder writes who and when just after taking the lock: give it a moment before saying "someone".
+    for _ in range(40):
+        handle.seek(0)
+        try:
+            info = json.loads(handle.read() or "{}")
+        except ValueError:
+            info = {}
+        if info:
+            return info
+        time.sleep(0.025)
+    return {}
+
+
 @contextlib.contextmanager
 def import_lock(path: Path, holder: str) -> Iterator[None]:
     """Hold the one-import-at-a-time lock; raise ImportBusy naming who holds it. The OS frees it if we die."""
@@ -80,11 +95,7 @@ def import_lock(path: Path, holder: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            try:
-                info = json.loads(handle.read() or "{}")
-            except ValueError:
-                info = {}
+            info = _holder(handle)
             raise ImportBusy(
                 f"An import is running (started by {info.get('by', 'someone')} at {info.get('at', 'an unknown time')})"
             ) from None
