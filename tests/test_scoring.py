@@ -1,12 +1,20 @@
-"""The vectorised BM25 gives Whoosh's own scores: checked document by document against Whoosh's matcher."""
+"""Our shortcuts around Whoosh give Whoosh's own results: the vectorised BM25 equals its matcher's scores, and the
+fast text field indexes exactly what Whoosh's TEXT field would."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from whoosh.fields import TEXT
 
+from directory.models import Listing
 from directory.search import engine
 from directory.search.engine import _bm25, _scores_among
+from directory.search.schema import TEXT_ANALYZER, FastText, listing_document
 from directory.search.text import text_query
 
 
@@ -15,10 +23,32 @@ def test_vectorised_bm25_equals_whoosh_scoring(q: str, shared_app: Flask, monkey
     monkeypatch.setattr(engine, "BULK_SCORING", 0)  # force the array path even for small sets
     view = shared_app.extensions["search"].view()
     text = text_query(q)
-    every = set(view.every_doc())
-    whoosh_scores = _scores_among(view.searcher, text.query, every)
+    whoosh_scores = _scores_among(view.searcher, text.query, view.every_doc())
     assert whoosh_scores, q
-    ours = _bm25(view, text, set(whoosh_scores))
-    assert ours.keys() == whoosh_scores.keys()
-    for docnum, score in whoosh_scores.items():
-        assert ours[docnum] == pytest.approx(score, rel=1e-9)
+    matched = np.array(sorted(whoosh_scores), dtype=np.int32)
+    ours = _bm25(view, text, matched)
+    for docnum, score in zip(matched.tolist(), ours.tolist()):
+        assert score == pytest.approx(whoosh_scores[docnum], rel=1e-9)
+
+
+def _whoosh_postings(text: str) -> list[tuple[bytes, int, float, bytes]]:
+    return sorted(TEXT(analyzer=TEXT_ANALYZER).index(text))
+
+
+def _fast_postings(text: str) -> list[tuple[bytes, int, float, bytes]]:
+    return sorted(FastText(analyzer=TEXT_ANALYZER).index(text))
+
+
+def test_fast_text_indexes_sample_listings_exactly_as_whoosh(shared_app: Flask) -> None:
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        texts = [doc["text"] for doc in map(listing_document, session.scalars(select(Listing).limit(300))) if doc]
+    assert texts
+    for text in texts:
+        assert _fast_postings(text) == _whoosh_postings(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list("aeiouxyz AIT.-'_é1\n\tßİ") + ["the ", "running ", "a.b ", "U.S. ", "therapies"]),
+                max_size=40).map("".join) | st.text(max_size=60))
+def test_fast_text_indexes_any_text_exactly_as_whoosh(text: str) -> None:
+    assert _fast_postings(text) == _whoosh_postings(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from sqlalchemy import select
 
 from directory.geo import postcodes
 from directory.models import Listing
+from directory.search import engine
+from directory.search.schema import TEXT_ANALYZER, listing_document
 from directory.vocabulary import vocabulary
 
 KINDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
@@ -154,6 +157,22 @@ def test_results_order_distances_and_facets_match_brute_force(
     assert facets == expected_facets
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_ordering_many_ties_by_name_rank_matches_brute_force(
+    seed: int, shared_client: FlaskClient, rows: list[Row], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Big answers (national, no text: every key ties) are ordered by precomputed name ranks instead of comparing
+    # names; forced here on the small sample so both orderings face the same brute force.
+    monkeypatch.setattr(engine, "PYTHON_ORDERING", 0)
+    rng = random.Random(seed)
+    params = random_params(rng, rows) if seed % 2 else {"format": rng.choice(["any", "telehealth"]), "per_page": 50}
+    expected, expected_facets = brute_force(rows, params)
+    results, facets, total = fetch_all(shared_client, params)
+    assert total == len(expected)
+    assert results == expected
+    assert facets == expected_facets
+
+
 def test_the_seeded_mix_exercises_results_telehealth_and_empty_answers(shared_client: FlaskClient, rows: list[Row]) -> None:
     totals = []
     remote_only = 0
@@ -193,3 +212,34 @@ def test_radius_is_inclusive_on_the_reported_distance(shared_client: FlaskClient
     body_less = shared_client.get("/api/v1/search", query_string={
         "postcode": "10001", "radius": repr(exact - 1e-9), "per_page": 100, "format": "in_person"}).get_json()
     assert farthest not in [r["id"] for r in body_less["results"]]
+
+
+def _tokens(text: str) -> list[tuple[str, int]]:
+    return [(t.text, t.pos) for t in TEXT_ANALYZER(text, positions=True)]
+
+
+@pytest.mark.parametrize("q", [
+    "depression", "self-esteem", '"low mood"', '"mood low"', '"fear of abandonment"', "insecure attachment",
+    "emotionally-focused couples", '"attachment-based" teens', "Toronto grief",
+])
+def test_text_matches_brute_force_including_phrases(q: str, shared_app: Flask, shared_client: FlaskClient) -> None:
+    # Brute force: every word's stem somewhere in the listing's text, and each quoted or hyphenated chunk's stems
+    # at the same relative positions as in the chunk itself (positions as the analyzer numbers them).
+    chunks = [quoted or bare for quoted, bare in re.findall(r'"([^"]*)"|([^\s"]+)', q)]
+    wanted = [_tokens(chunk) for chunk in chunks]
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        expected = set()
+        for listing in session.scalars(select(Listing)):
+            doc = listing_document(listing)
+            if doc is None:
+                continue
+            tokens = _tokens(doc["text"])
+            at: dict[str, set[int]] = {}
+            for stem, pos in tokens:
+                at.setdefault(stem, set()).add(pos)
+            if all(any(all(p - chunk[0][1] + start in at.get(stem, ()) for stem, p in chunk)
+                       for start in at.get(chunk[0][0], ())) for chunk in wanted if chunk):
+                expected.add(listing.external_id)
+    results, _, total = fetch_all(shared_client, {"q": q, "per_page": 100})
+    assert total == len(expected)
+    assert {r[0] for r in results} == expected

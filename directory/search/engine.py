@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,10 +11,11 @@ from whoosh.query import Query
 from whoosh.searching import Searcher
 
 from directory.geo import EARTH_RADIUS_KM, Place, cells_covering, great_circle_km, km_to, postcodes, to_km
+from directory.search.docsets import contains, intersect, union
 from directory.search.index import SearchIndex, View
 from directory.search.request import SearchRequest
 from directory.search.schema import licence_term
-from directory.search.text import TextQuery, suggest, text_query
+from directory.search.text import Phrase, TextQuery, suggest, text_query
 from directory.vocabulary import vocabulary
 
 FACETS = ("modality", "specialty")
@@ -23,6 +23,8 @@ FACETS = ("modality", "specialty")
 SLACK = 1e-9
 BM25_B, BM25_K1 = 0.75, 1.2  # Whoosh's BM25F defaults
 BULK_SCORING = 2000  # from this many documents on, BM25 is computed over arrays
+NEAR_FRACTION = 8  # candidates fewer than 1/8 of a word's postings: read only their blocks of it
+PYTHON_ORDERING = 20000  # up to this many tied candidates, names are compared directly; beyond, by rank
 
 
 @dataclass(frozen=True)
@@ -50,34 +52,25 @@ class Outcome:
     text: TextQuery
 
 
-def _intersect(sets: Iterable[frozenset[int] | set[int]]) -> set[int]:
-    ordered = sorted(sets, key=len)
-    result = set(ordered[0])
-    for other in ordered[1:]:
-        result.intersection_update(other)
-    return result
+def _any_of(view: View, field: str, values: Iterable[str]) -> np.ndarray:
+    """Docnums holding at least one of the terms, sorted."""
+    return union([view.docs_with(field, value) for value in values])
 
 
-def _any_of(view: View, field: str, values: Iterable[str]) -> set[int]:
-    found: set[int] = set()
-    for value in values:
-        found.update(view.docs_with(field, value))
-    return found
-
-
-def _scores_among(searcher: Searcher, query: Query, candidates: set[int]) -> dict[int, float]:
-    """BM25 scores of the candidates that match the text. Few candidates: skip along the posting lists to each;
-    many: walk the postings once and keep the candidates."""
+def _scores_among(searcher: Searcher, query: Query, candidates: np.ndarray) -> dict[int, float]:
+    """BM25 scores of the candidates that match the text, by Whoosh's matcher. Few candidates: skip along the
+    posting lists to each; many: walk the postings once and keep the candidates."""
     matcher = query.matcher(searcher, searcher.context())
     scores: dict[int, float] = {}
     if len(candidates) * 8 > query.estimate_size(searcher.reader()):
+        wanted = set(candidates.tolist())
         while matcher.is_active():
             docnum = matcher.id()
-            if docnum in candidates:
+            if docnum in wanted:
                 scores[docnum] = matcher.score()
             matcher.next()
         return scores
-    for docnum in sorted(candidates):
+    for docnum in candidates.tolist():
         if not matcher.is_active():
             break
         if matcher.id() < docnum:
@@ -89,47 +82,59 @@ def _scores_among(searcher: Searcher, query: Query, candidates: set[int]) -> dic
     return scores
 
 
-def _bm25(view: View, text: TextQuery, docs: set[int]) -> dict[int, float]:
-    """Whoosh's BM25F scores (same formula, same idf and quantised lengths), computed for many documents at once.
-    Phrase queries and small sets use Whoosh's own matcher."""
-    if text.query is None or not docs:
-        return {}
-    if text.has_phrase or len(docs) < BULK_SCORING:
-        # A handful of documents (a page window): skipping to them in the postings beats loading whole lists.
-        return _scores_among(view.searcher, text.query, docs)
+def _bm25(view: View, text: TextQuery, docs: np.ndarray) -> np.ndarray:
+    """Whoosh's BM25F scores of sorted docnums (same formula, same idf and quantised lengths), computed for many
+    documents at once; small sets use Whoosh's own matcher."""
+    if text.query is None or not len(docs):
+        return np.zeros(len(docs))
     searcher = view.searcher
-    docnums = np.sort(np.fromiter(docs, dtype=np.int64, count=len(docs)))
-    lengths = view.text_lengths()[docnums]
+    if len(docs) < BULK_SCORING:
+        # A handful of documents (a page window): skipping to them in the postings beats loading whole lists.
+        found = _scores_among(searcher, text.query, docs)
+        return np.fromiter((found.get(d, 0.0) for d in docs.tolist()), dtype=np.float64, count=len(docs))
+    lengths = view.text_lengths()[docs]
     norm = BM25_K1 * ((1 - BM25_B) + BM25_B * lengths / (searcher.avg_field_length("text") or 1))
-    total = np.zeros(len(docnums))
+    total = np.zeros(len(docs))
     for stem in text.stems:
         ids, weights = view.term_weights("text", stem)
-        at = np.minimum(np.searchsorted(ids, docnums), max(len(ids) - 1, 0))
-        tf = np.where(ids[at] == docnums, weights[at], 0.0) if len(ids) else np.zeros(len(docnums))
+        tf = np.zeros(len(docs))
+        if len(ids):
+            at = np.minimum(np.searchsorted(ids, docs), len(ids) - 1)
+            tf = np.where(ids[at] == docs, weights[at], 0.0)
         total += searcher.idf("text", stem) * (tf * (BM25_K1 + 1)) / (tf + norm)
-    return dict(zip(docnums.tolist(), total.tolist()))
+    return total
 
 
-def _text_matches(view: View, text: TextQuery, candidates: set[int]) -> set[int]:
-    """Candidates holding every word: cached posting sets intersected in C; phrases then checked by position."""
-    found = _intersect([candidates, *(view.docs_with("text", stem) for stem in text.stems)])
-    if text.has_phrase and found:
-        found = set(_scores_among(view.searcher, text.query, found))
+def _text_matches(view: View, text: TextQuery, candidates: np.ndarray) -> np.ndarray:
+    """Candidates holding every word, then each phrase checked by position. Near a place the candidates are few and
+    only their part of each word's postings is read; nationally whole posting arrays are loaded and cached."""
+    found = candidates
+    for stem in sorted(text.stems, key=lambda stem: view.searcher.doc_frequency("text", stem)):
+        if not len(found):
+            break
+        if len(found) * NEAR_FRACTION < view.searcher.doc_frequency("text", stem):
+            found = view.docs_with_among("text", stem, found)
+        else:
+            found = intersect([found, view.docs_with("text", stem)])
+    for phrase in text.phrases:
+        if not len(found):
+            break
+        found = found[_holds_phrase(view, phrase, found)]
     return found
 
 
-def _nearest(distances: dict[int, float], matched: set[int], stop: int) -> set[int]:
-    """The matched results whose distance is within that of the `stop`-th nearest (ties included)."""
-    if len(matched) <= stop:
-        return matched
-    cutoff = heapq.nsmallest(stop, (distances[d] for d in matched))[-1] * (1 + SLACK)
-    return {d for d in matched if distances[d] <= cutoff}
+def _holds_phrase(view: View, phrase: Phrase, docs: np.ndarray) -> np.ndarray:
+    """For each of the docs (which hold every word of the phrase), whether the words occur in the phrase's order
+    and spacing."""
+    positions = [(view.positions("text", stem, docs), shift) for stem, shift in phrase]
+    (first, _), rest = positions[0], positions[1:]
+    return np.fromiter((any(all(start + shift in at[doc] for at, shift in rest) for start in first[doc])
+                        for doc in docs.tolist()), dtype=bool, count=len(docs))
 
 
-def _approximate(view: View, origin: Place, units: str, docs: set[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(docnums, distances) by great_circle's formula vectorised; within a few ulps of geopy's numbers."""
-    docnums = np.fromiter(docs, dtype=np.int64, count=len(docs))
-    lat2, lng2 = np.radians(view.array("lat")[docnums]), np.radians(view.array("lon")[docnums])
+def _approximate(view: View, origin: Place, units: str, docs: np.ndarray) -> np.ndarray:
+    """Distances by great_circle's formula vectorised; within a few ulps of geopy's numbers."""
+    lat2, lng2 = np.radians(view.column("lat")[docs]), np.radians(view.column("lon")[docs])
     lat1, lng1 = math.radians(origin.lat), math.radians(origin.lon)
     sin_lat1, cos_lat1 = math.sin(lat1), math.cos(lat1)
     sin_lat2, cos_lat2 = np.sin(lat2), np.cos(lat2)
@@ -137,53 +142,63 @@ def _approximate(view: View, origin: Place, units: str, docs: set[int]) -> tuple
     cos_delta, sin_delta = np.cos(delta), np.sin(delta)
     angle = np.arctan2(np.sqrt((cos_lat2 * sin_delta) ** 2 + (cos_lat1 * sin_lat2 - sin_lat1 * cos_lat2 * cos_delta) ** 2),
                        sin_lat1 * sin_lat2 + cos_lat1 * cos_lat2 * cos_delta)
-    return docnums, km_to(units, EARTH_RADIUS_KM * angle)
+    return km_to(units, EARTH_RADIUS_KM * angle)
 
 
 def _exact(view: View, origin: Place, units: str, docnum: int) -> float:
-    return km_to(units, great_circle_km(origin.lat, origin.lon, view.column("lat")[docnum], view.column("lon")[docnum]))
+    lat, lon = float(view.column("lat")[docnum]), float(view.column("lon")[docnum])
+    return km_to(units, great_circle_km(origin.lat, origin.lon, lat, lon))
 
 
-def _refine(view: View, origin: Place | None, units: str | None, distances: dict[int, float], docs: set[int]) -> None:
-    """Replace approximate distances by geopy-exact ones for the results whose order or display needs them."""
-    if origin is not None and units is not None:
-        for docnum in docs:
-            distances[docnum] = _exact(view, origin, units, docnum)
+@dataclass(frozen=True)
+class Scope:
+    """The listings a search may return before filters (sorted docnums) and, with an origin, their distances."""
+
+    docs: np.ndarray
+    distances: np.ndarray | None = None
+
+    def distances_of(self, docs: np.ndarray) -> np.ndarray:
+        """Distances of a sorted subset of the scope (zeros without an origin)."""
+        if self.distances is None:
+            return np.zeros(len(docs))
+        return self.distances[np.searchsorted(self.docs, docs)]
 
 
-def _geo_scope(view: View, request: SearchRequest, origin: Place, units: str, radius: float) -> dict[int, float]:
-    """Docnum → distance of every listing that is an in-person or telehealth match for this origin.
+def _geo_scope(view: View, request: SearchRequest, origin: Place, units: str, radius: float) -> Scope:
+    """Every listing that is an in-person or telehealth match for this origin, with its distance.
 
     Distances are vectorised approximations, exact to about 1e-15; only listings within that of the radius are
-    decided with the exact formula, and _refine makes the distances of shown results exact.
+    decided with the exact formula, and the distances of shown results are made exact later.
     """
-    scope: dict[int, float] = {}
+    docs, distances = [], []
+    near = np.empty(0, dtype=np.int32)
     if request.format in ("any", "in_person"):
         cells = _any_of(view, "cell", cells_covering(origin.lat, origin.lon, to_km(units, radius)))
-        near = _intersect([cells, view.docs_with("flag", "in_person")])
-        if near:
-            docnums, distances = _approximate(view, origin, units, near)
-            keep = distances <= radius * (1 + SLACK)
-            scope.update(zip(docnums[keep].tolist(), distances[keep].tolist()))
-            for docnum in docnums[keep & (distances > radius * (1 - SLACK))].tolist():
-                exact = _exact(view, origin, units, docnum)
-                if exact <= radius:
-                    scope[docnum] = exact
-                else:
-                    del scope[docnum]
+        near = intersect([cells, view.docs_with("flag", "in_person")])
+        away = _approximate(view, origin, units, near)
+        keep = away <= radius * (1 + SLACK)
+        for i in np.flatnonzero(keep & (away > radius * (1 - SLACK))).tolist():
+            away[i] = _exact(view, origin, units, int(near[i]))
+            keep[i] = away[i] <= radius
+        near = near[keep]
+        docs.append(near)
+        distances.append(away[keep])
     if request.format in ("any", "telehealth"):
-        remote = _intersect([view.docs_with("licence", licence_term(origin.region)), view.docs_with("flag", "telehealth")])
-        remote.difference_update(scope)
-        if remote:
-            docnums, distances = _approximate(view, origin, units, remote)
-            scope.update(zip(docnums.tolist(), distances.tolist()))
-    return scope
+        remote = intersect([view.docs_with("licence", licence_term(origin.region)), view.docs_with("flag", "telehealth")])
+        remote = remote[~contains(near, remote)]
+        docs.append(remote)
+        distances.append(_approximate(view, origin, units, remote))
+    if len(docs) == 1:
+        return Scope(docs[0], distances[0])
+    merged = np.concatenate(docs)
+    order = np.argsort(merged, kind="stable")
+    return Scope(merged[order], np.concatenate(distances)[order])
 
 
-def _national_scope(view: View, request: SearchRequest) -> frozenset[int]:
+def _national_scope(view: View, request: SearchRequest) -> Scope:
     if request.format == "any":
-        return view.every_doc()
-    return view.docs_with("flag", request.format)
+        return Scope(view.every_doc())
+    return Scope(view.docs_with("flag", request.format))
 
 
 def _facet_bits(view: View, kind: str) -> np.ndarray:
@@ -192,31 +207,42 @@ def _facet_bits(view: View, kind: str) -> np.ndarray:
     assert len(slugs) <= 64, "facet bits are a uint64"
     bits = np.zeros(view.searcher.reader().doc_count_all(), dtype=np.uint64)
     for bit, slug in enumerate(slugs):
-        docs = view.docs_with(kind, slug)
-        if docs:
-            bits[np.fromiter(docs, dtype=np.int64, count=len(docs))] |= np.uint64(1 << bit)
+        bits[view.docs_with(kind, slug)] |= np.uint64(1 << bit)
     return bits
 
 
-def _facet_counts(view: View, kind: str, docs: set[int]) -> dict[str, int]:
+def _facet_counts(view: View, kind: str, docs: np.ndarray) -> dict[str, int]:
     slugs = vocabulary.slugs(kind)
-    if not docs:
+    if not len(docs):
         return dict.fromkeys(slugs, 0)
-    bits = view.cached(f"facet-bits:{kind}", lambda: _facet_bits(view, kind))
-    masks = bits[np.fromiter(docs, dtype=np.int64, count=len(docs))]
+    masks = view.cached(f"facet-bits:{kind}", lambda: _facet_bits(view, kind))[docs]
     return {slug: int(np.count_nonzero(masks & np.uint64(1 << bit))) for bit, slug in enumerate(slugs)}
 
 
-def _page(keys: dict[int, tuple[float, float]], view: View, start: int, stop: int) -> list[int]:
-    """Docnums of results start..stop, ordered by key, then name, then listing id."""
-    if not keys or start >= len(keys):
-        return []
-    # Only results whose primary key can reach the page need the name lookup for tie-breaking.
-    cutoff = heapq.nsmallest(stop, keys.values())[-1] if stop < len(keys) else None
-    names, pks = view.column("sortname"), view.column("pk")
-    chosen = [d for d, k in keys.items() if cutoff is None or k <= cutoff]
-    chosen.sort(key=lambda d: (keys[d], names[d], pks[d]))
-    return chosen[start:stop]
+def _name_ranks(view: View) -> np.ndarray:
+    """Each document's position in (name, listing id) order, for ordering many equal keys in NumPy."""
+    names, pks = view.column("sortname"), view.column("pk").tolist()
+    order = sorted(range(len(names)), key=lambda d: (names[d], pks[d]))
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return ranks
+
+
+def _page(view: View, docs: np.ndarray, primary: np.ndarray, secondary: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Docnums of results start..stop, ordered by primary key, secondary key, then name, then listing id."""
+    if start >= len(docs):
+        return docs[:0]
+    if stop < len(docs):
+        # Only results whose primary key can reach the page take part in the ordering.
+        keep = primary <= np.partition(primary, stop - 1)[stop - 1]
+        docs, primary, secondary = docs[keep], primary[keep], secondary[keep]
+    if len(docs) > PYTHON_ORDERING:
+        order = np.lexsort((view.cached("name-ranks", lambda: _name_ranks(view))[docs], secondary, primary))
+    else:
+        names, pks = view.column("sortname"), view.column("pk")
+        order = np.asarray(sorted(range(len(docs)), key=lambda i: (
+            primary[i], secondary[i], names[docs[i]], pks[docs[i]])), dtype=np.int64)
+    return docs[order[start:stop]]
 
 
 def search(index: SearchIndex, request: SearchRequest) -> Outcome:
@@ -224,21 +250,19 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     origin = postcodes.lookup(request.postcode) if request.postcode else None
     view = index.view()
     units = radius = None
-    distances: dict[int, float] = {}
     if origin is not None:
         units, radius = request.units_for(origin.country), request.radius_for(origin.country)
-        distances = _geo_scope(view, request, origin, units, radius)
-        scope: set[int] | frozenset[int] = set(distances)
+        scope = _geo_scope(view, request, origin, units, radius)
     else:
         scope = _national_scope(view, request)
 
-    narrowing: list[set[int] | frozenset[int]] = [scope]
+    narrowing = [scope.docs]
     for kind in ("language", "insurance"):
         if request.filters[kind]:
             narrowing.append(_any_of(view, kind, request.filters[kind]))
     if request.accepting:
         narrowing.append(view.docs_with("flag", "accepting"))
-    base = _intersect(narrowing)
+    base = intersect(narrowing)
 
     text = text_query(request.q)
     if text.query is not None:
@@ -248,27 +272,33 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     facets = {}
     for kind in FACETS:
         others = [selected[k] for k in FACETS if k != kind and k in selected]
-        facets[kind] = _facet_counts(view, kind, _intersect([base, *others]))
-    matched = _intersect([base, *selected.values()])
+        facets[kind] = _facet_counts(view, kind, intersect([base, *others]))
+    matched = intersect([base, *selected.values()])
+    total = len(matched)
 
     sort = (request.sort or "distance") if origin is not None else "relevance"
     start = (request.page - 1) * request.per_page
     stop = start + request.per_page
-    scores: dict[int, float] = {}
-    if sort == "distance":
-        # Relevance only breaks distance ties, so only the results that can reach this page are scored.
-        window = _nearest(distances, matched, stop)
-        _refine(view, origin, units, distances, window)
-        if text.query is not None:
-            scores = _bm25(view, text, window)
-        keys = {d: (distances[d], -scores.get(d, 0.0)) for d in window}
+    distances = scope.distances_of(matched)
+    if sort == "distance" and origin is not None and units is not None:
+        # Relevance only breaks distance ties, so only the results that can reach this page are scored, and their
+        # distances made exact first so that the order is geopy's.
+        if len(matched) > stop:
+            window = distances <= np.partition(distances, stop - 1)[stop - 1] * (1 + SLACK)
+            matched, distances = matched[window], distances[window]
+        distances = np.fromiter((_exact(view, origin, units, d) for d in matched.tolist()), dtype=np.float64,
+                                count=len(matched))
+        scores = _bm25(view, text, matched)
+        page = _page(view, matched, distances, -scores, start, stop)
     else:
-        if text.query is not None:
-            scores = _bm25(view, text, matched)
-        keys = {d: (-scores.get(d, 0.0), distances.get(d, 0.0)) for d in matched}
-    page = _page(keys, view, start, stop)
-    _refine(view, origin, units, distances, set(page))
-    pks = view.column("pk")
-    hits = [Hit(pks[d], distances.get(d), scores.get(d, 0.0)) for d in page]
-    suggestion = suggest(view.searcher, text.words) if text.query is not None and not matched else None
-    return Outcome(request, origin, units, radius, sort, len(matched), hits, facets, suggestion, text)
+        scores = _bm25(view, text, matched)
+        page = _page(view, matched, -scores, distances, start, stop)
+    at = np.searchsorted(matched, page)
+    shown: list[float | None] = [None] * len(page)
+    if origin is not None and units is not None:
+        # A distance sort made its window's distances exact already; a relevance sort still has approximations.
+        shown = distances[at].tolist() if sort == "distance" else [_exact(view, origin, units, d) for d in page.tolist()]
+    pks, page_scores = view.column("pk"), scores[at].tolist()
+    hits = [Hit(int(pks[d]), shown[i], page_scores[i]) for i, d in enumerate(page.tolist())]
+    suggestion = suggest(view.searcher, text.words) if text.query is not None and not total else None
+    return Outcome(request, origin, units, radius, sort, total, hits, facets, suggestion, text)

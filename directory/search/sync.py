@@ -72,7 +72,9 @@ def install(factory: sessionmaker[Session], index: SearchIndex) -> None:
 
 
 def _searchable_documents(session: Session, skipped: list[int]) -> Iterator[dict[str, Any]]:
-    rows = session.scalars(select(Listing).where(Listing.published).order_by(Listing.id).execution_options(yield_per=2000))
+    # In postcode order, so that the listings near one place get neighbouring docnums (see View.docs_with_among).
+    rows = session.scalars(select(Listing).where(Listing.published)
+                           .order_by(Listing.country, Listing.postcode, Listing.id).execution_options(yield_per=2000))
     for listing in rows:
         doc = listing_document(listing)
         if doc is None:

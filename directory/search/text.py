@@ -7,7 +7,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from whoosh.query import And, Phrase, Query, Term
+from whoosh.query import And, Query, Term
 from whoosh.searching import Searcher
 from whoosh.spelling import ListCorrector
 
@@ -24,33 +24,37 @@ def _stems(text: str) -> list[str]:
     return [token.text for token in TEXT_ANALYZER(text)]
 
 
+# A phrase as (stem, position relative to its first stem). The analyzer numbers positions after dropping stopwords,
+# in queries and documents alike, so "fear of abandonment" and "fear abandonment" are the same phrase.
+Phrase = tuple[tuple[str, int], ...]
+
+
 @dataclass(frozen=True)
 class TextQuery:
-    """A user's free text as an index query, plus the stems a snippet should highlight."""
+    """A user's free text: the stems every match must hold, the phrases whose order must hold too, and an index
+    query over the stems for scoring. Relevance is BM25 summed over the stems, phrase words included."""
 
     query: Query | None
     stems: frozenset[str]
     words: tuple[str, ...]
-    has_phrase: bool
+    phrases: tuple[Phrase, ...]
 
 
 def text_query(q: str) -> TextQuery:
     """Every word must match (stemmed); quoted words and hyphenated words must match as phrases."""
-    parts: list[Query] = []
-    stems: set[str] = set()
+    stems: list[str] = []
     words: list[str] = []
+    phrases: list[Phrase] = []
     for quoted, bare in _CHUNKS.findall(q):
         chunk = quoted or bare
-        chunk_stems = _stems(chunk)
-        stems.update(chunk_stems)
+        tokens = [(t.text, t.pos) for t in TEXT_ANALYZER(chunk, positions=True)]
+        stems += [stem for stem, _ in tokens if stem not in stems]
         words += [w.lower() for w in re.findall(r"\w+", chunk)]
-        if len(chunk_stems) == 1:
-            parts.append(Term(FIELD, chunk_stems[0]))
-        elif chunk_stems:
-            parts.append(Phrase(FIELD, chunk_stems))
-    query = None if not parts else parts[0] if len(parts) == 1 else And(parts)
-    has_phrase = any(isinstance(part, Phrase) for part in parts)
-    return TextQuery(query, frozenset(stems), tuple(words), has_phrase)
+        if len(tokens) > 1:
+            phrases.append(tuple((stem, pos - tokens[0][1]) for stem, pos in tokens))
+    terms: list[Query] = [Term(FIELD, stem) for stem in stems]
+    query = None if not terms else terms[0] if len(terms) == 1 else And(terms)
+    return TextQuery(query, frozenset(stems), tuple(words), tuple(phrases))
 
 
 @functools.lru_cache(maxsize=1)

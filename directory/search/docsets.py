@@ -1,0 +1,33 @@
+"""Sets of documents as sorted NumPy arrays of docnums: membership, intersection, union."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def contains(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each value, whether it is in `sorted_ids`."""
+    if not len(sorted_ids):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
+    return sorted_ids[at] == values
+
+
+def intersect(arrays: Iterable[np.ndarray]) -> np.ndarray:
+    """Docnums in every one of the sorted arrays, sorted; the smallest is looked up in the others."""
+    ordered = sorted(arrays, key=len)
+    result = ordered[0]
+    for other in ordered[1:]:
+        if not len(result):
+            break
+        result = result[contains(other, result)]
+    return result
+
+
+def union(arrays: list[np.ndarray]) -> np.ndarray:
+    """Docnums in any of the sorted arrays, sorted."""
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.unique(np.concatenate(arrays)) if arrays else np.empty(0, dtype=np.int32)
