@@ -96,7 +96,7 @@ def _print_summary(report: ImportReport) -> None:
 def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_json: bool, actor: str) -> None:
     """Import listings from a CSV file. Exit 0: all rows imported; 1: rows rejected or nothing written; 2: unusable."""
     try:
-        data = file.read_bytes()
+        file.open("rb").close()
     except OSError as exc:
         click.echo(f"error: cannot read {file}: {exc.strerror}", err=True)
         sys.exit(2)
@@ -113,7 +113,7 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
             bar.label = f"validating ({rate:,.0f} rows/s)"
 
     try:
-        report = run_import(current_app.extensions["db"], data, filename=file.name, mode=mode, actor=actor,
+        report = run_import(current_app.extensions["db"], file, filename=file.name, mode=mode, actor=actor,
                             lock_path=import_lock_path(), progress=progress)
     except UnusableFile as exc:
         click.echo(f"error: {file} is not a usable listings CSV: {exc}", err=True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from directory.geo import CA_REGIONS, US_REGIONS, PostcodeError, postcodes, region_country
@@ -79,29 +81,70 @@ class Record:
 
 
 @dataclass
-class ParsedFile:
-    """A decoded, delimiter-detected CSV: its header, its records and file-level warnings and errors."""
+class CsvFile:
+    """A listings CSV on disk whose encoding, delimiter and header have been read; its records are read on demand,
+    so that a file of a million rows is never held in memory."""
 
+    path: Path
+    encoding: str
+    delimiter: str
     header: list[str]
     columns: list[str | None]
-    records: list[Record]
     warnings: list[Issue] = field(default_factory=list)
-    errors: list[Issue] = field(default_factory=list)
+
+    def _open(self) -> TextIO:
+        return self.path.open(encoding=self.encoding, errors="replace" if self.encoding == "cp1252" else "strict",
+                              newline="")
+
+    def records(self) -> Iterator[Record | Issue]:
+        """Each non-blank record in file order, or an Issue for lines that cannot be read; never raises on bad rows."""
+        with self._open() as handle:
+            reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
+            next(reader)
+            start = reader.line_num + 1
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    message = str(exc)
+                    if "unexpected end of data" in message:
+                        message = (f"a quoted field opened on line {start} is never closed; "
+                                   f"lines {start}-{reader.line_num} could not be read")
+                    elif "field larger than field limit" in message:
+                        message = f"a field is larger than the {FIELD_LIMIT // 1024} KB limit"
+                    yield Issue(start, "", "", message)
+                    start = reader.line_num + 1
+                    continue
+                if any(c.strip() for c in cells):
+                    values: dict[str, str] = {}
+                    for column, cell in zip(self.columns, cells):
+                        if column and column not in values:
+                            values[column] = unescape_formula(cell).strip()
+                    yield Record(start, cells, values)
+                start = reader.line_num + 1
 
 
-def _decode(data: bytes, warnings: list[Issue]) -> str:
-    if b"\x00" in data[:4096]:
-        raise UnusableFile("the file is binary, not CSV text")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        warnings.append(Issue(0, "", "", "the file is not UTF-8; it was read as Windows-1252"))
-        return data.decode("cp1252", errors="replace")
+def _encoding(path: Path, warnings: list[Issue]) -> str:
+    """UTF-8 (with or without BOM) when every byte decodes as such, else Windows-1252; checked a block at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    with path.open("rb") as handle:
+        if b"\x00" in handle.read(4096):
+            raise UnusableFile("the file is binary, not CSV text")
+        handle.seek(0)
+        try:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            warnings.append(Issue(0, "", "", "the file is not UTF-8; it was read as Windows-1252"))
+            return "cp1252"
+    return "utf-8-sig"
 
 
-def _delimiter(text: str) -> str:
-    first = text.split("\n", 1)[0]
-    counts = {d: first.count(d) for d in (",", ";", "\t")}
+def _delimiter(first_line: str) -> str:
+    counts = {d: first_line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] else ","
 
@@ -132,18 +175,26 @@ def _protect_raw(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
-def parse_file(data: bytes) -> ParsedFile:
-    """Decode and split a CSV file into records with their starting line numbers; never raises on bad rows."""
+def open_csv(path: Path) -> CsvFile:
+    """Check a file's encoding and header; raises UnusableFile when it cannot be a listings CSV at all."""
     warnings: list[Issue] = []
-    text = _decode(data, warnings)
-    if not text.strip():
-        raise UnusableFile("the file is empty")
     csv.field_size_limit(FIELD_LIMIT)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise UnusableFile(f"the header line cannot be read: {exc}") from None
+    probe = CsvFile(path, _encoding(path, warnings), ",", [], [], warnings)
+    with probe._open() as handle:
+        first_line = ""
+        for line in handle:
+            if line.strip():
+                first_line = line
+                break
+        if not first_line:
+            raise UnusableFile("the file is empty")
+        handle.seek(0)
+        probe.delimiter = _delimiter(handle.readline())
+        handle.seek(0)
+        try:
+            header = next(csv.reader(handle, delimiter=probe.delimiter, strict=True))
+        except (csv.Error, StopIteration) as exc:
+            raise UnusableFile(f"the header line cannot be read: {exc}") from None
     columns = [column_for(h) for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
@@ -156,31 +207,8 @@ def parse_file(data: bytes) -> ParsedFile:
         if column in seen:
             warnings.append(Issue(1, "", column or "", f"column {name!r} repeats {column}; the first one is used"))
         seen.add(column or "")
-    parsed = ParsedFile(header, columns, [], warnings)
-    start = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            message = str(exc)
-            if "unexpected end of data" in message:
-                message = (f"a quoted field opened on line {start} is never closed; "
-                           f"lines {start}-{reader.line_num} could not be read")
-            elif "field larger than field limit" in message:
-                message = f"a field is larger than the {FIELD_LIMIT // 1024} KB limit"
-            parsed.errors.append(Issue(start, "", "", message))
-            start = reader.line_num + 1
-            continue
-        if any(c.strip() for c in cells):
-            values: dict[str, str] = {}
-            for column, cell in zip(columns, cells):
-                if column and column not in values:
-                    values[column] = unescape_formula(cell).strip()
-            parsed.records.append(Record(start, cells, values))
-        start = reader.line_num + 1
-    return parsed
+    probe.header, probe.columns = header, columns
+    return probe
 
 
 class _RowChecker:
@@ -428,19 +456,17 @@ def template_csv() -> str:
     return out.getvalue()
 
 
-def errors_csv(parsed: ParsedFile, errors: Iterable[Issue]) -> str:
-    """The rejected rows as written, plus an `errors` column, so they can be fixed and imported again."""
+def errors_csv(header: list[str], rejected_cells: dict[int, list[str]], errors: Iterable[Issue]) -> str:
+    """The rejected rows as written (cells by line), plus an `errors` column, so they can be fixed and imported
+    again."""
     by_line: dict[int, list[Issue]] = {}
     for issue in errors:
         by_line.setdefault(issue.line, []).append(issue)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*parsed.header, "errors"])
-    rows = {record.line: record for record in parsed.records}
+    writer.writerow([*header, "errors"])
     for line in sorted(by_line):
         message = "; ".join(f"{i.field + ': ' if i.field else ''}{i.message}" for i in by_line[line])
-        record = rows.get(line)
-        cells = [_protect_raw(c) for c in record.cells] if record else [""] * len(parsed.header)
-        writer.writerow([*cells[:len(parsed.header)], *[""] * (len(parsed.header) - len(cells)), f"line {line}: {message}"])
+        cells = [_protect_raw(c) for c in rejected_cells.get(line, [""] * len(header))]
+        writer.writerow([*cells[:len(header)], *[""] * (len(header) - len(cells)), f"line {line}: {message}"])
     return out.getvalue()
-

@@ -1,4 +1,4 @@
-"""CSV imports: one at a time, validated in full, written in one transaction, indexed after the commit."""
+"""CSV imports: one at a time, streamed from the file, written in one transaction, indexed after the commit."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import pickle
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from directory.audit import record_event
-from directory.csv_format import Issue, ParsedFile, UnusableFile, check_record, errors_csv, parse_file
+from directory.csv_format import CsvFile, Issue, UnusableFile, check_record, errors_csv, open_csv
 from directory.listings import make_slug
 from directory.models import ImportRun, Listing
 
@@ -111,41 +113,31 @@ def import_lock(path: Path, holder: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _validate(parsed: ParsedFile, report: ImportReport, progress: Progress | None) -> dict[str, tuple[int, dict[str, Any]]]:
-    """Valid rows by external id (line, fields); every problem goes into the report."""
-    errors = list(parsed.errors)
-    warnings = list(parsed.warnings)
-    lines_by_id: dict[str, list[int]] = {}
-    checked = []
-    for done, record in enumerate(parsed.records, 1):
-        fields, row_errors, row_warnings = check_record(record)
-        errors += row_errors
-        warnings += row_warnings
-        checked.append((record, fields, not row_errors))
-        if record.values.get("external_id"):
-            lines_by_id.setdefault(record.values["external_id"], []).append(record.line)
-        if progress and done % PROGRESS_EVERY == 0:
-            progress(done, len(parsed.records))
-    valid: dict[str, tuple[int, dict[str, Any]]] = {}
-    for record, fields, ok in checked:
-        lines = lines_by_id.get(record.values.get("external_id", ""), [])
-        if len(lines) > 1:
-            others = ", ".join(str(n) for n in lines if n != record.line)
-            errors.append(Issue(record.line, record.values["external_id"], "external_id",
-                                f"the same external_id is also on line {others}"))
-        elif ok:
-            valid[fields["external_id"]] = (record.line, fields)
-    errors.sort(key=lambda issue: issue.line)
-    report.errors, report.warnings = errors, warnings
-    report.rows = len(parsed.records)
-    report.rejected = len({issue.line for issue in errors if issue.line > 0})
-    report.errors_csv = errors_csv(parsed, errors) if errors else ""
-    return valid
+@dataclass
+class FileIds:
+    """The first pass over a file: how many records, and on which line each external id stands."""
+
+    rows: int = 0
+    first_line: dict[str, int] = field(default_factory=dict)
+    repeated: dict[str, list[int]] = field(default_factory=dict)
 
 
-def _existing(session: Session, ids: list[str], everything: bool) -> dict[str, Listing]:
-    if everything:
-        return {listing.external_id: listing for listing in session.scalars(select(Listing))}
+def _scan_ids(csv_file: CsvFile) -> FileIds:
+    ids = FileIds()
+    for item in csv_file.records():
+        if isinstance(item, Issue):
+            continue
+        ids.rows += 1
+        external_id = item.values.get("external_id", "")
+        if not external_id:
+            continue
+        first = ids.first_line.setdefault(external_id, item.line)
+        if first != item.line:
+            ids.repeated.setdefault(external_id, [first]).append(item.line)
+    return ids
+
+
+def _existing(session: Session, ids: list[str]) -> dict[str, Listing]:
     found: dict[str, Listing] = {}
     for start in range(0, len(ids), 500):
         for listing in session.scalars(select(Listing).where(Listing.external_id.in_(ids[start:start + 500]))):
@@ -170,41 +162,100 @@ def _free_slugs(session: Session, wanted: dict[str, tuple[str, str]]) -> dict[st
     return slugs
 
 
-def _apply(session: Session, valid: dict[str, tuple[int, dict[str, Any]]], mode: ImportMode,
-           report: ImportReport) -> None:
-    """Create, update and (in replace mode) unpublish; in a dry run only count what would change."""
+def _apply(session: Session, batch: list[dict[str, Any]], write: bool, report: ImportReport) -> None:
+    """Create or update a batch of valid rows; when not writing, only count what they would do."""
+    existing = _existing(session, [fields["external_id"] for fields in batch])
+    new = {fields["external_id"]: (fields["name"], fields.get("city", ""))
+           for fields in batch if fields["external_id"] not in existing}
+    report.created += len(new)
+    slugs = _free_slugs(session, new) if write else {}
+    written: list[Listing] = []
+    for fields in batch:
+        listing = existing.get(fields["external_id"])
+        if listing is None:
+            if write:
+                written.append(Listing(**fields, slug=slugs[fields["external_id"]]))
+                session.add(written[-1])
+            continue
+        changes = {name: value for name, value in fields.items() if getattr(listing, name) != value}
+        if not changes:
+            report.unchanged += 1
+            continue
+        report.updated += 1
+        if write:
+            for name, value in changes.items():
+                setattr(listing, name, value)
+            written.append(listing)
+    _flush_out(session, written)
+
+
+def _unpublish_missing(session: Session, ids: FileIds, write: bool, report: ImportReport) -> None:
+    """Replace mode: unpublish the published listings whose external id is not in the file."""
+    missing = [pk for pk, external_id in session.execute(select(Listing.id, Listing.external_id).where(Listing.published))
+               if external_id not in ids.first_line]
+    report.unpublished = len(missing)
+    if not write:
+        return
+    for start in range(0, len(missing), FLUSH_EVERY):
+        listings = list(session.scalars(select(Listing).where(Listing.id.in_(missing[start:start + FLUSH_EVERY]))))
+        for listing in listings:
+            listing.published = False
+        _flush_out(session, listings)
+
+
+def _validate(csv_file: CsvFile, ids: FileIds, report: ImportReport, progress: Progress, spill: BinaryIO) -> None:
+    """The second pass: check every record; valid rows' fields go to `spill`, every problem into the report."""
+    rejected_cells: dict[int, list[str]] = {}
+    done = 0
+    for item in csv_file.records():
+        if isinstance(item, Issue):
+            report.errors.append(item)
+            continue
+        done += 1
+        fields, row_errors, row_warnings = check_record(item)
+        report.warnings += row_warnings
+        lines = ids.repeated.get(item.values.get("external_id", ""))
+        if lines:
+            others = ", ".join(str(n) for n in lines if n != item.line)
+            row_errors.append(Issue(item.line, item.values["external_id"], "external_id",
+                                    f"the same external_id is also on line {others}"))
+        if row_errors:
+            report.errors += row_errors
+            rejected_cells[item.line] = item.cells
+        else:
+            pickle.dump(fields, spill, protocol=pickle.HIGHEST_PROTOCOL)
+        if done % PROGRESS_EVERY == 0:
+            progress(done, ids.rows)
+    report.errors.sort(key=lambda issue: issue.line)
+    report.rows = done
+    report.rejected = len({issue.line for issue in report.errors if issue.line > 0})
+    if report.errors:
+        report.errors_csv = errors_csv(csv_file.header, rejected_cells, report.errors)
+
+
+def _valid_rows(spill: BinaryIO) -> Iterator[dict[str, Any]]:
+    spill.seek(0)
+    while True:
+        try:
+            yield pickle.load(spill)
+        except EOFError:
+            return
+
+
+def _apply_all(session: Session, spill: BinaryIO, ids: FileIds, mode: ImportMode, write: bool,
+               report: ImportReport) -> None:
+    """Create, update and (in replace mode) unpublish, in batches inside the caller's transaction; when not
+    writing, only count what would change."""
     with session.no_autoflush:
-        existing = _existing(session, list(valid), everything=mode.replace)
-        new = {external_id: (fields["name"], fields.get("city", ""))
-               for external_id, (_line, fields) in valid.items() if external_id not in existing}
-        report.created = len(new)
-        slugs = {} if mode.dry_run else _free_slugs(session, new)
-        written: list[Listing] = []
-        for external_id, (_line, fields) in valid.items():
-            listing = existing.pop(external_id, None) if not mode.replace else existing.get(external_id)
-            if listing is None:
-                if not mode.dry_run:
-                    written.append(Listing(**fields, slug=slugs[external_id]))
-                    session.add(written[-1])
-            else:
-                changes = {name: value for name, value in fields.items() if getattr(listing, name) != value}
-                if not changes:
-                    report.unchanged += 1
-                    continue
-                report.updated += 1
-                if not mode.dry_run:
-                    for name, value in changes.items():
-                        setattr(listing, name, value)
-                    written.append(listing)
-            if len(written) >= FLUSH_EVERY:
-                _flush_out(session, written)
-        _flush_out(session, written)
+        batch: list[dict[str, Any]] = []
+        for fields in _valid_rows(spill):
+            batch.append(fields)
+            if len(batch) >= FLUSH_EVERY:
+                _apply(session, batch, write, report)
+                batch.clear()
+        _apply(session, batch, write, report)
         if mode.replace:
-            for external_id, listing in existing.items():
-                if external_id not in valid and listing.published:
-                    report.unpublished += 1
-                    if not mode.dry_run:
-                        listing.published = False
+            _unpublish_missing(session, ids, write, report)
 
 
 def _flush_out(session: Session, listings: list[Listing]) -> None:
@@ -226,7 +277,7 @@ def _mark_interrupted(session: Session, keep: int | None) -> None:
 
 def run_import(
     session_factory: sessionmaker[Session],
-    data: bytes,
+    source: Path,
     *,
     filename: str,
     mode: ImportMode,
@@ -237,8 +288,9 @@ def run_import(
 ) -> ImportReport:
     """Import a CSV file. Raises ImportBusy when another import runs, UnusableFile when it is not a listings CSV.
 
-    Everything is validated before anything is written; the database changes are one transaction and the index
-    follows after the commit. `run_id` continues a run recorded by `record_run` (the web's background imports).
+    The file is streamed, never held whole: read once for its external ids, once to validate, the valid rows'
+    fields spilled to a temporary file and written from it in batches. Nothing is written until every row is
+    checked; the database changes are one transaction and the index follows after the commit. `run_id` continues a run recorded by `record_run` (the web's background imports).
     """
     report = ImportReport(mode)
     with import_lock(lock_path, actor), session_factory() as session:
@@ -246,7 +298,7 @@ def run_import(
         if run_id is not None:
             run = session.get(ImportRun, run_id)
         else:
-            run = None if mode.dry_run else record_run(session, data, filename, mode, actor)
+            run = None if mode.dry_run else record_run(session, source, filename, mode, actor)
 
         def note_progress(done: int, total: int) -> None:
             if run is not None:
@@ -256,24 +308,24 @@ def run_import(
                 progress(done, total)
 
         try:
-            parsed = parse_file(data)
+            csv_file = open_csv(source)
         except UnusableFile as exc:
             if run is not None:
                 _finish(session, run, report, status="failed", message=str(exc))
             raise
-        note_progress(0, len(parsed.records))
-        valid = _validate(parsed, report, note_progress)
+        ids = _scan_ids(csv_file)
+        note_progress(0, ids.rows)
+        report.warnings = list(csv_file.warnings)
         report.run_id = run.id if run is not None else None
-        if report.errors and not mode.skip_invalid:
-            # Strict mode: count what the valid rows would do, write nothing.
-            _apply(session, valid, ImportMode(dry_run=True, replace=mode.replace), report)
+        with tempfile.TemporaryFile() as spill:
+            _validate(csv_file, ids, report, note_progress, spill)
+            rejected = bool(report.errors) and not mode.skip_invalid
+            # Strict mode with errors counts what the valid rows would do and writes nothing.
+            _apply_all(session, spill, ids, mode, not (mode.dry_run or rejected), report)
+        if mode.dry_run or rejected:
             session.rollback()
-            if run is not None:
+            if run is not None and not mode.dry_run:
                 _finish(session, run, report, status="rejected", message="rows were invalid; nothing was written")
-            return report
-        _apply(session, valid, mode, report)
-        if mode.dry_run:
-            session.rollback()
             return report
         assert run is not None
         run.rows_done = report.rows
@@ -285,9 +337,13 @@ def run_import(
     return report
 
 
-def record_run(session: Session, data: bytes, filename: str, mode: ImportMode, actor: str) -> ImportRun:
+def record_run(session: Session, source: Path, filename: str, mode: ImportMode, actor: str) -> ImportRun:
     """Record the start of an import in the history."""
-    run = ImportRun(actor=actor, filename=filename[:300], size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+    digest = hashlib.sha256()
+    with source.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    run = ImportRun(actor=actor, filename=filename[:300], size=source.stat().st_size, sha256=digest.hexdigest(),
                     mode=mode.label, status="running")
     session.add(run)
     session.commit()

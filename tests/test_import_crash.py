@@ -119,7 +119,7 @@ def test_searches_see_the_old_listings_until_the_import_commits(app: Flask, sess
     searcher = threading.Thread(target=search)
     searcher.start()
     try:
-        report = run_import(app.extensions["db"], path.read_bytes(), filename="big.csv", mode=ImportMode(),
+        report = run_import(app.extensions["db"], path, filename="big.csv", mode=ImportMode(),
                             actor="test", lock_path=Path(app.instance_path) / "import.lock")
     finally:
         time.sleep(0.2)

@@ -38,8 +38,10 @@ def make_csv(rows: list[dict[str, str]], delimiter: str = ",", columns: list[str
 def do_import(app: Flask, data: bytes | str, **mode: bool) -> Any:
     if isinstance(data, str):
         data = data.encode("utf-8")
+    path = Path(app.instance_path) / "upload.csv"
+    path.write_bytes(data)
     with app.app_context():
-        return run_import(app.extensions["db"], data, filename="t.csv", mode=ImportMode(**mode), actor="test",
+        return run_import(app.extensions["db"], path, filename="t.csv", mode=ImportMode(**mode), actor="test",
                           lock_path=Path(app.instance_path) / "import.lock")
 
 
@@ -206,6 +208,20 @@ def test_strict_skip_invalid_dry_run_and_replace(app: Flask, session: Session) -
     assert replaced.unpublished == published - 1 and listing_count(session) == total + 1
     assert session.scalar(select(func.count()).where(Listing.published)) == 1
     assert app.test_client().get("/api/v1/search").get_json()["total"] == 1
+
+
+def test_replace_keeps_a_listing_whose_row_is_in_the_file_but_invalid(app: Flask, session: Session) -> None:
+    # Skipping a bad row must not also take its listing off the directory: replace only unpublishes listings the
+    # file does not mention at all.
+    do_import(app, make_csv([{**GOOD, "external_id": "k1"}, {**GOOD, "external_id": "k2"}]))
+    before = session.scalar(select(func.count()).where(Listing.published))
+    rows = [{**GOOD, "external_id": "k1"}, {**GOOD, "external_id": "k2", "postcode": "nope"}]
+    report = do_import(app, make_csv(rows), replace=True, skip_invalid=True)
+    assert report.written and report.rejected == 1
+    session.expire_all()
+    published = set(session.scalars(select(Listing.external_id).where(Listing.published)))
+    assert published == {"k1", "k2"}
+    assert report.unpublished == before - 2
 
 
 def test_ten_thousand_rows_with_37_bad(app: Flask, session: Session, tmp_path: Path, runner: FlaskCliRunner) -> None:

@@ -185,10 +185,11 @@ def import_upload() -> Any:
         return render_template("admin/import.html"), 400
     data = upload.read()
     digest = hashlib.sha256(data).hexdigest()
-    (_uploads() / f"{digest}.csv").write_bytes(data)
+    path = _uploads() / f"{digest}.csv"
+    path.write_bytes(data)
     mode = _mode_from(request.form)
     try:
-        report = run_import(current_app.extensions["db"], data, filename=upload.filename, actor=current_admin() or "",
+        report = run_import(current_app.extensions["db"], path, filename=upload.filename, actor=current_admin() or "",
                             mode=ImportMode(dry_run=True, skip_invalid=mode.skip_invalid, replace=mode.replace),
                             lock_path=_lock_path())
     except UnusableFile as exc:
@@ -224,7 +225,7 @@ def preview_errors(digest: str) -> Response:
 def import_confirm() -> Any:
     """Run a previewed import in the background and go to its progress page."""
     digest = request.form.get("digest", "")
-    data = _upload_path(digest, ".csv").read_bytes()
+    path = _upload_path(digest, ".csv")
     filename = request.form.get("filename", "upload.csv")[:300]
     mode = _mode_from(request.form)
     actor = current_admin() or ""
@@ -234,18 +235,18 @@ def import_confirm() -> Any:
     except ImportBusy as exc:
         flash(f"{exc}. Try again when it has finished.", "error")
         return render_template("admin/import.html"), 409
-    run = record_run(db.session(), data, filename, mode, actor)
+    run = record_run(db.session(), path, filename, mode, actor)
     thread = threading.Thread(target=_background_import, daemon=True, name=f"import-{run.id}",
-                              args=(current_app._get_current_object(), data, filename, mode, actor, run.id))  # type: ignore[attr-defined]
+                              args=(current_app._get_current_object(), path, filename, mode, actor, run.id))  # type: ignore[attr-defined]
     thread.start()
     return redirect(url_for("admin.import_run", run_id=run.id))
 
 
-def _background_import(app: Flask, data: bytes, filename: str, mode: ImportMode, actor: str, run_id: int) -> None:
+def _background_import(app: Flask, path: Path, filename: str, mode: ImportMode, actor: str, run_id: int) -> None:
     with app.app_context():
         factory = app.extensions["db"]
         try:
-            run_import(factory, data, filename=filename, mode=mode, actor=actor, run_id=run_id,
+            run_import(factory, path, filename=filename, mode=mode, actor=actor, run_id=run_id,
                        lock_path=Path(app.instance_path) / "import.lock")
         except (ImportBusy, UnusableFile) as exc:
             with factory() as s:
