@@ -13,7 +13,6 @@ import os
 import platform
 import random
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -86,17 +85,18 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def _child_peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
-def _flask(env: dict[str, str], *args: str) -> tuple[float, str]:
+def _flask(env: dict[str, str], *args: str) -> tuple[float, float]:
+    """Run a flask command; returns (seconds, peak RSS in MB of its largest process, its writer processes included)."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, check=False)
-    if done.returncode not in (0,):
-        raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return time.monotonic() - started, done.stdout
+    process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", *args], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _pid, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"flask {' '.join(args)} failed:\n{output}")
+    return time.monotonic() - started, usage.ru_maxrss / 1024
 
 
 def _dir_size_mb(path: Path) -> float:
@@ -261,13 +261,10 @@ def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
     write_csv(csv_path, count)
     result["generate_s"] = time.monotonic() - started
     _flask(env, "index", "check")  # creates the empty database and index outside the timed import
-    seconds, _ = _flask(env, "import-csv", str(csv_path))
+    seconds, result["import_peak_rss_mb"] = _flask(env, "import-csv", str(csv_path))
     result["import_s"] = seconds
     result["import_rows_per_s"] = count / seconds
-    result["import_peak_rss_mb"] = _child_peak_rss_mb()
-    seconds, _ = _flask(env, "index", "rebuild")
-    result["rebuild_s"] = seconds
-    result["peak_rss_mb_so_far"] = _child_peak_rss_mb()
+    result["rebuild_s"], result["rebuild_peak_rss_mb"] = _flask(env, "index", "rebuild")
     result["index_mb"] = _dir_size_mb(Path(env["INDEX_DIR"]) / os.readlink(Path(env["INDEX_DIR"]) / "current"))
     result["database_mb"] = (workdir / "directory.sqlite3").stat().st_size / 1024 / 1024
 
@@ -291,7 +288,8 @@ def print_table(result: dict[str, Any]) -> None:
     """The figures of one size, for people."""
     print(f"\n== {result['listings']:,} listings ==")
     print(f"import {result['import_s']:.1f} s ({result['import_rows_per_s']:,.0f} rows/s, peak RSS "
-          f"{result['import_peak_rss_mb']:.0f} MB) · rebuild {result['rebuild_s']:.1f} s · index {result['index_mb']:.1f} MB"
+          f"{result['import_peak_rss_mb']:.0f} MB) · rebuild {result['rebuild_s']:.1f} s (peak RSS "
+          f"{result['rebuild_peak_rss_mb']:.0f} MB) · index {result['index_mb']:.1f} MB"
           f" · baseline build {result['baseline_build_s']:.1f} s")
     print(f"{'class':<20}{'proj p50':>10}{'proj p95':>10}{'base p50':>10}{'base p95':>10}{'ratio':>8}{'id diffs':>10}")
     for name, row in result["search"].items():

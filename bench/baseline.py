@@ -1,25 +1,33 @@
-"""The yardstick: what an engineer would build without Whoosh. SQLite FTS5 for text, a lat/lon bounding box and
-great-circle distance for geography, term tables for filters, in one SQLite file built from the same listings."""
+"""The yardstick: what an engineer would build without Whoosh. SQLite FTS5 for text, a lat/lon bounding box and a
+great-circle (haversine-family) distance filter and ordering in SQL, term tables for filters, in one SQLite file
+built from the same listings."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from directory.geo import Place, bounding_box, great_circle_km, km_to, to_km
+from directory.geo import EARTH_RADIUS_KM, KM_PER_MILE, Place, bounding_box, to_km
 from directory.search.request import SearchRequest
 from directory.search.schema import licence_term, listing_document, sort_name
 from directory.search.text import text_query
 
 SCHEMA = """
-CREATE TABLE docs (id INTEGER PRIMARY KEY, lat REAL, lon REAL, in_person INT, telehealth INT, accepting INT,
-                   licence TEXT, sortname BLOB);
+CREATE TABLE docs (id INTEGER PRIMARY KEY, lat REAL, lon REAL, sin_lat REAL, cos_lat REAL, rad_lon REAL,
+                   in_person INT, telehealth INT, accepting INT, licence TEXT, sortname BLOB);
 CREATE INDEX docs_lat ON docs(lat);
 CREATE INDEX docs_licence ON docs(licence, telehealth);
 CREATE TABLE terms (kind TEXT, slug TEXT, id INTEGER, PRIMARY KEY (kind, slug, id)) WITHOUT ROWID;
 CREATE VIRTUAL TABLE fts USING fts5(body, tokenize = 'porter unicode61');
 """
+
+# geopy's great_circle formula with each row's trigonometry precomputed, as one would in SQL. SQLite's math
+# functions are the C library's, so the numbers equal geopy's and the two implementations order ties alike.
+DISTANCE = ("(:earth * atan2(sqrt(power(d.cos_lat * sin(d.rad_lon - :lng1), 2)"
+            " + power(:cos_lat1 * d.sin_lat - :sin_lat1 * d.cos_lat * cos(d.rad_lon - :lng1), 2)),"
+            " :sin_lat1 * d.sin_lat + :cos_lat1 * d.cos_lat * cos(d.rad_lon - :lng1)) / :per_unit)")
 
 
 def build(path: Path, listings: Any) -> int:
@@ -33,9 +41,10 @@ def build(path: Path, listings: Any) -> int:
         if doc is None:
             continue
         flags = set(doc["flag"].split())
-        db.execute("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?)", (
-            listing.id, doc["lat"], doc["lon"], "in_person" in flags, "telehealth" in flags, "accepting" in flags,
-            doc["licence"], sort_name(listing.name)))
+        lat_r = math.radians(doc["lat"])
+        db.execute("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+            listing.id, doc["lat"], doc["lon"], math.sin(lat_r), math.cos(lat_r), math.radians(doc["lon"]),
+            "in_person" in flags, "telehealth" in flags, "accepting" in flags, doc["licence"], sort_name(listing.name)))
         db.executemany("INSERT INTO terms VALUES (?,?,?)", [
             (kind, slug, listing.id) for kind in ("modality", "specialty", "language", "insurance")
             for slug in doc[kind].split()])
@@ -54,51 +63,48 @@ class Baseline:
 
     def search(self, request: SearchRequest, origin: Place | None) -> tuple[int, list[int]]:
         """(total, ids of the requested page)."""
-        where, params = [], []
+        where: list[str] = []
+        params: dict[str, Any] = {}
         for kind, values in request.filters.items():
             if values:
-                where.append(f"d.id IN (SELECT id FROM terms WHERE kind = ? AND slug IN ({','.join('?' * len(values))}))")
-                params += [kind, *values]
+                names = [f"{kind}{i}" for i in range(len(values))]
+                where.append(f"d.id IN (SELECT id FROM terms WHERE kind = '{kind}' AND slug IN "
+                             f"({','.join(':' + n for n in names)}))")
+                params.update(zip(names, values))
         if request.accepting:
             where.append("d.accepting")
-        text = text_query(request.q)
-        join = ""
-        score = "0.0"
-        if text.query is not None:
-            join = "JOIN fts ON fts.rowid = d.id AND fts MATCH ?"
-            params.insert(0, " ".join(f'"{word}"' for word in request.q.split() if word.strip('"')))
+        join, score = "", "0.0"
+        if text_query(request.q).query is not None:
+            join = "JOIN fts ON fts.rowid = d.id AND fts MATCH :match"
+            params["match"] = " ".join(f'"{word}"' for word in request.q.split() if word.strip('"'))
             score = "-bm25(fts)"
-        units = radius = None
+        distance, order = "0.0", "relevance DESC, d.sortname, d.id"
         if origin is not None:
             units, radius = request.units_for(origin.country), request.radius_for(origin.country)
             min_lat, max_lat, lon_ranges = bounding_box(origin.lat, origin.lon, to_km(units, radius))
-            near = ("(d.in_person AND d.lat BETWEEN ? AND ? AND ("
-                    + " OR ".join("d.lon BETWEEN ? AND ?" for _ in lon_ranges) + "))")
-            near_params: list[Any] = [min_lat, max_lat, *[v for r in lon_ranges for v in r]]
-            remote = "(d.licence = ? AND d.telehealth)"
-            parts = {"any": [near, remote], "in_person": [near], "telehealth": [remote]}[request.format]
-            where.append("(" + " OR ".join(parts) + ")")
-            if request.format != "telehealth":
-                params += near_params
-            if request.format != "in_person":
-                params.append(licence_term(origin.region))
+            lat1 = math.radians(origin.lat)
+            params.update(earth=EARTH_RADIUS_KM, lng1=math.radians(origin.lon), sin_lat1=math.sin(lat1),
+                          cos_lat1=math.cos(lat1), per_unit=KM_PER_MILE if units == "mi" else 1.0,
+                          min_lat=min_lat, max_lat=max_lat, radius=radius, licence=licence_term(origin.region))
+            lon_box = " OR ".join(f"d.lon BETWEEN :lo{i} AND :hi{i}" for i in range(len(lon_ranges)))
+            params.update({f"lo{i}": lo for i, (lo, _) in enumerate(lon_ranges)})
+            params.update({f"hi{i}": hi for i, (_, hi) in enumerate(lon_ranges)})
+            near = f"(d.in_person AND d.lat BETWEEN :min_lat AND :max_lat AND ({lon_box}) AND {DISTANCE} <= :radius)"
+            remote = "(d.licence = :licence AND d.telehealth)"
+            where.append("(" + " OR ".join({"any": [near, remote], "in_person": [near], "telehealth": [remote]}[
+                request.format]) + ")")
+            distance = DISTANCE
+            order = ("distance, relevance DESC" if (request.sort or "distance") == "distance"
+                     else "relevance DESC, distance") + ", d.sortname, d.id"
         elif request.format != "any":
             where.append(f"d.{request.format}")
-        sql = (f"SELECT d.id, d.lat, d.lon, d.in_person, d.licence, d.telehealth, d.sortname, {score} FROM docs d {join}"
-               + (" WHERE " + " AND ".join(where) if where else ""))
-        rows = self.db.execute(sql, params).fetchall()
-        keyed = []
-        licence = licence_term(origin.region) if origin is not None else None
-        for doc_id, lat, lon, in_person, doc_licence, telehealth, name, relevance in rows:
-            if origin is not None:
-                distance = km_to(units, great_circle_km(origin.lat, origin.lon, lat, lon))
-                remote_ok = request.format != "in_person" and telehealth and doc_licence == licence
-                if not remote_ok and not (request.format != "telehealth" and in_person and distance <= radius):
-                    continue
-                key = (distance, -relevance) if (request.sort or "distance") == "distance" else (-relevance, distance)
-            else:
-                key = (-relevance, 0.0)
-            keyed.append((key, name, doc_id))
-        keyed.sort()
-        start = (request.page - 1) * request.per_page
-        return len(keyed), [doc_id for _, _, doc_id in keyed[start:start + request.per_page]]
+        params.update(limit=request.per_page, offset=(request.page - 1) * request.per_page)
+        body = f"FROM docs d {join}" + (" WHERE " + " AND ".join(where) if where else "")
+        # FTS5's bm25() cannot sit beside a window function, hence the materialised step.
+        rows = self.db.execute(
+            f"WITH hits AS MATERIALIZED (SELECT d.id, d.sortname, {distance} AS distance, {score} AS relevance {body})"
+            f" SELECT id, count(*) OVER () FROM hits d ORDER BY {order} LIMIT :limit OFFSET :offset", params).fetchall()
+        if rows:
+            return rows[0][1], [row[0] for row in rows]
+        # Past the last page the window count has no row to ride on.
+        return self.db.execute(f"SELECT count(*) {body}", params).fetchone()[0], []

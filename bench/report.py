@@ -20,14 +20,15 @@ def markdown(results: dict[str, Any]) -> str:
     sizes = results["sizes"]
     lines = [f"Run of {results['date']} on {results['machine']['cpus']} CPUs, {results['machine']['memory_gb']} GB, "
              f"Python {results['machine']['python']}.", "",
-             "| listings | import s | rows/s | import peak RSS MB | rebuild s | index MB | baseline build s "
-             "| serve req/s | serve p50 ms | serve p99 ms | non-2xx | worker RSS MB |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| listings | import s | rows/s | import peak RSS MB | rebuild s | rebuild peak RSS MB | index MB "
+             "| baseline build s | serve req/s | serve p50 ms | serve p99 ms | non-2xx | worker RSS MB |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for size in sizes:
         serving = size.get("serving") or {}
         lines.append(
             f"| {size['listings']:,} | {size['import_s']:.1f} | {size['import_rows_per_s']:,.0f} "
-            f"| {size['import_peak_rss_mb']:.0f} | {size['rebuild_s']:.1f} | {size['index_mb']:.1f} "
+            f"| {size['import_peak_rss_mb']:.0f} | {size['rebuild_s']:.1f} | {size['rebuild_peak_rss_mb']:.0f} "
+            f"| {size['index_mb']:.1f} "
             f"| {size['baseline_build_s']:.1f} | {serving.get('requests_per_s', 0):.0f} | {serving.get('p50_ms', 0):.1f} "
             f"| {serving.get('p99_ms', 0):.1f} | {serving.get('non_2xx', '-')} "
             f"| {', '.join(f'{r:.0f}' for r in serving.get('worker_rss_mb', []))} |")
