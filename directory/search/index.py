@@ -23,6 +23,7 @@ from whoosh.searching import Searcher
 
 from directory.search.docsets import contains, union
 from directory.search.schema import make_schema
+from directory.search.segments import ParallelWriter
 
 log = logging.getLogger(__name__)
 
@@ -368,9 +369,11 @@ class SearchIndex:
         first = next(docs, None)
         if not replace_ids and first is None:
             return
+        ix = whoosh_index.open_dir(str(path))
         # A big batch (an import) is written by two processes into two new segments.
-        parallel = {"procs": 2, "multisegment": True, "limitmb": WRITER_LIMITMB} if len(replace_ids) >= PARALLEL_BATCH else {}
-        with whoosh_index.open_dir(str(path)).writer(timeout=self.lock_timeout, compound=False, **parallel) as writer:
+        writer = (ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, timeout=self.lock_timeout, compound=False)
+                  if len(replace_ids) >= PARALLEL_BATCH else ix.writer(timeout=self.lock_timeout, compound=False))
+        with writer:
             # Old versions are found through the id postings directly: update_document's delete_by_term runs a
             # scored search per document, which made bulk imports crawl.
             reader = writer.reader()
@@ -400,7 +403,7 @@ class SearchIndex:
         try:
             ix = whoosh_index.open_dir(str(path))
             # Two processes build two segments side by side; the index is aside, so nothing else contends for it.
-            with ix.writer(procs=2, multisegment=True, limitmb=WRITER_LIMITMB, compound=False) as writer:
+            with ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, compound=False) as writer:
                 for doc in docs:
                     writer.add_document(**doc)
             count = whoosh_index.open_dir(str(path)).doc_count()

@@ -1,0 +1,143 @@
+"""Bulk indexing in worker processes, each writing a segment of its own: the path of rebuilds and big imports.
+
+Whoosh's own MpWriter is not used, for two reasons seen in practice. It forks the calling process, and forking a
+process whose other threads hold locks (a web worker serving searches, a test running searches during a rebuild)
+can leave the child stuck on a lock nobody will release; the parent then waited on it forever. And when a child
+fails, MpWriter blocks on a full job queue or drops that child's segment after a one-second wait. Here workers
+start from a fresh forkserver process, and a worker that fails or dies raises in the parent, which cancels the
+write: the index is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue
+import traceback
+from typing import Any
+
+from whoosh.index import FileIndex, open_dir
+from whoosh.writing import SegmentWriter
+
+CONTEXT = multiprocessing.get_context("forkserver")
+BATCH_SIZE = 1000  # documents per message to a worker
+POLL_SECONDS = 1.0  # how often a waiting parent checks that its workers are alive
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process raised or died while indexing; nothing of the write was committed."""
+
+
+def _next_batch(jobs: Any) -> list[dict[str, Any]] | None:
+    """The next batch for this worker; exits when the process that started it is gone (killed mid-import)."""
+    parent = multiprocessing.parent_process()
+    while True:
+        try:
+            return jobs.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                raise SystemExit("the indexing process is gone") from None
+
+
+def _index_batches(index_dir: str, jobs: Any, results: Any, writer_options: dict[str, Any]) -> None:
+    """A worker's life: index every batch it is sent into one new segment, then send back that segment."""
+    try:
+        writer = SegmentWriter(open_dir(index_dir), _lk=False, **writer_options)
+        while (batch := _next_batch(jobs)) is not None:
+            for fields in batch:
+                writer.add_document(**fields)
+        results.put(("segment", writer._finalize_segment()))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+
+
+class ParallelWriter(SegmentWriter):
+    """A Whoosh writer whose added documents are indexed by `procs` worker processes into segments of their own;
+    deletions and the commit happen here, under this writer's lock."""
+
+    def __init__(self, ix: FileIndex, procs: int, limitmb: int, **options: Any) -> None:
+        super().__init__(ix, limitmb=limitmb, **options)
+        self._procs = procs
+        self._worker_options = {"limitmb": limitmb, "compound": options.get("compound", True)}
+        self._jobs = CONTEXT.Queue(procs * 2)
+        self._results = CONTEXT.Queue()
+        self._workers: list[Any] = []
+        self._batch: list[dict[str, Any]] = []
+        self._segments: list[Any] = []
+
+    def add_document(self, **fields: Any) -> None:
+        """Queue a document for the workers."""
+        self._batch.append(fields)
+        if len(self._batch) >= BATCH_SIZE:
+            self._send_batch()
+
+    def _send_batch(self) -> None:
+        if len(self._workers) < self._procs:
+            worker = CONTEXT.Process(target=_index_batches, daemon=True,
+                                     args=(self.storage.folder, self._jobs, self._results, self._worker_options))
+            worker.start()
+            self._workers.append(worker)
+        self._put(self._batch)
+        self._batch = []
+
+    def _put(self, item: list[dict[str, Any]] | None) -> None:
+        while True:
+            try:
+                self._jobs.put(item, timeout=POLL_SECONDS)
+                return
+            except queue.Full:
+                self._check_workers()
+
+    def _receive(self, timeout: float) -> None:
+        """Take one worker's result within `timeout` (else queue.Empty): keep a segment, raise on a failure."""
+        kind, payload = self._results.get(timeout=timeout)
+        if kind == "error":
+            raise WorkerFailed(payload)
+        self._segments.append(payload)
+
+    def _check_workers(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._receive(timeout=0)
+        # A worker ends only after its result is in the pipe: a dead worker beyond those that sent one crashed.
+        ended = [worker.exitcode for worker in self._workers if not worker.is_alive()]
+        if len(ended) > len(self._segments):
+            raise WorkerFailed(f"an indexing worker died (exit codes {ended})")
+
+    def _collect_segments(self) -> list[Any]:
+        if self._batch:
+            self._send_batch()
+        for _worker in self._workers:
+            self._put(None)
+        while len(self._segments) < len(self._workers):
+            try:
+                self._receive(timeout=POLL_SECONDS)
+            except queue.Empty:
+                self._check_workers()
+        for worker in self._workers:
+            worker.join()
+        return self._segments
+
+    def commit(self, mergetype: Any = None, optimize: bool = False, merge: bool = True) -> None:
+        """Wait for the workers' segments and commit them with this writer's deletions, or cancel on failure."""
+        try:
+            segments = self._collect_segments()
+        except BaseException:
+            self.cancel()
+            raise
+        self._check_state()
+        final = self._merge_segments(mergetype, optimize, merge) + segments
+        if self._added:
+            final.append(self._finalize_segment())
+        else:
+            self._close_segment()
+        self._commit_toc(final)
+        self._finish()
+
+    def cancel(self) -> None:
+        """Stop the workers and discard everything written."""
+        for worker in self._workers:
+            worker.kill()
+            worker.join()
+        self._workers = []
+        super().cancel()
