@@ -11,8 +11,9 @@ import pytest
 from whoosh import index as whoosh_index
 from whoosh.fields import ID, TEXT, Schema
 from whoosh.index import FileIndex
+from whoosh.writing import SegmentWriter
 
-from directory.search.segments import BATCH_SIZE, ParallelWriter, WorkerFailed
+from directory.search.segments import BATCH_SIZE, CachedLengthsWriter, ParallelWriter, WorkerFailed
 
 COUNT = 3 * BATCH_SIZE + 7
 
@@ -70,3 +71,16 @@ def test_a_killed_worker_raises_instead_of_waiting_forever(tmp_path: Path) -> No
             for n in range(BATCH_SIZE, 40 * BATCH_SIZE):
                 writer.add_document(id=f"n{n}", text="t")
     assert stored_ids(whoosh_index.open_dir(str(tmp_path / "ix"))) == []
+
+
+def test_cached_lengths_write_the_same_postings_as_whoosh(tmp_path: Path) -> None:
+    docs = [{"id": f"d{n}", "text": " ".join(f"w{(n * k) % 37}" for k in range(1 + n % 23))} for n in range(500)]
+    written = {}
+    for name, writer_class in (("whoosh", SegmentWriter), ("cached", CachedLengthsWriter)):
+        ix = make_index(tmp_path / name)
+        with writer_class(ix, compound=False) as writer:
+            for doc in docs:
+                writer.add_document(**doc)
+        written[name] = {p.suffix: p.read_bytes() for p in (tmp_path / name).iterdir() if p.suffix in (".trm", ".pst")}
+    assert set(written["whoosh"]) == {".trm", ".pst"}
+    assert written["cached"] == written["whoosh"]

@@ -23,7 +23,7 @@ from whoosh.searching import Searcher
 
 from directory.search.docsets import contains, union
 from directory.search.schema import make_schema
-from directory.search.segments import ParallelWriter
+from directory.search.segments import CachedLengthsWriter, ParallelWriter
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ class SearchIndex:
         ix = whoosh_index.open_dir(str(path))
         # A big batch (an import) is written by two processes into two new segments.
         writer = (ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, timeout=self.lock_timeout, compound=False)
-                  if len(replace_ids) >= PARALLEL_BATCH else ix.writer(timeout=self.lock_timeout, compound=False))
+                  if len(replace_ids) >= PARALLEL_BATCH else CachedLengthsWriter(ix, timeout=self.lock_timeout, compound=False))
         with writer:
             # Old versions are found through the id postings directly: update_document's delete_by_term runs a
             # scored search per document, which made bulk imports crawl.

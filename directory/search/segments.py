@@ -42,7 +42,7 @@ def _next_batch(jobs: Any) -> list[dict[str, Any]] | None:
 def _index_batches(index_dir: str, jobs: Any, results: Any, writer_options: dict[str, Any]) -> None:
     """A worker's life: index every batch it is sent into one new segment, then send back that segment."""
     try:
-        writer = SegmentWriter(open_dir(index_dir), _lk=False, **writer_options)
+        writer = CachedLengthsWriter(open_dir(index_dir), _lk=False, **writer_options)
         while (batch := _next_batch(jobs)) is not None:
             for fields in batch:
                 writer.add_document(**fields)
@@ -51,7 +51,44 @@ def _index_batches(index_dir: str, jobs: Any, results: Any, writer_options: dict
         results.put(("error", traceback.format_exc()))
 
 
-class ParallelWriter(SegmentWriter):
+class _FieldLengths:
+    """The `doc_field_length` of a segment's per-document reader, each field's lengths read once."""
+
+    def __init__(self, reader: Any, schema: Any) -> None:
+        self._reader = reader
+        self._schema = schema
+        self._lengths: dict[str, list[int] | tuple[()]] = {}
+
+    def doc_field_length(self, docnum: int, fieldname: str, default: int = 0) -> int:
+        """The length of a field in a document, as the reader would answer it."""
+        lengths = self._lengths.get(fieldname)
+        if lengths is None:
+            scorable = fieldname in self._schema and self._schema[fieldname].scorable
+            lengths = self._lengths[fieldname] = [
+                self._reader.doc_field_length(docnum, fieldname) for docnum in range(self._reader.doc_count_all())
+            ] if scorable else ()
+        return lengths[docnum] if lengths else default
+
+
+class CachedLengthsWriter(SegmentWriter):
+    """Whoosh's segment writer, except that writing the postings reads each document's field lengths once.
+
+    Whoosh asks the per-document reader for the length of a posting's field once per posting, and for a field
+    without lengths it looks for the file on disk every time: a quarter of all indexing time. The segment
+    written is the same, byte for byte.
+    """
+
+    def _flush_segment(self) -> None:
+        self.perdocwriter.close()
+        reader = self.per_document_reader()
+        try:
+            self.fieldwriter.add_postings(self.schema, _FieldLengths(reader, self.schema), self.pool.iter_postings())
+        finally:
+            reader.close()
+        self.fieldwriter.close()
+
+
+class ParallelWriter(CachedLengthsWriter):
     """A Whoosh writer whose added documents are indexed by `procs` worker processes into segments of their own;
     deletions and the commit happen here, under this writer's lock."""
 
