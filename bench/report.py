@@ -15,19 +15,27 @@ def _size_label(count: int) -> str:
     return f"{count // 1_000_000}M" if count >= 1_000_000 else f"{count // 1000}k"
 
 
+def _total(size: dict[str, Any], command: str) -> str:
+    # Runs before 2026-11-23 measured only the largest process.
+    total = size.get(f"{command}_peak_total_rss_mb")
+    return "-" if total is None else f"{total:.0f}"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The tables: import and serving per size, then search per class and size, then growth per class."""
     sizes = results["sizes"]
     lines = [f"Run of {results['date']} on {results['machine']['cpus']} CPUs, {results['machine']['memory_gb']} GB, "
              f"Python {results['machine']['python']}.", "",
-             "| listings | import s | rows/s | import peak RSS MB | rebuild s | rebuild peak RSS MB | index MB "
+             "| listings | import s | rows/s | import peak RSS MB (largest process / all) | rebuild s "
+             "| rebuild peak RSS MB (largest process / all) | index MB "
              "| baseline build s | serve req/s | serve p50 ms | serve p99 ms | non-2xx | worker RSS MB |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for size in sizes:
         serving = size.get("serving") or {}
         lines.append(
             f"| {size['listings']:,} | {size['import_s']:.1f} | {size['import_rows_per_s']:,.0f} "
-            f"| {size['import_peak_rss_mb']:.0f} | {size['rebuild_s']:.1f} | {size['rebuild_peak_rss_mb']:.0f} "
+            f"| {size['import_peak_rss_mb']:.0f} / {_total(size, 'import')} | {size['rebuild_s']:.1f} "
+            f"| {size['rebuild_peak_rss_mb']:.0f} / {_total(size, 'rebuild')} "
             f"| {size['index_mb']:.1f} "
             f"| {size['baseline_build_s']:.1f} | {serving.get('requests_per_s', 0):.0f} | {serving.get('p50_ms', 0):.1f} "
             f"| {serving.get('p99_ms', 0):.1f} | {serving.get('non_2xx', '-')} "
