@@ -18,6 +18,7 @@ from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token
 from directory import accounts
 from directory.importer import ImportBusy, import_lock
 from directory.models import AdminUser, AuditEvent, ImportRun, Listing
+from directory.search.index import PARALLEL_BATCH
 
 from test_import_csv import GOOD, make_csv
 
@@ -213,6 +214,35 @@ def test_web_import_preview_errors_csv_confirm_and_search(admin_client: FlaskCli
     body = admin_client.get("/api/v1/search", query_string={"q": "Goodrow"}).get_json()
     assert [r["id"] for r in body["results"]] == ["web-1"]
     assert "list.csv" in admin_client.get("/admin/imports").get_data(as_text=True)
+
+
+def test_a_big_web_import_indexes_in_workers_while_searches_run(admin_client: FlaskClient, app: Flask, session: Session,
+                                                               runner: FlaskCliRunner) -> None:
+    # Enough rows for the parallel index writer, started from the web's background thread while another thread
+    # searches: the situation in which forked index writers used to hang.
+    count = PARALLEL_BATCH + 500
+    rows = [{**GOOD, "external_id": f"big-{n}", "name": f"Bulkington {n}"} for n in range(count)]
+    stop = threading.Event()
+    failures: list[int] = []
+
+    def search_loop() -> None:
+        client = app.test_client()
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            status = client.get("/api/v1/search", query_string={"postcode": "10001", "q": "couples"}).status_code
+            if status != 200:
+                failures.append(status)
+
+    searcher = threading.Thread(target=search_loop)
+    searcher.start()
+    try:
+        run = wait_for_run(session, confirm(admin_client, upload(admin_client, make_csv(rows))), seconds=240)
+    finally:
+        stop.set()
+        searcher.join()
+    assert (run.status, run.created) == ("done", count) and not failures
+    assert admin_client.get("/api/v1/search", query_string={"q": "Bulkington"}).get_json()["total"] == count
+    assert runner.invoke(args=["index", "check"]).exit_code == 0
 
 
 def test_strict_preview_offers_no_confirm_button(admin_client: FlaskClient) -> None:
