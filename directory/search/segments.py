@@ -155,7 +155,7 @@ class ParallelWriter(CachedLengthsWriter):
             worker.join()
         return self._segments
 
-    def commit(self, mergetype: Any = None, optimize: bool = False, merge: bool = True) -> None:
+    def commit(self, mergetype: Any = None, optimize: bool | None = None, merge: bool | None = None) -> None:
         """Wait for the workers' segments and commit them with this writer's deletions, or cancel on failure."""
         try:
             segments = self._collect_segments()
