@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -84,3 +86,31 @@ def test_cached_lengths_write_the_same_postings_as_whoosh(tmp_path: Path) -> Non
         written[name] = {p.suffix: p.read_bytes() for p in (tmp_path / name).iterdir() if p.suffix in (".trm", ".pst")}
     assert set(written["whoosh"]) == {".trm", ".pst"}
     assert written["cached"] == written["whoosh"]
+
+
+def test_a_process_whose_write_failed_still_exits(tmp_path: Path) -> None:
+    # Unsent batches of dead workers once left a queue thread waiting for a reader, and the process never ended.
+    script = tmp_path / "fail_then_exit.py"
+    script.write_text(f"""
+import os, signal
+from whoosh import index
+from whoosh.fields import ID, TEXT, Schema
+from directory.search.segments import BATCH_SIZE, ParallelWriter, WorkerFailed
+
+ix = index.create_in({str(tmp_path)!r}, Schema(id=ID, text=TEXT))
+text = "words enough to fill a pipe " * 10
+try:
+    with ParallelWriter(ix, procs=2, limitmb=32) as writer:
+        for n in range(BATCH_SIZE):
+            writer.add_document(id=str(n), text=text)
+        for worker in writer._workers:
+            os.kill(worker.pid, signal.SIGKILL)
+        for n in range(40 * BATCH_SIZE):
+            writer.add_document(id=str(n), text=text)
+except WorkerFailed:
+    print("failed as expected")
+""")
+    repo = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": repo})
+    assert done.returncode == 0 and "failed as expected" in done.stdout, done.stderr

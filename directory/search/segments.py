@@ -153,6 +153,8 @@ class ParallelWriter(CachedLengthsWriter):
                 self._check_workers()
         for worker in self._workers:
             worker.join()
+        self._jobs.close()
+        self._results.close()
         return self._segments
 
     def commit(self, mergetype: Any = None, optimize: bool | None = None, merge: bool | None = None) -> None:
@@ -177,4 +179,11 @@ class ParallelWriter(CachedLengthsWriter):
             worker.kill()
             worker.join()
         self._workers = []
+        # Batches the dead workers never took would stay buffered for the pipe, and the queue's feeder thread would
+        # wait for a reader forever, keeping this process from exiting. At most procs * 2 are outstanding.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._jobs.get(timeout=0.2)
+        self._jobs.close()
+        self._results.close()
         super().cancel()
