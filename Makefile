@@ -15,8 +15,9 @@ run: $(BIN)/.installed
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# pytest-timeout bounds each test; this bounds the whole run, interpreter exit included, well inside CI's limit.
 test: $(BIN)/.installed chromium
-	$(BIN)/python -m pytest
+	timeout 1800 $(BIN)/python -m pytest
 
 # Not part of the tests: figures for bench/RESULTS.md. SIZES=10000,100000 make bench for a shorter run.
 SIZES ?= 10000,100000,1000000
