@@ -1,4 +1,4 @@
-"""CSV imports: one at a time, streamed from the file, written in one transaction, indexed after the commit."""
+"""CSV imports: one at a time, streamed from the file, written in one transaction, searchable after the commit."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from directory.audit import record_event
 from directory.csv_format import CsvFile, Issue, UnusableFile, check_record, errors_csv, open_csv
 from directory.listings import make_slug
 from directory.models import ImportRun, Listing
+from directory.search.sync import index_flushed
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 1000
@@ -162,7 +163,7 @@ def _free_slugs(session: Session, wanted: dict[str, tuple[str, str]]) -> dict[st
     return slugs
 
 
-def _apply(session: Session, batch: list[dict[str, Any]], write: bool, report: ImportReport) -> None:
+def _apply(session: Session, batch: list[dict[str, Any]], write: bool, report: ImportReport, expected: int) -> None:
     """Create or update a batch of valid rows; when not writing, only count what they would do."""
     existing = _existing(session, [fields["external_id"] for fields in batch])
     new = {fields["external_id"]: (fields["name"], fields.get("city", ""))
@@ -186,10 +187,10 @@ def _apply(session: Session, batch: list[dict[str, Any]], write: bool, report: I
             for name, value in changes.items():
                 setattr(listing, name, value)
             written.append(listing)
-    _flush_out(session, written)
+    _flush_out(session, written, expected)
 
 
-def _unpublish_missing(session: Session, ids: FileIds, write: bool, report: ImportReport) -> None:
+def _unpublish_missing(session: Session, ids: FileIds, write: bool, report: ImportReport, expected: int) -> None:
     """Replace mode: unpublish the published listings whose external id is not in the file."""
     missing = [pk for pk, external_id in session.execute(select(Listing.id, Listing.external_id).where(Listing.published))
                if external_id not in ids.first_line]
@@ -200,7 +201,7 @@ def _unpublish_missing(session: Session, ids: FileIds, write: bool, report: Impo
         listings = list(session.scalars(select(Listing).where(Listing.id.in_(missing[start:start + FLUSH_EVERY]))))
         for listing in listings:
             listing.published = False
-        _flush_out(session, listings)
+        _flush_out(session, listings, expected)
 
 
 def _validate(csv_file: CsvFile, ids: FileIds, report: ImportReport, progress: Progress, spill: BinaryIO) -> None:
@@ -251,18 +252,19 @@ def _apply_all(session: Session, spill: BinaryIO, ids: FileIds, mode: ImportMode
         for fields in _valid_rows(spill):
             batch.append(fields)
             if len(batch) >= FLUSH_EVERY:
-                _apply(session, batch, write, report)
+                _apply(session, batch, write, report, ids.rows)
                 batch.clear()
-        _apply(session, batch, write, report)
+        _apply(session, batch, write, report, ids.rows)
         if mode.replace:
-            _unpublish_missing(session, ids, write, report)
+            _unpublish_missing(session, ids, write, report, ids.rows)
 
 
-def _flush_out(session: Session, listings: list[Listing]) -> None:
-    # Sent to the database (still inside the one transaction) and let go, so a big import does not hold
-    # every row as an object until the commit.
+def _flush_out(session: Session, listings: list[Listing], expected: int) -> None:
+    # Sent to the database (still inside the one transaction) and to the index write that the commit completes,
+    # then let go, so a big import does not hold every row as an object until the commit.
     if listings:
         session.flush()
+        index_flushed(session, listings, expected)
         for listing in listings:
             session.expunge(listing)
         listings.clear()
@@ -290,7 +292,9 @@ def run_import(
 
     The file is streamed, never held whole: read once for its external ids, once to validate, the valid rows'
     fields spilled to a temporary file and written from it in batches. Nothing is written until every row is
-    checked; the database changes are one transaction and the index follows after the commit. `run_id` continues a run recorded by `record_run` (the web's background imports).
+    checked; the database changes are one transaction. Rows are indexed as they are written, in an index write
+    that searches see once the database has committed. `run_id` continues a run recorded by `record_run` (the
+    web's background imports).
     """
     report = ImportReport(mode)
     with import_lock(lock_path, actor), session_factory() as session:

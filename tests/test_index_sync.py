@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import threading
 import time
 
@@ -16,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from directory.models import Listing
 from directory.search.docsets import intersect
-from directory.search.index import IndexBusy
+from directory.search.index import PARALLEL_BATCH, IndexBusy
+from directory.search.segments import BATCH_SIZE
+from directory.search.sync import index_flushed
 
 
 def total(client: FlaskClient, **params: object) -> int:
@@ -216,3 +219,45 @@ def test_reading_only_the_candidates_blocks_finds_what_whole_postings_find(app: 
                 assert among.tolist() == intersect([candidates, view.docs_with("text", stem)]).tolist()
             view.postings.clear()
         assert any(len(view.docs_with_among("text", "depress", s)) for s in samples[2:])
+
+
+def test_flushed_listings_streamed_to_the_index_are_seen_only_after_the_commit(
+    app: Flask, client: FlaskClient, session: Session, runner: FlaskCliRunner
+) -> None:
+    listing = first_published(session)
+    listing.name = "Marigold Streamwright"
+    newcomer = Listing(external_id="t-stream", slug="t-stream", name="Streamwright Two", country="US", postcode="10001")
+    session.add(newcomer)
+    session.flush()
+    index_flushed(session, [listing, newcomer], expected=2)
+    assert total(client, q="Streamwright") == 0
+    # Changed and flushed again after it was streamed: the index must end with the final row, once.
+    listing.bio = "Now also sees teenagers in Quokkaville."
+    session.flush()
+    index_flushed(session, [listing], expected=2)
+    session.commit()
+    assert sorted(ids(client, q="Streamwright")) == sorted([listing.external_id, "t-stream"])
+    assert ids(client, q="Quokkaville") == [listing.external_id]
+    assert runner.invoke(args=["index", "check"]).exit_code == 0
+
+
+@pytest.mark.parametrize("expected", [2, PARALLEL_BATCH], ids=["in-process", "worker-processes"])
+def test_a_streamed_write_is_dropped_when_the_transaction_is_not_committed(
+    app: Flask, client: FlaskClient, session: Session, expected: int
+) -> None:
+    index = app.extensions["search"]
+    before = index.view().searcher.doc_count()
+    for end in ("rollback", "close"):
+        # Enough listings for a full batch to reach the workers when the write uses them.
+        listings = [Listing(external_id=f"t-{end}-{n}", slug=f"t-{end}-{n}", name="Vanishing Quillfeather",
+                            country="US", postcode="10001") for n in range(min(expected, BATCH_SIZE))]
+        session.add_all(listings)
+        session.flush()
+        index_flushed(session, listings, expected=expected)
+        getattr(session, end)()
+        assert total(client, q="Quillfeather") == 0
+        with index.write_lock(timeout=0):  # the streamed write gave the lock back
+            pass
+        assert multiprocessing.active_children() == []  # and stopped its index workers
+    index.apply([], [])
+    assert index.view().searcher.doc_count() == before

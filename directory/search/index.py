@@ -295,6 +295,44 @@ class _ThreadSlot:
             self.view.searcher.close()
 
 
+def _replace(writer: CachedLengthsWriter, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
+    """Delete the committed documents of `replace_ids` in `writer`, then add `docs`."""
+    # Old versions are found through the id postings directly: update_document's delete_by_term runs a scored
+    # search per document, which made bulk imports crawl.
+    reader = writer.reader()
+    try:
+        for doc_id in replace_ids:
+            if ("id", doc_id) in reader:
+                for docnum in reader.postings("id", doc_id).all_ids():
+                    writer.delete_document(docnum)
+    finally:
+        reader.close()
+    for doc in docs:
+        writer.add_document(**doc)
+
+
+class IndexWrite:
+    """An open write to the live index, holding the writer lock until it is committed or cancelled."""
+
+    def __init__(self, writer: CachedLengthsWriter, held: contextlib.ExitStack) -> None:
+        self._writer = writer
+        self._held = held
+
+    def replace(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
+        """Remove the committed documents of `replace_ids` and add `docs`; an id must not be replaced twice."""
+        _replace(self._writer, replace_ids, docs)
+
+    def commit(self) -> None:
+        """Make everything written visible to new searches, and free the lock."""
+        with self._held:
+            self._writer.commit()
+
+    def cancel(self) -> None:
+        """Discard everything written, and free the lock."""
+        with self._held:
+            self._writer.cancel()
+
+
 class SearchIndex:
     """The on-disk index under one directory, shared by the web workers and the CLI."""
 
@@ -360,32 +398,36 @@ class SearchIndex:
         with self.write_lock():
             self._write(replace_ids, docs)
 
-    def _write(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
+    def open_write(self, bulk: bool) -> IndexWrite:
+        """Take the writer lock and start a write that searches see only once it is committed.
+
+        `bulk` writes through worker processes: for writes of thousands of documents.
+        """
+        held = contextlib.ExitStack()
+        held.enter_context(self.write_lock())
+        try:
+            return IndexWrite(self._writer(bulk), held)
+        except BaseException:
+            held.close()
+            raise
+
+    def _writer(self, bulk: bool) -> CachedLengthsWriter:
         path = self._generation_path()
         if path is None:
             raise RuntimeError("no search index: run `flask --app app index rebuild`")
+        ix = whoosh_index.open_dir(str(path))
+        if bulk:
+            return ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, timeout=self.lock_timeout, compound=False)
+        return CachedLengthsWriter(ix, timeout=self.lock_timeout, compound=False)
+
+    def _write(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
         replace_ids = list(replace_ids)
         docs = iter(docs)
         first = next(docs, None)
         if not replace_ids and first is None:
             return
-        ix = whoosh_index.open_dir(str(path))
-        # A big batch (an import) is written by two processes into two new segments.
-        writer = (ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, timeout=self.lock_timeout, compound=False)
-                  if len(replace_ids) >= PARALLEL_BATCH else CachedLengthsWriter(ix, timeout=self.lock_timeout, compound=False))
-        with writer:
-            # Old versions are found through the id postings directly: update_document's delete_by_term runs a
-            # scored search per document, which made bulk imports crawl.
-            reader = writer.reader()
-            try:
-                for doc_id in replace_ids:
-                    if ("id", doc_id) in reader:
-                        for docnum in reader.postings("id", doc_id).all_ids():
-                            writer.delete_document(docnum)
-            finally:
-                reader.close()
-            for doc in itertools.chain([first] if first is not None else [], docs):
-                writer.add_document(**doc)
+        with self._writer(bulk=len(replace_ids) >= PARALLEL_BATCH) as writer:
+            _replace(writer, replace_ids, itertools.chain([first] if first is not None else [], docs))
 
     def rebuild(
         self,

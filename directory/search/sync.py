@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from directory.models import Listing
-from directory.search.index import IndexBusy, SearchIndex
+from directory.search.index import PARALLEL_BATCH, IndexBusy, IndexWrite, SearchIndex
 from directory.search.schema import listing_document, location_of, stamp
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,16 @@ PENDING = "search_pending"
 
 @dataclass
 class Pending:
-    """Listings touched during a transaction; their committed state is indexed once the commit succeeds."""
+    """Listings touched during a transaction; their committed state is indexed once the commit succeeds.
+
+    A big transaction (an import) may instead send its listings to an open index write as it flushes them
+    (`index_flushed`); that write is committed right after the database commit and cancelled on rollback.
+    """
 
     changed: set[int] = field(default_factory=set)
+    stream: IndexWrite | None = None
+    streamed: set[int] = field(default_factory=set)
+    stream_refused: bool = False
 
 
 def _after_flush(session: Session, _context: Any) -> None:
@@ -44,9 +51,39 @@ def documents_for(session: Session, ids: list[int]) -> Iterator[dict[str, Any]]:
                 yield doc
 
 
+def index_flushed(session: Session, listings: list[Listing], expected: int) -> None:
+    """Index just-flushed listings now, in a write that becomes visible right after the database commit.
+
+    Indexing while the transaction goes on lets the index workers run beside the database work instead of after
+    it. A listing already sent, or flushed again later, is left to the after-commit path, which reads the
+    committed row. `expected` is about how many listings the transaction writes in all: thousands go through
+    the worker-process writer.
+    """
+    pending = session.info.setdefault(PENDING, Pending())
+    fresh = [listing for listing in listings if listing.id not in pending.streamed]
+    if not fresh or pending.stream_refused:
+        return
+    if pending.stream is None:
+        try:
+            pending.stream = session.info["search_index"].open_write(bulk=expected >= PARALLEL_BATCH)
+        except IndexBusy:
+            pending.stream_refused = True  # the after-commit path tries again, and logs if still busy
+            return
+    docs = [doc for listing in fresh if (doc := listing_document(listing)) is not None]
+    pending.stream.replace([str(listing.id) for listing in fresh], docs)
+    for listing in fresh:
+        pending.streamed.add(listing.id)
+        pending.changed.discard(listing.id)
+
+
 def _after_commit(session: Session) -> None:
     pending: Pending | None = session.info.pop(PENDING, None)
-    if pending is None or not pending.changed:
+    if pending is None:
+        return
+    if pending.stream is not None:
+        # Committed first, so that a listing changed again after it was streamed is replaced below.
+        pending.stream.commit()
+    if not pending.changed:
         return
     ids = sorted(pending.changed)
     try:
@@ -57,8 +94,12 @@ def _after_commit(session: Session) -> None:
         log.error("search index busy: %d listing changes not indexed; run `index check --repair`", len(ids))
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(PENDING, None)
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    # A rollback, or a session closed with its transaction open: nothing of it may reach the index.
+    if transaction.parent is None:
+        pending: Pending | None = session.info.pop(PENDING, None)
+        if pending is not None and pending.stream is not None:
+            pending.stream.cancel()
 
 
 def install(factory: sessionmaker[Session], index: SearchIndex) -> None:
@@ -68,7 +109,7 @@ def install(factory: sessionmaker[Session], index: SearchIndex) -> None:
     info["session_factory"] = factory
     event.listen(factory, "after_flush", _after_flush)
     event.listen(factory, "after_commit", _after_commit)
-    event.listen(factory, "after_rollback", _after_rollback)
+    event.listen(factory, "after_transaction_end", _after_transaction_end)
 
 
 def _searchable_documents(session: Session, skipped: list[int]) -> Iterator[dict[str, Any]]:
