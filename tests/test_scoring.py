@@ -9,12 +9,12 @@ from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from whoosh.fields import TEXT
+from whoosh.fields import KEYWORD, TEXT
 
 from directory.models import Listing
 from directory.search import engine
 from directory.search.engine import _bm25, _scores_among
-from directory.search.schema import TEXT_ANALYZER, FastText, listing_document
+from directory.search.schema import TEXT_ANALYZER, FastKeyword, FastText, listing_document, make_schema
 from directory.search.text import text_query
 
 
@@ -52,3 +52,20 @@ def test_fast_text_indexes_sample_listings_exactly_as_whoosh(shared_app: Flask) 
                 max_size=40).map("".join) | st.text(max_size=60))
 def test_fast_text_indexes_any_text_exactly_as_whoosh(text: str) -> None:
     assert _fast_postings(text) == _whoosh_postings(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["eft", "cbt", " ", "  ", "\t", "\n", "\r", "é", "US-NY", "cell:3:12", ",", "x"]),
+                max_size=30).map("".join) | st.text(max_size=60))
+def test_fast_keyword_indexes_any_value_exactly_as_whoosh(value: str) -> None:
+    assert sorted(FastKeyword().index(value)) == sorted(KEYWORD().index(value))
+
+
+def test_fast_keyword_indexes_sample_listings_exactly_as_whoosh(shared_app: Flask) -> None:
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        docs = [doc for doc in map(listing_document, session.scalars(select(Listing).limit(300))) if doc]
+    fields = [name for name, field in make_schema().items() if isinstance(field, FastKeyword)]
+    assert {"cell", "modality", "flag"} <= set(fields)
+    for doc in docs:
+        for name in fields:
+            assert sorted(FastKeyword().index(doc[name])) == sorted(KEYWORD().index(doc[name])), name

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from whoosh import index as whoosh_index
@@ -15,7 +17,10 @@ from whoosh.fields import ID, TEXT, Schema
 from whoosh.index import FileIndex
 from whoosh.writing import SegmentWriter
 
-from directory.search.segments import BATCH_SIZE, CachedLengthsWriter, ParallelWriter, WorkerFailed
+from directory.models import Listing
+from directory.sample import generate
+from directory.search.schema import listing_document, make_schema
+from directory.search.segments import BATCH_SIZE, TermBufferedWriter, ParallelWriter, WorkerFailed
 
 COUNT = 3 * BATCH_SIZE + 7
 
@@ -75,17 +80,72 @@ def test_a_killed_worker_raises_instead_of_waiting_forever(tmp_path: Path) -> No
     assert stored_ids(whoosh_index.open_dir(str(tmp_path / "ix"))) == []
 
 
-def test_cached_lengths_write_the_same_postings_as_whoosh(tmp_path: Path) -> None:
-    docs = [{"id": f"d{n}", "text": " ".join(f"w{(n * k) % 37}" for k in range(1 + n % 23))} for n in range(500)]
+def listing_documents(count: int, first_pk: int) -> list[dict[str, Any]]:
+    stamp = dt.datetime(2026, 1, 1)
+    listings = (Listing(id=first_pk + n, updated_at=stamp, **fields) for n, fields in enumerate(generate(count)))
+    return [doc for listing in listings if (doc := listing_document(listing)) is not None]
+
+
+def segment_contents(path: Path) -> dict[str, Any]:
+    """The postings files of an index's one segment, byte for byte; and as read: every term's postings and
+    statistics, the columns and the text lengths.
+
+    Whoosh packs columns into one file in an order that varies from run to run, so those are compared as read.
+    """
+    ix = whoosh_index.open_dir(str(path))
+    (segment,) = ix._segments()
+    prefix = f"MAIN_{segment.segment_id().split('_')[-1]}"
+    contents: dict[str, Any] = {p.suffix: p.read_bytes() for p in path.iterdir()
+                                if p.name.startswith(prefix) and p.suffix != ".col"}
+    with ix.reader() as reader:
+        for field, term in reader.all_terms():
+            matcher = reader.postings(field, term)
+            postings = []
+            while matcher.is_active():
+                postings.append((matcher.id(), matcher.weight(), matcher.value()))
+                matcher.next()
+            info = reader.term_info(field, term)
+            stats = (info.weight(), info.doc_frequency(), info.min_length(), info.max_length(), info.max_weight())
+            contents[f"{field}:{term!r}"] = (postings, stats)
+        for name in ("pk", "lat", "lon", "sortname", "stamp"):
+            contents[name] = list(reader.column_reader(name))
+        contents["text lengths"] = [reader.doc_field_length(d, "text") for d in range(reader.doc_count_all())]
+    return contents
+
+
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled-runs"])
+def test_term_buffered_writer_writes_the_same_segment_as_whoosh(tmp_path: Path, spill: bool) -> None:
+    # The real schema and documents, and two earlier segments that the commit merges in.
+    earlier = [listing_documents(40, first_pk=10_000 + 100 * k) for k in range(2)]
+    docs = listing_documents(1500, first_pk=1)
     written = {}
-    for name, writer_class in (("whoosh", SegmentWriter), ("cached", CachedLengthsWriter)):
-        ix = make_index(tmp_path / name)
-        with writer_class(ix, compound=False) as writer:
-            for doc in docs:
-                writer.add_document(**doc)
-        written[name] = {p.suffix: p.read_bytes() for p in (tmp_path / name).iterdir() if p.suffix in (".trm", ".pst")}
-    assert set(written["whoosh"]) == {".trm", ".pst"}
-    assert written["cached"] == written["whoosh"]
+    for name, writer_class in (("whoosh", SegmentWriter), ("buffered", TermBufferedWriter)):
+        path = tmp_path / name
+        path.mkdir()
+        ix = whoosh_index.create_in(str(path), make_schema())
+        for batch in earlier:
+            with ix.writer() as writer:
+                for doc in batch:
+                    writer.add_document(**doc)
+        writer = writer_class(ix, compound=False)
+        if spill and isinstance(writer, TermBufferedWriter):
+            writer._limit = 64 * 1024  # a few hundred documents a run
+        for doc in docs:
+            writer.add_document(**doc)
+        if spill and isinstance(writer, TermBufferedWriter):
+            assert len(writer._runs) >= 3
+        writer.commit(optimize=True)  # merges the earlier segments in through Whoosh's pool
+        written[name] = segment_contents(path)
+        assert len(written[name]["pk"]) == len(docs) + 80
+        assert not list(path.glob("*.terms")) and not list(Path(writer._tempstorage.folder).glob("*.terms"))
+    assert {".trm", ".pst"} <= set(written["whoosh"])
+    if spill:
+        # Block data is pickled, and pickle writes a value that recurs in a block (one bytes object shared by
+        # several postings) as a back-reference; values read back from a run are no longer shared, so the bytes
+        # of the files differ while every decoded posting, above, is the same.
+        for found in written.values():
+            del found[".trm"], found[".pst"]
+    assert written["buffered"] == written["whoosh"]
 
 
 def test_a_process_whose_write_failed_still_exits(tmp_path: Path) -> None:
@@ -95,6 +155,9 @@ def test_a_process_whose_write_failed_still_exits(tmp_path: Path) -> None:
 import os, signal
 from whoosh import index
 from whoosh.fields import ID, TEXT, Schema
+from directory.models import Listing
+from directory.sample import generate
+from directory.search.schema import listing_document, make_schema
 from directory.search.segments import BATCH_SIZE, ParallelWriter, WorkerFailed
 
 ix = index.create_in({str(tmp_path)!r}, Schema(id=ID, text=TEXT))

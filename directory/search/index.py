@@ -23,7 +23,7 @@ from whoosh.searching import Searcher
 
 from directory.search.docsets import contains, union
 from directory.search.schema import make_schema
-from directory.search.segments import CachedLengthsWriter, ParallelWriter
+from directory.search.segments import TermBufferedWriter, ParallelWriter
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ class _ThreadSlot:
             self.view.searcher.close()
 
 
-def _replace(writer: CachedLengthsWriter, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
+def _replace(writer: TermBufferedWriter, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
     """Delete the committed documents of `replace_ids` in `writer`, then add `docs`."""
     # Old versions are found through the id postings directly: update_document's delete_by_term runs a scored
     # search per document, which made bulk imports crawl.
@@ -314,7 +314,7 @@ def _replace(writer: CachedLengthsWriter, replace_ids: Iterable[str], docs: Iter
 class IndexWrite:
     """An open write to the live index, holding the writer lock until it is committed or cancelled."""
 
-    def __init__(self, writer: CachedLengthsWriter, held: contextlib.ExitStack) -> None:
+    def __init__(self, writer: TermBufferedWriter, held: contextlib.ExitStack) -> None:
         self._writer = writer
         self._held = held
 
@@ -411,14 +411,14 @@ class SearchIndex:
             held.close()
             raise
 
-    def _writer(self, bulk: bool) -> CachedLengthsWriter:
+    def _writer(self, bulk: bool) -> TermBufferedWriter:
         path = self._generation_path()
         if path is None:
             raise RuntimeError("no search index: run `flask --app app index rebuild`")
         ix = whoosh_index.open_dir(str(path))
         if bulk:
             return ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, timeout=self.lock_timeout, compound=False)
-        return CachedLengthsWriter(ix, timeout=self.lock_timeout, compound=False)
+        return TermBufferedWriter(ix, timeout=self.lock_timeout, compound=False)
 
     def _write(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
         replace_ids = list(replace_ids)

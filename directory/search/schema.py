@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from whoosh import columns
 from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import COLUMN, ID, KEYWORD, TEXT, Schema
+from whoosh.formats import Positions
+from whoosh.system import pack_uint
 
 from directory.geo import PostcodeError, cell_terms, postcodes, region_country
 from directory.models import Listing
@@ -17,6 +21,16 @@ from directory.vocabulary import vocabulary
 
 TEXT_ANALYZER = StemmingAnalyzer()
 _WORDS = TEXT_ANALYZER.items[0].expression  # the analyzer's own tokenizer pattern
+
+
+_POSITIONS = Positions()
+_KEYWORD_TOKENS = re.compile(r"[^ \t\r\n]+")  # the pattern of Whoosh's space-separated keyword tokenizer
+
+
+@functools.lru_cache(maxsize=200_000)
+def _encoded_positions(positions: tuple[int, ...]) -> bytes:
+    """A posting's positions as a TEXT field's format encodes them; most are one of a few hundred."""
+    return _POSITIONS.encode(positions)
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -43,9 +57,19 @@ class FastText(TEXT):
                 # The stop filter keeps the first kept word's own position and counts on from there.
                 at = raw if at is None else at + 1
                 positions.setdefault(stem, []).append(at)
-        encode = self.format.encode
         for stem, found in positions.items():
-            yield stem.encode("utf-8"), len(found), float(len(found)), encode(found)
+            yield stem.encode("utf-8"), len(found), float(len(found)), _encoded_positions(tuple(found))
+
+
+class FastKeyword(KEYWORD):
+    """A space-separated KEYWORD field that indexes exactly as Whoosh's, without its token-object pipeline."""
+
+    def index(self, value: str, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
+        """(term, frequency, weight, encoded frequency) for each distinct word of `value`."""
+        boost = self.format.field_boost
+        for word, freq in Counter(_KEYWORD_TOKENS.findall(value)).items():
+            yield word.encode("utf-8"), freq, float(freq) * boost, pack_uint(freq)
+
 FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
 
 
@@ -54,13 +78,13 @@ def make_schema() -> Schema:
     return Schema(
         id=ID(unique=True),
         text=FastText(analyzer=TEXT_ANALYZER),
-        cell=KEYWORD(),
-        modality=KEYWORD(),
-        specialty=KEYWORD(),
-        language=KEYWORD(),
-        insurance=KEYWORD(),
+        cell=FastKeyword(),
+        modality=FastKeyword(),
+        specialty=FastKeyword(),
+        language=FastKeyword(),
+        insurance=FastKeyword(),
         licence=ID(),
-        flag=KEYWORD(),
+        flag=FastKeyword(),
         pk=COLUMN(columns.NumericColumn("q")),
         lat=COLUMN(columns.NumericColumn("d")),
         lon=COLUMN(columns.NumericColumn("d")),
