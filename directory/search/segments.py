@@ -72,8 +72,8 @@ class _TermPostings:
 # (fieldname, term, docnums, weights, values) of one term, from the buffer, a spilled run or a merged segment.
 TermRun = tuple[str, bytes, Sequence[int], Sequence[float], list[bytes]]
 _KEY = operator.itemgetter(0, 1)
-# What a buffered posting costs in memory, about: two array slots, a list slot, and its value when it has one
-# (a text posting's encoded positions). Only a budget for deciding when to spill; measured, not exact.
+# What a buffered posting costs in memory, about: two array slots, a list slot, and its value when it has one.
+# An estimate for deciding when to spill, not an accounting: text positions are mostly shared cached objects.
 POSTING_BYTES = 24
 VALUE_BYTES = 40
 
@@ -85,10 +85,13 @@ class TermBufferedWriter(SegmentWriter):
     through the codec's writer, which checks each and asks for the document's field length on every call: most
     of the cost of indexing. Here each term's postings go straight into arrays as documents are added (already
     in docnum order, so only terms are sorted), and each 128-posting block is handed to the codec whole. The
-    buffer spills to sorted runs on disk past `limitmb`. The segment written is the same, byte for byte.
+    buffer spills to sorted runs on disk past `limitmb`. The postings written are the same as Whoosh's, and the
+    files byte for byte when nothing spilled. Term vectors and separate spelling fields are not supported.
     """
 
     def __init__(self, ix: FileIndex, limitmb: int = 128, **options: Any) -> None:
+        if any(field.vector or field.separate_spelling() for _, field in ix.schema.items()):
+            raise ValueError("TermBufferedWriter does not write term vectors or separate spelling fields")
         super().__init__(ix, limitmb=limitmb, **options)
         self._limit = limitmb * 1024 * 1024
         self._buffered = 0
