@@ -29,9 +29,8 @@ log = logging.getLogger(__name__)
 
 CURRENT = "current"
 PARALLEL_BATCH = 5000
-# Whoosh's estimate of each writer process's posting buffer before it spills a sorted run to disk. Spilling and
-# merging runs cost half again the indexing time; at 512 a 100k import spills little, and a writer process stays
-# under about 800 MB at any size.
+# Each writer process's budget for buffered postings (an estimate, see segments.POSTING_BYTES) before it spills a
+# sorted run to disk. By that estimate a 100k import never spills; no process passed 621 MB in the 1M benchmark.
 WRITER_LIMITMB = 512
 # Segments are written as separate files, never one compound file: Whoosh reads a compound file by copying each part
 # into memory, so every search process held its own copy of all postings (3.4 GB per worker at 1M listings).
