@@ -109,10 +109,11 @@ def _text_matches(view: View, text: TextQuery, candidates: np.ndarray) -> np.nda
     """Candidates holding every word, then each phrase checked by position. Near a place the candidates are few and
     only their part of each word's postings is read; nationally whole posting arrays are loaded and cached."""
     found = candidates
-    for stem in sorted(text.stems, key=lambda stem: view.searcher.doc_frequency("text", stem)):
+    frequency = {stem: view.searcher.doc_frequency("text", stem) for stem in text.stems}
+    for stem in sorted(frequency, key=frequency.__getitem__):
         if not len(found):
             break
-        if len(found) * NEAR_FRACTION < view.searcher.doc_frequency("text", stem):
+        if len(found) * NEAR_FRACTION < frequency[stem]:
             found = view.docs_with_among("text", stem, found)
         else:
             found = intersect([found, view.docs_with("text", stem)])

@@ -23,7 +23,7 @@ from whoosh.searching import Searcher
 
 from directory.search.docsets import contains, union
 from directory.search.schema import make_schema
-from directory.search.segments import TermBufferedWriter, ParallelWriter
+from directory.search.segments import ParallelWriter, TermBufferedWriter
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,6 @@ PARALLEL_BATCH = 5000
 # Each writer process's budget for buffered postings (an estimate, see segments.POSTING_BYTES) before it spills a
 # sorted run to disk. By that estimate a 100k import never spills; no process passed 621 MB in the 1M benchmark.
 WRITER_LIMITMB = 512
-# Segments are written as separate files, never one compound file: Whoosh reads a compound file by copying each part
-# into memory, so every search process held its own copy of all postings (3.4 GB per worker at 1M listings).
 
 
 class IndexBusy(RuntimeError):
@@ -294,6 +292,15 @@ class _ThreadSlot:
             self.view.searcher.close()
 
 
+def _new_writer(ix: Any, bulk: bool, timeout: float) -> TermBufferedWriter:
+    """A writer on `ix`; `bulk` indexes in two worker processes, for thousands of documents."""
+    # Segments are written as separate files, never one compound file: Whoosh reads a compound file by copying each
+    # part into memory, so every search process held its own copy of all postings (3.4 GB per worker at 1M listings).
+    if bulk:
+        return ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, timeout=timeout, compound=False)
+    return TermBufferedWriter(ix, timeout=timeout, compound=False)
+
+
 def _replace(writer: TermBufferedWriter, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
     """Delete the committed documents of `replace_ids` in `writer`, then add `docs`."""
     # Old versions are found through the id postings directly: update_document's delete_by_term runs a scored
@@ -414,10 +421,7 @@ class SearchIndex:
         path = self._generation_path()
         if path is None:
             raise RuntimeError("no search index: run `flask --app app index rebuild`")
-        ix = whoosh_index.open_dir(str(path))
-        if bulk:
-            return ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, timeout=self.lock_timeout, compound=False)
-        return TermBufferedWriter(ix, timeout=self.lock_timeout, compound=False)
+        return _new_writer(whoosh_index.open_dir(str(path)), bulk, self.lock_timeout)
 
     def _write(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
         replace_ids = list(replace_ids)
@@ -444,7 +448,7 @@ class SearchIndex:
         try:
             ix = whoosh_index.open_dir(str(path))
             # Two processes build two segments side by side; the index is aside, so nothing else contends for it.
-            with ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, compound=False) as writer:
+            with _new_writer(ix, bulk=True, timeout=0.0) as writer:
                 for doc in docs:
                     writer.add_document(**doc)
             count = whoosh_index.open_dir(str(path)).doc_count()
