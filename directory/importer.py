@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from directory.audit import record_event
@@ -170,13 +170,13 @@ def _apply(session: Session, batch: list[dict[str, Any]], write: bool, report: I
            for fields in batch if fields["external_id"] not in existing}
     report.created += len(new)
     slugs = _free_slugs(session, new) if write else {}
+    created: list[dict[str, Any]] = []
     written: list[Listing] = []
     for fields in batch:
         listing = existing.get(fields["external_id"])
         if listing is None:
             if write:
-                written.append(Listing(**fields, slug=slugs[fields["external_id"]]))
-                session.add(written[-1])
+                created.append({**fields, "slug": slugs[fields["external_id"]]})
             continue
         changes = {name: value for name, value in fields.items() if getattr(listing, name) != value}
         if not changes:
@@ -187,6 +187,10 @@ def _apply(session: Session, batch: list[dict[str, Any]], write: bool, report: I
             for name, value in changes.items():
                 setattr(listing, name, value)
             written.append(listing)
+    if created:
+        # One multi-row INSERT ... RETURNING instead of an ORM object and a statement per row: building and
+        # flushing objects was a third of an import's time. The rows come back as loaded listings for the index.
+        written += session.scalars(insert(Listing).returning(Listing), created).all()
     _flush_out(session, written, expected)
 
 
@@ -205,8 +209,10 @@ def _unpublish_missing(session: Session, ids: FileIds, write: bool, report: Impo
 
 
 def _validate(csv_file: CsvFile, ids: FileIds, report: ImportReport, progress: Progress, spill: BinaryIO) -> None:
-    """The second pass: check every record; valid rows' fields go to `spill`, every problem into the report."""
+    """The second pass: check every record; valid rows' fields go to `spill` in batches, every problem into the
+    report."""
     rejected_cells: dict[int, list[str]] = {}
+    valid: list[dict[str, Any]] = []
     done = 0
     for item in csv_file.records():
         if isinstance(item, Issue):
@@ -224,9 +230,14 @@ def _validate(csv_file: CsvFile, ids: FileIds, report: ImportReport, progress: P
             report.errors += row_errors
             rejected_cells[item.line] = item.cells
         else:
-            pickle.dump(fields, spill, protocol=pickle.HIGHEST_PROTOCOL)
+            valid.append(fields)
+            if len(valid) == FLUSH_EVERY:
+                pickle.dump(valid, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                valid.clear()
         if done % PROGRESS_EVERY == 0:
             progress(done, ids.rows)
+    if valid:
+        pickle.dump(valid, spill, protocol=pickle.HIGHEST_PROTOCOL)
     report.errors.sort(key=lambda issue: issue.line)
     report.rows = done
     report.rejected = len({issue.line for issue in report.errors if issue.line > 0})
@@ -234,7 +245,7 @@ def _validate(csv_file: CsvFile, ids: FileIds, report: ImportReport, progress: P
         report.errors_csv = errors_csv(csv_file.header, rejected_cells, report.errors)
 
 
-def _valid_rows(spill: BinaryIO) -> Iterator[dict[str, Any]]:
+def _valid_batches(spill: BinaryIO) -> Iterator[list[dict[str, Any]]]:
     spill.seek(0)
     while True:
         try:
@@ -248,13 +259,8 @@ def _apply_all(session: Session, spill: BinaryIO, ids: FileIds, mode: ImportMode
     """Create, update and (in replace mode) unpublish, in batches inside the caller's transaction; when not
     writing, only count what would change."""
     with session.no_autoflush:
-        batch: list[dict[str, Any]] = []
-        for fields in _valid_rows(spill):
-            batch.append(fields)
-            if len(batch) >= FLUSH_EVERY:
-                _apply(session, batch, write, report, ids.rows)
-                batch.clear()
-        _apply(session, batch, write, report, ids.rows)
+        for batch in _valid_batches(spill):
+            _apply(session, batch, write, report, ids.rows)
         if mode.replace:
             _unpublish_missing(session, ids, write, report, ids.rows)
 

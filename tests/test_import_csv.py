@@ -63,6 +63,22 @@ def test_a_good_row_is_created_and_searchable(app: Flask, session: Session) -> N
     assert [r["id"] for r in body["results"]] == ["imp-1"]
 
 
+def test_rows_are_still_indexed_after_the_commit_when_the_import_cannot_stream_them(
+    app: Flask, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from directory.search.index import IndexBusy
+
+    def busy(bulk: bool) -> None:
+        raise IndexBusy("another writer holds the index")
+
+    # New rows are inserted in bulk, without a flush that would record them for the after-commit path.
+    monkeypatch.setattr(app.extensions["search"], "open_write", busy)
+    rows = [{**GOOD, "external_id": f"late-{i}", "name": f"Quillon Late {i}"} for i in range(3)]
+    assert do_import(app, make_csv(rows)).created == 3
+    body = app.test_client().get("/api/v1/search", query_string={"q": "Quillon"}).get_json()
+    assert sorted(r["id"] for r in body["results"]) == ["late-0", "late-1", "late-2"]
+
+
 def test_bom_semicolons_crlf_quoted_newlines_and_aliases(app: Flask, session: Session) -> None:
     text = make_csv([{"External ID ": "imp-2", "NAME": "Ana; Bio", "Zip": "02108", "State": "ma",
                       "Modality": "emotionally focused couples therapy | Gottman", "About": 'Line one\r\nsaid "hi"'}],

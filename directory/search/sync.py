@@ -52,7 +52,7 @@ def documents_for(session: Session, ids: list[int]) -> Iterator[dict[str, Any]]:
 
 
 def index_flushed(session: Session, listings: list[Listing], expected: int) -> None:
-    """Index just-flushed listings now, in a write that becomes visible right after the database commit.
+    """Index listings just flushed or bulk-inserted, in a write that becomes visible right after the database commit.
 
     Indexing while the transaction goes on lets the index workers run beside the database work instead of after
     it. A listing already sent, or flushed again later, is left to the after-commit path, which reads the
@@ -61,14 +61,17 @@ def index_flushed(session: Session, listings: list[Listing], expected: int) -> N
     """
     pending = session.info.setdefault(PENDING, Pending())
     fresh = [listing for listing in listings if listing.id not in pending.streamed]
-    if not fresh or pending.stream_refused:
+    if not fresh:
         return
-    if pending.stream is None:
+    if pending.stream is None and not pending.stream_refused:
         try:
             pending.stream = session.info["search_index"].open_write(bulk=expected >= PARALLEL_BATCH)
         except IndexBusy:
             pending.stream_refused = True  # the after-commit path tries again, and logs if still busy
-            return
+    if pending.stream is None:
+        # Rows inserted in bulk never pass through a flush, so the after-commit path hears of them only here.
+        pending.changed.update(listing.id for listing in fresh)
+        return
     docs = [doc for listing in fresh if (doc := listing_document(listing)) is not None]
     pending.stream.replace([str(listing.id) for listing in fresh], docs)
     for listing in fresh:
