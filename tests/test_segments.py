@@ -1,4 +1,5 @@
-"""Bulk indexing in worker processes: the same documents as a plain writer, and failures raise instead of hanging."""
+"""Bulk indexing in worker processes: the same documents as a plain writer, docnum files that match the postings,
+and failures raise instead of hanging."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from whoosh import index as whoosh_index
 from whoosh.fields import ID, TEXT, Schema
@@ -19,6 +21,7 @@ from whoosh.writing import SegmentWriter
 
 from directory.models import Listing
 from directory.sample import generate
+from directory.search import docnums
 from directory.search.schema import listing_document, make_schema
 from directory.search.segments import BATCH_SIZE, TermBufferedWriter, ParallelWriter, WorkerFailed
 
@@ -96,7 +99,7 @@ def segment_contents(path: Path) -> dict[str, Any]:
     (segment,) = ix._segments()
     prefix = f"MAIN_{segment.segment_id().split('_')[-1]}"
     contents: dict[str, Any] = {p.suffix: p.read_bytes() for p in path.iterdir()
-                                if p.name.startswith(prefix) and p.suffix != ".col"}
+                                if p.name.startswith(prefix) and p.suffix not in (".col", docnums.EXT)}
     with ix.reader() as reader:
         for field, term in reader.all_terms():
             matcher = reader.postings(field, term)
@@ -111,6 +114,25 @@ def segment_contents(path: Path) -> dict[str, Any]:
             contents[name] = list(reader.column_reader(name))
         contents["text lengths"] = [reader.doc_field_length(d, "text") for d in range(reader.doc_count_all())]
     return contents
+
+
+def assert_docnum_file_lists_every_posting(path: Path) -> None:
+    """The segment's docnum file gives, for every term but the unique key's, the docnums Whoosh's postings hold."""
+    ix = whoosh_index.open_dir(str(path))
+    with ix.reader() as reader:
+        (leaf, _), = reader.leaf_readers()
+        docnum_file = docnums.open_docnums(leaf)
+        assert docnum_file is not None
+        listed = 0
+        for field, term in reader.all_terms():
+            if field == "id":
+                assert not len(docnum_file.docnums(field, term))
+                continue
+            found = docnum_file.docnums(field, term)
+            assert found.dtype == np.int32 and found.tolist() == list(reader.postings(field, term).all_ids())
+            listed += len(found)
+        assert listed > 50 * reader.doc_count_all()
+        assert not len(docnum_file.docnums("text", b"no-such-word"))
 
 
 @pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled-runs"])
@@ -136,6 +158,8 @@ def test_term_buffered_writer_writes_the_same_segment_as_whoosh(tmp_path: Path, 
             assert len(writer._runs) >= 3
         writer.commit(optimize=True)  # merges the earlier segments in through Whoosh's pool
         written[name] = segment_contents(path)
+        if writer_class is TermBufferedWriter:
+            assert_docnum_file_lists_every_posting(path)
         assert len(written[name]["pk"]) == len(docs) + 80
         assert not list(path.glob("*.terms")) and not list(Path(writer._tempstorage.folder).glob("*.terms"))
     assert {".trm", ".pst"} <= set(written["whoosh"])

@@ -21,6 +21,7 @@ from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.searching import Searcher
 
+from directory.search.docnums import DocnumReader, open_docnums
 from directory.search.docsets import contains, union
 from directory.search.schema import make_schema
 from directory.search.segments import ParallelWriter, TermBufferedWriter
@@ -149,6 +150,8 @@ class View:
         runs of docnums and a search there reads a small part of a common word's postings.
         """
         cached = self.postings.get((field, term, "ids"))
+        if cached is None and self._listable(field) and None not in self.docnum_files():
+            cached = self.docs_with(field, term)  # a whole list from docnum files costs less than the block walk
         if cached is not None:
             return candidates[contains(cached, candidates)]
         found = []
@@ -184,12 +187,26 @@ class View:
             self.postings_bytes += size
         return found
 
+    def docnum_files(self) -> list[DocnumReader | None]:
+        """Per segment, its docnum file, or None for a segment written without one."""
+        return self.cached("docnum-files", lambda: self.column_cache.values(
+            self.searcher, "docnum-files", lambda leaf: [open_docnums(leaf)]))
+
+    def _listable(self, field: str) -> bool:
+        return not self.searcher.schema[field].unique  # docnum files leave out the unique key
+
     def _postings(self, field: str, term: str, weights: bool) -> tuple[np.ndarray, np.ndarray]:
         ids_parts, weight_parts = [], []
-        for (leaf, offset), deleted in zip(self.searcher.reader().leaf_readers(), self.deleted()):
-            if (field, term) not in leaf:
+        files = self.docnum_files() if not weights and self._listable(field) else None
+        tbytes = self.searcher.schema[field].to_bytes(term)
+        for i, ((leaf, offset), deleted) in enumerate(zip(self.searcher.reader().leaf_readers(), self.deleted())):
+            docnum_file = files[i] if files else None
+            if docnum_file is not None:
+                ids, leaf_weights = docnum_file.docnums(field, tbytes), None
+            elif (field, term) not in leaf:
                 continue
-            ids, leaf_weights = _leaf_postings(leaf, field, term, weights)
+            else:
+                ids, leaf_weights = _leaf_postings(leaf, field, term, weights)
             if deleted is not None:
                 live = ~deleted[ids]
                 ids = ids[live]

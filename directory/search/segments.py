@@ -26,6 +26,8 @@ from typing import Any
 from whoosh.index import FileIndex, open_dir
 from whoosh.writing import SegmentWriter
 
+from directory.search.docnums import DocnumWriter
+
 CONTEXT = multiprocessing.get_context("forkserver")
 BATCH_SIZE = 1000  # documents per message to a worker
 POLL_SECONDS = 1.0  # how often a waiting parent checks that its workers are alive
@@ -181,6 +183,7 @@ class TermBufferedWriter(SegmentWriter):
     def _flush_segment(self) -> None:
         self.perdocwriter.close()
         reader = self.per_document_reader()
+        docnum_file = DocnumWriter(self.newsegment, self.storage)
         try:
             doc_count = reader.doc_count_all()
             fieldwriter = self.fieldwriter
@@ -192,9 +195,12 @@ class TermBufferedWriter(SegmentWriter):
                     fieldwriter.start_term(tbytes)
                     _add_blocks(fieldwriter._postwriter, docnums, weights, values, lengths)
                     fieldwriter.finish_term()
+                    if not field.unique:  # a unique key's one-document terms are looked up, never listed
+                        docnum_file.add(name, tbytes, docnums)
                 fieldwriter.finish_field()
         finally:
             reader.close()
+            docnum_file.close()
         self.fieldwriter.close()
 
     def _close_segment(self) -> None:
