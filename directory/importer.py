@@ -188,9 +188,13 @@ def _apply(session: Session, batch: list[dict[str, Any]], write: bool, report: I
                 setattr(listing, name, value)
             written.append(listing)
     if created:
-        # One multi-row INSERT ... RETURNING instead of an ORM object and a statement per row: building and
-        # flushing objects was a third of an import's time. The rows come back as loaded listings for the index.
-        written += session.scalars(insert(Listing).returning(Listing), created).all()
+        # Multi-row INSERT ... RETURNING instead of an ORM object and a statement per row: building and flushing
+        # objects was a third of an import's time. The rows come back as loaded listings for the index. Rows
+        # share a statement only when adjacent and with the same columns: without render_nulls, every None
+        # (an empty optional cell) would drop its column and split the batch.
+        created.sort(key=lambda row: tuple(sorted(row)))
+        written += session.scalars(insert(Listing).returning(Listing), created,
+                                   execution_options={"render_nulls": True}).all()
     _flush_out(session, written, expected)
 
 
