@@ -203,7 +203,7 @@ def test_an_empty_database_gives_an_empty_index_not_an_error(empty_app: Flask) -
 
 
 @pytest.mark.parametrize("from_docnum_files", [True, False], ids=["docnum-files", "posting-blocks"])
-def test_documents_holding_a_word_are_those_whoosh_iterates(
+def test_documents_holding_a_word_and_its_positions_are_those_whoosh_iterates(
     app: Flask, monkeypatch: pytest.MonkeyPatch, from_docnum_files: bool
 ) -> None:
     # Checked against Whoosh's own iteration of the postings. Some documents are deleted first, so deleted docnums
@@ -223,12 +223,14 @@ def test_documents_holding_a_word_are_those_whoosh_iterates(
         samples = [every, every[:0], every[100:260], every[-50:], np.sort(rng.choice(every, 40, replace=False)),
                    np.sort(rng.choice(every, 700, replace=False))]
         for stem in ("depress", "attach", "couple", "toronto", "eft", "nosuchword"):
-            whoosh = np.array(list(reader.postings("text", stem).all_ids()) if ("text", stem) in reader else [])
+            held = dict(reader.postings("text", stem).items_as("positions")) if ("text", stem) in reader else {}
+            whoosh = np.array(sorted(held))
             assert view.docs_with("text", stem).tolist() == whoosh.tolist()
             view.postings.clear()
             for candidates in samples:
                 among = view.docs_with_among("text", stem, candidates)
                 assert among.tolist() == candidates[np.isin(candidates, whoosh)].tolist()
+                assert view.positions("text", stem, among) == {d: frozenset(held[d]) for d in among.tolist()}
                 view.postings.clear()
         assert any(len(view.docs_with_among("text", "depress", s)) for s in samples[2:])
 

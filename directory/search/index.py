@@ -95,6 +95,19 @@ def _block_ids(matcher: W3LeafMatcher) -> np.ndarray:
     return np.cumsum(np.asarray(matcher._data[0], dtype=np.int32), dtype=np.int32)
 
 
+def _blocks_spanning(matcher: W3LeafMatcher, docs: np.ndarray) -> Iterator[None]:
+    """Moves the matcher through its blocks, stopping (yielding) at each whose docnum range holds one of the sorted
+    `docs`; only block headers are read for the others."""
+    low = 0
+    while matcher.is_active():
+        high = matcher.block_max_id()
+        first = np.searchsorted(docs, low)
+        if first < len(docs) and docs[first] <= high:
+            yield
+        low = high + 1
+        matcher._next_block()
+
+
 def _leaf_postings(leaf: Any, field: str, term: str, weights: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Sorted docnums (deleted ones included) of a term in one segment, and their weights when asked for, read a
     block at a time.
@@ -163,14 +176,7 @@ class View:
             if not isinstance(matcher, W3LeafMatcher):
                 ids = np.fromiter(matcher.all_ids(), dtype=np.int32)
             else:
-                blocks, low = [], 0
-                while matcher.is_active():
-                    high = matcher.block_max_id()
-                    first = np.searchsorted(local, low)
-                    if first < len(local) and local[first] <= high:
-                        blocks.append(_block_ids(matcher))
-                    low = high + 1
-                    matcher._next_block()
+                blocks = [_block_ids(matcher) for _ in _blocks_spanning(matcher, local)]
                 ids = np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int32)
             found.append(local[contains(ids, local)] + np.int32(offset))
         return union(found) if found else np.empty(0, dtype=np.int32)
@@ -221,8 +227,8 @@ class View:
         return ids, weight_parts[0] if len(weight_parts) == 1 else np.concatenate(weight_parts)
 
     def positions(self, field: str, term: str, docs: np.ndarray) -> dict[int, frozenset[int]]:
-        """Docnum → positions of a term, for the given sorted docnums that hold it. Only the posting blocks that
-        hold some of those documents are decoded."""
+        """Docnum → positions of a term, for the given sorted docnums that hold it. Only the posting blocks whose
+        docnum range holds some of those documents are decoded."""
         found: dict[int, frozenset[int]] = {}
         for leaf, offset in self.searcher.reader().leaf_readers():
             wanted = docs[(docs >= offset) & (docs < offset + leaf.doc_count_all())] - offset
@@ -234,14 +240,13 @@ class View:
                 wanted_set = set(wanted.tolist())
                 found.update((d + offset, frozenset(decode(v))) for d, v in matcher.all_items() if d in wanted_set)
                 continue
-            while matcher.is_active():
+            for _ in _blocks_spanning(matcher, wanted):
                 ids = _block_ids(matcher)
                 hit = np.flatnonzero(np.isin(ids, wanted, assume_unique=True))
                 if len(hit):
                     matcher._read_values()
                     for i in hit.tolist():
                         found[int(ids[i]) + offset] = frozenset(decode(matcher._values[i]))
-                matcher._next_block()
         return found
 
     def deleted(self) -> list[np.ndarray | None]:
