@@ -333,6 +333,10 @@ def run_import(
         report.run_id = run.id if run is not None else None
         with tempfile.TemporaryFile() as spill:
             _validate(csv_file, ids, report, note_progress, spill)
+            if not mode.replace:
+                # Only replace mode needs the file's ids from here on; at a million rows they hold ~150 MB that the
+                # index workers can use.
+                ids.first_line.clear()
             rejected = bool(report.errors) and not mode.skip_invalid
             # Strict mode with errors counts what the valid rows would do and writes nothing.
             _apply_all(session, spill, ids, mode, not (mode.dry_run or rejected), report)
