@@ -23,7 +23,7 @@ FACETS = ("modality", "specialty")
 SLACK = 1e-9
 BM25_B, BM25_K1 = 0.75, 1.2  # Whoosh's BM25F defaults
 BULK_SCORING = 2000  # from this many documents on, BM25 is computed over arrays
-NEAR_FRACTION = 8  # candidates fewer than 1/8 of a word's postings: read only their blocks of it
+NEAR_FRACTION = 8  # without docnum files, candidates fewer than 1/8 of a word's postings read only their blocks of it
 PYTHON_ORDERING = 20000  # up to this many tied candidates, names are compared directly; beyond, by rank
 
 
@@ -106,8 +106,8 @@ def _bm25(view: View, text: TextQuery, docs: np.ndarray) -> np.ndarray:
 
 
 def _text_matches(view: View, text: TextQuery, candidates: np.ndarray) -> np.ndarray:
-    """Candidates holding every word, then each phrase checked by position. Near a place the candidates are few and
-    only their part of each word's postings is read; nationally whole posting arrays are loaded and cached."""
+    """Candidates holding every word, then each phrase checked by position. Word lists come whole from docnum
+    files and are cached; in an index without them, few candidates read only their part of each word's postings."""
     found = candidates
     frequency = {stem: view.searcher.doc_frequency("text", stem) for stem in text.stems}
     for stem in sorted(frequency, key=frequency.__getitem__):
