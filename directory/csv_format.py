@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from directory.geo import CA_REGIONS, US_REGIONS, PostcodeError, postcodes, region_country
 from directory.models import Listing
-from directory.vocabulary import vocabulary
+from directory.vocabulary import TermError, vocabulary
 
 COLUMNS = (
     "external_id", "name", "credentials", "license_number", "license_region", "email", "phone", "website", "address",
@@ -279,15 +279,18 @@ class _RowChecker:
         kind = MULTI[column]
         slugs: list[str] = []
         for part in re.split(r"[;|]", self.values[column]):
-            if not part.strip():
-                continue
-            slug = vocabulary.resolve(kind, part)
-            if slug is None:
-                closest = vocabulary.closest(kind, part)
-                hint = f"; did you mean {closest!r}?" if closest else ""
-                self.error(column, f"unknown {kind} {part.strip()[:60]!r}{hint}")
-            elif slug not in slugs:
-                slugs.append(slug)
+            # "CBT, EMDR": no term has a comma in its names, so commas separate terms when the whole value names none.
+            pieces = [part] if vocabulary.match(kind, part) or "," not in part else part.split(",")
+            for piece in pieces:
+                if not piece.strip():
+                    continue
+                try:
+                    slug = vocabulary.resolve(kind, piece)
+                except TermError as error:
+                    self.error(column, str(error))
+                    continue
+                if slug not in slugs:
+                    slugs.append(slug)
         self.fields[column] = slugs
 
     def check(self) -> None:

@@ -1,15 +1,25 @@
-"""The controlled vocabulary: modalities, specialties, languages and insurers, read from vocabulary.json."""
+"""The controlled vocabulary: modalities, specialties, languages and insurers, read from vocabulary.json, and the
+one matcher that turns the ways people write a term into its slug."""
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 KINDS = ("modality", "specialty", "language", "insurance")
 DATA_FILE = Path(__file__).with_name("vocabulary.json")
+
+# Only a parenthesis of capitals and digits is an abbreviation, dropped or used alone: "(IFS)", "(CBT)". One that
+# carries meaning stays part of the name, so "Blue Cross (Canada)" never shortens to the US-sounding "Blue Cross".
+_ABBREVIATION = re.compile(r"\s*\(([A-Z][A-Z0-9-]*)\)\s*")
+# A trailing word that names the kind of help rather than the term: "EMDR therapy", "Grief counseling".
+_GENERIC_TAIL = frozenset({"therapy", "psychotherapy", "treatment", "counseling"})
+_FILLERS = frozenset({"and"})  # "Trauma & PTSD", "Trauma and PTSD" and "Trauma PTSD" are one name
 
 
 @dataclass(frozen=True)
@@ -26,28 +36,75 @@ class Term:
         return {"slug": self.slug, "name": self.name, "synonyms": list(self.synonyms)}
 
 
-def _key(text: str) -> str:
-    # "Emotionally-Focused  Therapy" and "emotionally focused therapy" are the same term.
-    return re.sub(r"[\s_\-]+", " ", text.strip().casefold())
+class TermError(ValueError):
+    """A value that names no term, or more than one; the message says which and what was probably meant."""
+
+
+def _singular(word: str) -> str:
+    # Enough English plurals for vocabulary names ("issues", "therapies", "adolescents"), and never "stress" or
+    # "analysis"; abbreviations are short and stay as they are.
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _alternatives(name: str) -> list[str]:
+    """The ways a name is written: whole, without its abbreviation, the abbreviation alone, each " / " part."""
+    forms = [name]
+    found = _ABBREVIATION.search(name)
+    if found:
+        forms += [_ABBREVIATION.sub(" ", name).strip(), found.group(1)]
+    return forms + [part for form in forms if " / " in form for part in form.split(" / ")]
+
+
+class Spelling:
+    """Folds a written name to a key: case, accents, punctuation, spacing, `&`, plurals and British spellings."""
+
+    def __init__(self, british_to_american: dict[str, str]) -> None:
+        self.american = british_to_american
+
+    def _word(self, word: str) -> str:
+        word = self.american.get(word, word)
+        if word.endswith("isation") or word.endswith("isations"):  # mentalisation, organisations: always -ization
+            word = word.replace("isation", "ization")
+        return _singular(word)
+
+    def key(self, text: str) -> str:
+        """The form two spellings of one name share."""
+        plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
+        plain = plain.replace("'", "").replace("\u2019", "").replace("&", " and ")
+        return " ".join(self._word(w) for w in re.findall(r"[a-z0-9]+", plain) if w not in _FILLERS)
+
+    def loose_key(self, key: str) -> str:
+        """The key without a trailing generic word ("EMDR therapy" → "emdr"), or the key itself."""
+        words = key.split(" ")
+        return " ".join(words[:-1]) if len(words) > 1 and words[-1] in _GENERIC_TAIL else key
 
 
 class Vocabulary:
-    """Terms by kind and slug, with lookup by any of a term's names."""
+    """Terms by kind and slug, matched from any of the ways a term is written."""
 
-    def __init__(self, data: dict[str, list[dict[str, object]]]) -> None:
+    def __init__(self, data: dict[str, object]) -> None:
+        self.spelling = Spelling(dict(data.get("spellings", {})))  # type: ignore[call-overload]
         self.terms: dict[str, dict[str, Term]] = {}
-        self._by_name: dict[str, dict[str, str]] = {}
+        self._by_key: dict[str, dict[str, list[str]]] = {}
         for kind in KINDS:
             terms = [
-                Term(kind, str(t["slug"]), str(t["name"]), tuple(str(s) for s in t.get("synonyms", [])))  # type: ignore[union-attr]
-                for t in data[kind]
+                Term(kind, str(t["slug"]), str(t["name"]), tuple(str(s) for s in t.get("synonyms", [])))
+                for t in data[kind]  # type: ignore[attr-defined]
             ]
             self.terms[kind] = {t.slug: t for t in terms}
-            names: dict[str, str] = {}
-            for t in terms:
-                for name in (t.slug, t.name, *t.synonyms):
-                    names.setdefault(_key(name), t.slug)
-            self._by_name[kind] = names
+            keys: dict[str, list[str]] = {}
+            for term in terms:
+                for written in (term.slug, term.name, *term.synonyms):
+                    for form in _alternatives(written):
+                        key = self.spelling.key(form)
+                        for k in {key, self.spelling.loose_key(key)}:
+                            if k and term.slug not in keys.setdefault(k, []):
+                                keys[k].append(term.slug)
+            self._by_key[kind] = keys
 
     def get(self, kind: str, slug: str) -> Term | None:
         """The term with this slug, or None."""
@@ -57,14 +114,46 @@ class Vocabulary:
         """Slugs of one kind, in file order."""
         return list(self.terms[kind])
 
-    def resolve(self, kind: str, text: str) -> str | None:
-        """The slug that a slug, name or synonym (any case) stands for, or None."""
-        return self._by_name[kind].get(_key(text))
+    def ambiguous_keys(self, kind: str) -> dict[str, list[str]]:
+        """Keys that stand for more than one term: a value written so is an error naming them all."""
+        return {key: slugs for key, slugs in self._by_key[kind].items() if len(slugs) > 1}
 
-    def closest(self, kind: str, text: str) -> str | None:
-        """The known name closest to a term that did not resolve, for "did you mean" messages."""
-        match = difflib.get_close_matches(_key(text), list(self._by_name[kind]), n=1, cutoff=0.5)
-        return match[0] if match else None
+    def _lookup(self, kind: str, text: str) -> tuple[str, ...]:
+        keys = self._by_key[kind]
+        key = self.spelling.key(text)
+        return tuple(keys.get(key) or keys.get(self.spelling.loose_key(key)) or ())
+
+    # An import asks the same few hundred spellings millions of times; folding one costs about 3 µs.
+    @functools.lru_cache(maxsize=4096)
+    def match(self, kind: str, text: str) -> tuple[str, ...]:
+        """Every slug that `text` names: none, one, or several when it is ambiguous."""
+        found = self._lookup(kind, text)
+        abbreviation = _ABBREVIATION.search(text)
+        if found or not abbreviation:
+            return found
+        # "Interpersonal psychotherapy (IPT)": the name decides, and the user's abbreviation must not contradict it.
+        named = self._lookup(kind, _ABBREVIATION.sub(" ", text))
+        short = self._lookup(kind, abbreviation.group(1))
+        return named if not short or short == named else tuple(dict.fromkeys(named + short))
+
+    def resolve(self, kind: str, text: str) -> str:
+        """The one slug `text` names; raises TermError naming the candidates or the closest known term."""
+        found = self.match(kind, text)
+        shown = text.strip()[:60]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            names = " and ".join(f"{self.terms[kind][s].name!r} ({s})" for s in found)
+            raise TermError(f"{kind} {shown!r} could mean {names}; write the one you mean")
+        closest = self.closest(kind, text)
+        hint = f"; did you mean {closest.name!r} ({closest.slug})?" if closest else ""
+        raise TermError(f"unknown {kind} {shown!r}{hint}")
+
+    def closest(self, kind: str, text: str) -> Term | None:
+        """The term whose written forms are nearest to a value that named none, for "did you mean" messages."""
+        keys = self._by_key[kind]
+        near = difflib.get_close_matches(self.spelling.key(text), list(keys), n=1, cutoff=0.5)
+        return self.terms[kind][keys[near[0]][0]] if near else None
 
     def search_text(self, kind: str, slug: str) -> str:
         """All the words a term can be found by in free text: slug, name and synonyms."""

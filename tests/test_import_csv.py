@@ -137,7 +137,7 @@ def test_every_validation_error_is_reported_with_its_line(app: Flask, session: S
     assert expected <= found, expected - found
     assert report.rejected == 13
     messages = {(e.line, e.field): e.message for e in report.errors}
-    assert "did you mean 'depression'" in messages[(8, "specialties")]
+    assert "did you mean 'Depression' (depression)?" in messages[(8, "specialties")]
     assert "Astrolgy" in messages[(8, "modalities")]
     assert "US" in messages[(5, "postcode")]
     assert "line 12" in messages[(11, "external_id")] and "line 11" in messages[(12, "external_id")]

@@ -23,16 +23,6 @@ def api(client: FlaskClient, **params: object) -> dict:
     return response.get_json()
 
 
-def test_synonyms_resolve_in_any_case() -> None:
-    assert vocabulary.resolve("modality", "Emotionally Focused Couples Therapy") == "eft"
-    assert vocabulary.resolve("modality", "efft") == "eft"
-    assert vocabulary.resolve("modality", "attachment-informed therapy") == "attachment-based"
-    assert vocabulary.resolve("specialty", "Attachment Issues") == "insecure-attachment"
-    assert vocabulary.resolve("specialty", "PTSD") == "trauma-ptsd"
-    assert vocabulary.resolve("modality", "astrology") is None
-    assert vocabulary.closest("modality", "emotionaly focused therapy") == "emotionally focused therapy"
-
-
 def test_free_text_finds_listings_by_modality_synonym(shared_client: FlaskClient, shared_app: Flask) -> None:
     with shared_app.app_context(), shared_app.extensions["db"]() as session:
         eft_ids = {l.external_id for l in session.scalars(select(Listing).where(Listing.published)) if "eft" in l.modalities}

@@ -267,7 +267,8 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
 
     text = text_query(request.q)
     if text.query is not None:
-        base = _text_matches(view, text, base)
+        named = [intersect([base, view.docs_with(kind, slug)]) for kind, slug in text.terms]
+        base = union([_text_matches(view, text, base), *named])
 
     selected = {kind: _any_of(view, kind, request.filters[kind]) for kind in FACETS if request.filters[kind]}
     facets = {}

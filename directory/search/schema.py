@@ -71,6 +71,7 @@ class FastKeyword(KEYWORD):
             yield word.encode("utf-8"), freq, float(freq) * boost, pack_uint(freq)
 
 FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
+TEXT_KINDS = ("modality", "specialty")  # the vocabulary kinds whose names and synonyms are in a listing's text
 
 
 def make_schema() -> Schema:
@@ -127,8 +128,9 @@ def listing_document(listing: Listing) -> dict[str, Any] | None:
         return None
     lat, lon = location
     text = [listing.name, listing.city, listing.bio]
-    for kind, attr in (("modality", "modalities"), ("specialty", "specialties")):
-        text += [vocabulary.search_text(kind, slug) for slug in getattr(listing, attr) if vocabulary.get(kind, slug)]
+    for kind in TEXT_KINDS:
+        text += [vocabulary.search_text(kind, slug) for slug in getattr(listing, FACET_FIELDS[kind])
+                 if vocabulary.get(kind, slug)]
     flags = [name for name, on in (
         ("telehealth", listing.telehealth), ("in_person", listing.in_person), ("accepting", listing.accepting_new_clients)
     ) if on]

@@ -12,7 +12,7 @@ from whoosh.searching import Searcher
 from whoosh.spelling import ListCorrector
 
 from directory.geo import postcodes
-from directory.search.schema import TEXT_ANALYZER
+from directory.search.schema import TEXT_ANALYZER, TEXT_KINDS
 from directory.vocabulary import KINDS, vocabulary
 
 FIELD = "text"
@@ -32,12 +32,14 @@ Phrase = tuple[tuple[str, int], ...]
 @dataclass(frozen=True)
 class TextQuery:
     """A user's free text: the stems every match must hold, the phrases whose order must hold too, and an index
-    query over the stems for scoring. Relevance is BM25 summed over the stems, phrase words included."""
+    query over the stems for scoring. Relevance is BM25 summed over the stems, phrase words included. When the
+    whole text is a way of writing a modality or specialty, `terms` names it: listings with that term match too."""
 
     query: Query | None
     stems: frozenset[str]
     words: tuple[str, ...]
     phrases: tuple[Phrase, ...]
+    terms: tuple[tuple[str, str], ...] = ()
 
 
 def text_query(q: str) -> TextQuery:
@@ -54,7 +56,10 @@ def text_query(q: str) -> TextQuery:
             phrases.append(tuple((stem, pos - tokens[0][1]) for stem, pos in tokens))
     terms: list[Query] = [Term(FIELD, stem) for stem in stems]
     query = None if not terms else terms[0] if len(terms) == 1 else And(terms)
-    return TextQuery(query, frozenset(stems), tuple(words), tuple(phrases))
+    # "Trauma & PTSD", "compassion focussed therapy", "EMDR therapy": spellings the vocabulary matcher knows but
+    # the listing's words may not hold. Only the kinds whose names are in the text, so "Spanish" stays a word.
+    named = tuple((kind, found[0]) for kind in TEXT_KINDS if len(found := vocabulary.match(kind, q)) == 1)
+    return TextQuery(query, frozenset(stems), tuple(words), tuple(phrases), named)
 
 
 @functools.lru_cache(maxsize=1)

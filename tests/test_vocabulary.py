@@ -1,0 +1,276 @@
+"""Vocabulary values as real spreadsheets and directories spell them: the matcher, the CSV import, the admin form
+and free-text search, each against a hand-written table of what every spelling means."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from directory.importer import ImportMode, run_import
+from directory.models import Listing
+from directory.search.schema import TEXT_ANALYZER, listing_document
+from directory.vocabulary import KINDS, TermError, vocabulary
+from conftest import csrf_token
+
+# How directories and therapists write these names, each with the slug it must mean (checked by hand against
+# vocabulary.json). Abbreviations dropped, alone and kept; " / " alternatives; "&"; British and American
+# spellings; plurals and singulars; accents; a trailing "therapy" or "counseling"; odd case and spacing.
+SPELLINGS = [
+    ("modality", "Internal Family Systems", "ifs"),
+    ("modality", "Internal Family Systems (IFS)", "ifs"),
+    ("modality", "IFS", "ifs"),
+    ("modality", "IFS Therapy", "ifs"),
+    ("modality", "Internal Family System", "ifs"),
+    ("modality", "Interpersonal Therapy", "ipt"),
+    ("modality", "Interpersonal Psychotherapy (IPT)", "ipt"),
+    ("modality", "Emotionally Focused Therapy", "eft"),
+    ("modality", "Emotionally Focussed Therapy", "eft"),
+    ("modality", "Emotionally-Focused Couples Therapy (EFCT)", "eft"),
+    ("modality", "EFT", "eft"),
+    ("modality", "Acceptance & Commitment Therapy", "act"),
+    ("modality", "Acceptance and Commitment Therapy (ACT)", "act"),
+    ("modality", "Mentalization-Based Treatment", "mbt"),
+    ("modality", "Mentalisation Based Treatment", "mbt"),
+    ("modality", "Cognitive Behavioral Therapy (CBT)", "cbt"),
+    ("modality", "Cognitive Behavioural Therapy", "cbt"),
+    ("modality", "Cognitive Behavior Therapy", "cbt"),
+    ("modality", "  cbt  ", "cbt"),
+    ("modality", "Dialectical Behavior Therapy", "dbt"),
+    ("modality", "Dialectical Behavioural Therapy (DBT)", "dbt"),
+    ("modality", "EMDR Therapy", "emdr"),
+    ("modality", "Eye Movement Desensitization & Reprocessing (EMDR)", "emdr"),
+    ("modality", "attachment based", "attachment-based"),
+    ("modality", "Attachment-Based Therapy", "attachment-based"),
+    ("modality", "Attachment Based Family Therapy", "abft"),
+    ("modality", "Compassion Focused Therapy", "cft"),
+    ("modality", "Compassion-Focussed Therapy (CFT)", "cft"),
+    ("modality", "Psychodynamic", "psychodynamic"),
+    ("modality", "Psychodynamic Psychotherapy", "psychodynamic"),
+    ("modality", "Gottman Method Couples Therapy", "gottman"),
+    ("modality", "Family Systems", "family-systems"),
+    ("modality", "Trauma Informed Care", "trauma-informed"),
+    ("modality", "Schema-Focused Therapy", "schema"),
+    ("specialty", "Attachment issues", "insecure-attachment"),
+    ("specialty", "Insecure Attachment", "insecure-attachment"),
+    ("specialty", "Insecure attachment / attachment issues", "insecure-attachment"),
+    ("specialty", "Attachment Issue", "insecure-attachment"),
+    ("specialty", "Trauma & PTSD", "trauma-ptsd"),
+    ("specialty", "Trauma and PTSD", "trauma-ptsd"),
+    ("specialty", "Trauma/PTSD", "trauma-ptsd"),
+    ("specialty", "Post-Traumatic Stress Disorder", "trauma-ptsd"),
+    ("specialty", "Depression", "depression"),
+    ("specialty", "Depressive Disorders", "depression"),
+    ("specialty", "Anxiety Disorders", "anxiety"),
+    ("specialty", "Couples Counselling", "couples"),
+    ("specialty", "Couples Counseling", "couples"),
+    ("specialty", "Couples Therapy", "couples"),
+    ("specialty", "Couple", "couples"),
+    ("specialty", "Grief & Loss", "grief"),
+    ("specialty", "Self Esteem", "self-esteem"),
+    ("specialty", "Relationship Issue", "relationship-issues"),
+    ("specialty", "Teenagers", "adolescents"),
+    ("specialty", "Adolescent", "adolescents"),
+    ("specialty", "Suicidal Ideation", "suicidal-thoughts"),
+    ("specialty", "Bipolar", "bipolar"),
+    ("language", "Español", "spanish"),
+    ("language", "Espanol", "spanish"),
+    ("language", "Français", "french"),
+    ("language", "ASL", "asl"),
+    ("language", "Chinese (Mandarin)", "mandarin"),
+    ("insurance", "Blue Cross Blue Shield", "bcbs"),
+    ("insurance", "BlueCross BlueShield", "bcbs"),
+    ("insurance", "Blue Cross (Canada)", "blue-cross-canada"),
+    ("insurance", "Pacific Blue Cross", "blue-cross-canada"),
+    ("insurance", "United Healthcare", "uhc"),
+    ("insurance", "UnitedHealthcare", "uhc"),
+    ("insurance", "Sun Life", "sun-life"),
+    ("insurance", "SunLife", "sun-life"),
+    ("insurance", "Green Shield", "green-shield"),
+    ("insurance", "Tricare", "tricare"),
+]
+
+# Values that must stay errors, with words their message must hold.
+REFUSED = [
+    ("insurance", "Blue Cross", ["could mean", "(bcbs)", "(blue-cross-canada)"]),
+    ("modality", "Emotionaly Focused Therapy", ["unknown modality", "did you mean 'Emotionally Focused Therapy (EFT)'"]),
+    ("modality", "Internal Famly Systems", ["unknown modality", "did you mean 'Internal Family Systems (IFS)'"]),
+    ("specialty", "Depresion", ["unknown specialty", "did you mean 'Depression'"]),
+    ("modality", "Astrology", ["unknown modality 'Astrology'"]),
+    # The name and the abbreviation written beside it name different terms: never pick one silently.
+    ("modality", "Interpersonal Psychotherapy (CBT)", ["could mean", "(ipt)", "(cbt)"]),
+    # A parenthesis that carries meaning is not dropped, so this is not silently the Canadian insurer.
+    ("insurance", "Blue Cross (US)", ["could mean", "(bcbs)"]),
+    # A specialty's synonym is no modality: "Trauma" there is an error pointing at the nearest modality.
+    ("modality", "Trauma", ["unknown modality", "did you mean 'Trauma-informed care'"]),
+]
+
+
+def test_the_table_is_big_enough_and_covers_every_kind() -> None:
+    assert len(SPELLINGS) >= 40
+    assert {kind for kind, _, _ in SPELLINGS} == set(KINDS)
+
+
+@pytest.mark.parametrize(("kind", "written", "slug"), SPELLINGS)
+def test_real_world_spellings_resolve(kind: str, written: str, slug: str) -> None:
+    assert vocabulary.resolve(kind, written) == slug
+
+
+@pytest.mark.parametrize(("kind", "written", "words"), REFUSED)
+def test_ambiguous_values_and_typos_are_errors(kind: str, written: str, words: list[str]) -> None:
+    with pytest.raises(TermError) as raised:
+        vocabulary.resolve(kind, written)
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_the_only_ambiguous_name_is_blue_cross() -> None:
+    # A new synonym that collides with another term's name shows up here instead of as a surprise in an import.
+    assert {kind: vocabulary.ambiguous_keys(kind) for kind in KINDS} == {
+        "modality": {}, "specialty": {}, "language": {}, "insurance": {"blue cross": ["bcbs", "blue-cross-canada"]},
+    }
+
+
+def test_no_name_holds_a_comma_that_would_split_it() -> None:
+    # The importer reads "CBT, EMDR" as two terms; that is only safe while no name has a comma of its own.
+    for kind in KINDS:
+        for term in vocabulary.terms[kind].values():
+            assert not any("," in name for name in (term.name, *term.synonyms)), term
+
+
+COLUMN = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
+
+
+def _spreadsheet_rows() -> list[tuple[dict[str, str], dict[str, list[str]]]]:
+    """Rows that spell every table entry once (a few per cell, as spreadsheets do), with the slugs each must get."""
+    rows = []
+    for start in range(0, len(SPELLINGS), 3):
+        chunk = SPELLINGS[start:start + 3]
+        cells: dict[str, list[str]] = {}
+        expected: dict[str, list[str]] = {}
+        for kind, written, slug in chunk:
+            cells.setdefault(COLUMN[kind], []).append(written)
+            if slug not in expected.setdefault(COLUMN[kind], []):
+                expected[COLUMN[kind]].append(slug)
+        row = {"external_id": f"spell-{start}", "name": f"Spelling Example {start}", "postcode": "10001"}
+        row |= {column: "; ".join(values) for column, values in cells.items()}
+        rows.append((row, expected))
+    # Commas between terms, as many spreadsheets write them.
+    rows.append(({"external_id": "spell-commas", "name": "Comma Example", "postcode": "10001",
+                  "modalities": "CBT, EMDR, Internal Family Systems"}, {"modalities": ["cbt", "emdr", "ifs"]}))
+    return rows
+
+
+def test_a_spreadsheet_of_real_spellings_imports_strictly(app: Flask, session: Session, tmp_path: Path) -> None:
+    rows = _spreadsheet_rows()
+    columns = ["external_id", "name", "postcode", *COLUMN.values()]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(row for row, _ in rows)
+    path = tmp_path / "spellings.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    with app.app_context():
+        report = run_import(app.extensions["db"], path, filename="spellings.csv", mode=ImportMode(), actor="test",
+                            lock_path=Path(app.instance_path) / "import.lock")
+    assert report.errors == [] and report.rejected == 0 and report.written
+    assert report.created == len(rows)
+    for row, expected in rows:
+        listing = session.scalar(select(Listing).where(Listing.external_id == row["external_id"]))
+        assert listing is not None
+        for column in COLUMN.values():
+            assert getattr(listing, column) == expected.get(column, []), (row, column)
+
+
+def test_the_same_spellings_typed_into_the_admin_form_save(admin_client: FlaskClient, session: Session) -> None:
+    listing = session.scalars(select(Listing).where(Listing.published).order_by(Listing.id)).first()
+    assert listing is not None
+    form_page = admin_client.get(f"/admin/listings/{listing.id}/edit").get_data(as_text=True)
+    fields = {name: html.unescape(value)
+              for name, value in re.findall(r'<input id="f-[^"]+" name="([^"]+)" value="([^"]*)"', form_page)}
+    bio = re.search(r'<textarea[^>]*name="bio"[^>]*>(.*?)</textarea>', form_page, re.S)
+    fields["bio"] = html.unescape(bio.group(1)) if bio else ""
+    for row, expected in _spreadsheet_rows():
+        values = {**fields, **{column: row.get(column, "") for column in COLUMN.values()}}
+        response = admin_client.post(f"/admin/listings/{listing.id}/edit",
+                                     data={**values, "csrf_token": csrf_token(form_page)})
+        assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+        session.expire_all()
+        saved = session.get(Listing, listing.id)
+        for column in COLUMN.values():
+            assert getattr(saved, column) == expected.get(column, []), (row, column)
+
+
+# Free text that is, as a whole, a way of writing a term, with the term it names (checked by hand); and text that
+# names none, whose results are the word matches alone.
+TEXT = [
+    ("trauma & ptsd", {("specialty", "trauma-ptsd")}),
+    ("interpersonal therapy", {("modality", "ipt")}),
+    ("Compassion Focussed Therapy", {("modality", "cft")}),
+    ("EMDR therapy", {("modality", "emdr")}),
+    ("Mentalisation-Based Treatment", {("modality", "mbt")}),
+    ("Acceptance & Commitment Therapy", {("modality", "act")}),
+    ("couples therapy", {("specialty", "couples")}),
+    ("insecure attachment", {("specialty", "insecure-attachment")}),
+    ("depression", {("specialty", "depression")}),
+    ('"low mood"', {("specialty", "depression")}),
+    ("emotionally-focused couples", {("modality", "eft")}),
+    ("depression couples", set()),
+    ("Spanish", set()),
+    ('"attachment-based" teens', set()),
+]
+
+
+def _stems_at(text: str) -> dict[str, set[int]]:
+    at: dict[str, set[int]] = {}
+    for token in TEXT_ANALYZER(text, positions=True):
+        at.setdefault(token.text, set()).add(token.pos)
+    return at
+
+
+def _word_match(q: str, text: str) -> bool:
+    """Every chunk's stems in the text at the chunk's own relative positions (a bare word is a one-stem chunk)."""
+    at = _stems_at(text)
+    for quoted, bare in re.findall(r'"([^"]*)"|([^\s"]+)', q):
+        chunk = [(t.text, t.pos) for t in TEXT_ANALYZER(quoted or bare, positions=True)]
+        if chunk and not any(all(p - chunk[0][1] + start in at.get(stem, ()) for stem, p in chunk)
+                             for start in at.get(chunk[0][0], ())):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(("q", "named"), TEXT)
+def test_free_text_finds_what_the_term_finds(q: str, named: set[tuple[str, str]], shared_app: Flask,
+                                             shared_client: FlaskClient) -> None:
+    expected, tagged = set(), set()
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        for listing in session.scalars(select(Listing)):
+            doc = listing_document(listing)
+            if doc is None:
+                continue
+            has_term = any(slug in getattr(listing, COLUMN[kind]) for kind, slug in named)
+            if has_term:
+                tagged.add(listing.external_id)
+            if has_term or _word_match(q, doc["text"]):
+                expected.add(listing.external_id)
+    found: set[str] = set()
+    page = 1
+    while True:
+        body = shared_client.get("/api/v1/search", query_string={"q": q, "per_page": 100, "page": page}).get_json()
+        found |= {r["id"] for r in body["results"]}
+        if page * 100 >= body["total"]:
+            break
+        page += 1
+    assert body["total"] == len(expected)
+    assert found == expected
+    assert tagged <= found
+    if named:
+        assert tagged, "the sample data should hold listings with this term"
