@@ -73,5 +73,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     search.build_if_missing(app)
     if app.config["LOAD_SAMPLE_DATA"]:
-        sample.load_if_empty(app.extensions["db"], app.config["SAMPLE_SIZE"])
+        sample.load_if_empty(db.factory(app), app.config["SAMPLE_SIZE"])
     return app

@@ -11,16 +11,14 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from directory import accounts, sample
+from directory import accounts, db, sample
 from directory.csv_format import UnusableFile, csv_chunks
-from directory.importer import ImportBusy, ImportMode, ImportReport, run_import
-from directory.listings import all_listings
-from directory.models import Listing
+from directory.importer import ImportBusy, ImportMode, ImportReport, import_lock_path, run_import
+from directory.listings import all_listings, count_all
 from directory.search import current_index
-from directory.search.index import IndexBusy, RebuildFailed
+from directory.search.writing import IndexBusy, RebuildFailed
 from directory.search.sync import check, rebuild
 from directory.search.sync import repair as repair_drift
 
@@ -33,7 +31,7 @@ def index_rebuild() -> None:
     """Build a new index from the database beside the live one, verify it, and switch to it."""
     started = time.monotonic()
     try:
-        count = rebuild(current_app.extensions["db"], current_index())
+        count = rebuild(db.factory(), current_index())
     except (RebuildFailed, IndexBusy) as exc:
         raise click.ClickException(f"rebuild failed, live index unchanged: {exc}") from exc
     click.echo(f"Rebuilt the index: {count} listings in {time.monotonic() - started:.1f} s.")
@@ -44,7 +42,7 @@ def index_rebuild() -> None:
 def index_check(repair: bool) -> None:
     """Report listings missing from, extra in, or stale in the index; exit 1 when there is drift."""
     index = current_index()
-    with current_app.extensions["db"]() as session:
+    with db.factory()() as session:
         drift = check(session, index)
         click.echo(f"missing: {len(drift.missing)}  extra: {len(drift.extra)}  stale: {len(drift.stale)}")
         for label, ids in (("missing", drift.missing), ("extra", drift.extra), ("stale", drift.stale)):
@@ -52,11 +50,13 @@ def index_check(repair: bool) -> None:
                 click.echo(f"  {label} listing ids: {', '.join(map(str, ids[:20]))}{' …' if len(ids) > 20 else ''}")
         if drift.unplaceable:
             click.echo(f"  {len(drift.unplaceable)} published listings have no usable location and are not searchable.")
+        if drift.outdated:
+            click.echo("The index was written before docnum files and must be rebuilt (--repair does it).")
         if drift.clean:
             click.echo("The index matches the database.")
             return
         if repair:
-            repair_drift(session, index, drift)
+            repair_drift(db.factory(), index, drift)
             click.echo("Repaired.")
             return
     raise SystemExit(1)
@@ -66,7 +66,7 @@ def index_check(repair: bool) -> None:
 @click.option("--count", default=2000, show_default=True, help="How many listings to generate.")
 def sample_load(count: int) -> None:
     """Load fictional sample listings into an empty database."""
-    added = sample.load_if_empty(current_app.extensions["db"], count)
+    added = sample.load_if_empty(db.factory(), count)
     click.echo(f"Loaded {added} sample listings." if added else "The database already has listings; nothing loaded.")
 
 
@@ -113,8 +113,8 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
             bar.label = f"validating ({rate:,.0f} rows/s)"
 
     try:
-        report = run_import(current_app.extensions["db"], file, filename=file.name, mode=mode, actor=actor,
-                            lock_path=import_lock_path(), progress=progress)
+        report = run_import(db.factory(), file, filename=file.name, mode=mode, actor=actor,
+                            lock_path=import_lock_path(current_app), progress=progress)
     except UnusableFile as exc:
         click.echo(f"error: {file} is not a usable listings CSV: {exc}", err=True)
         sys.exit(2)
@@ -133,20 +133,15 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
     sys.exit(0 if (report.written or dry_run) and not report.rejected else 1)
 
 
-def import_lock_path() -> Path:
-    """The file whose lock means "an import is running"."""
-    return Path(current_app.instance_path) / "import.lock"
-
-
 @click.command("export-csv")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @with_appcontext
 def export_csv(file: Path) -> None:
     """Write every listing (published or not) to FILE in the import format."""
-    with current_app.extensions["db"]() as session, file.open("w", encoding="utf-8", newline="") as out:
+    with db.factory()() as session, file.open("w", encoding="utf-8", newline="") as out:
         for chunk in csv_chunks(session.scalars(all_listings())):
             out.write(chunk)
-        count = session.scalar(select(func.count()).select_from(Listing))
+        count = count_all(session)
     click.echo(f"Exported {count} listings to {file}.")
 
 
@@ -161,7 +156,7 @@ def _with_password(change: Callable[[Session, str, str], object], email: str, pa
     """Read a password (prompted twice, or one line of stdin) and apply an account change with it."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else click.prompt(
         "Password", hide_input=True, confirmation_prompt=True)
-    with current_app.extensions["db"]() as session:
+    with db.factory()() as session:
         try:
             change(session, email, password)
         except accounts.AccountError as exc:
@@ -189,7 +184,7 @@ def admin_set_password(email: str, password_stdin: bool) -> None:
 @admin_cli.command("list")
 def admin_list() -> None:
     """List admin accounts."""
-    with current_app.extensions["db"]() as session:
+    with db.factory()() as session:
         admins = accounts.list_admins(session)
     for admin in admins:
         click.echo(f"{admin.email}\tcreated {admin.created_at:%Y-%m-%d %H:%M}")

@@ -406,8 +406,7 @@ def check_record(record: Record) -> tuple[dict[str, Any], list[Issue], list[Issu
     return checker.fields, checker.errors, checker.warnings
 
 
-def _cell(listing: Listing, column: str) -> str:
-    value = getattr(listing, column)
+def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -418,12 +417,22 @@ def _cell(listing: Listing, column: str) -> str:
         return value.isoformat()
     if isinstance(value, float):
         return repr(value)
-    return escape_formula(str(value))
+    return str(value)
+
+
+def listing_values(listing: Listing) -> dict[str, str]:
+    """A listing's fields as import-format text, column by column: the admin edit form's values and, quoted
+    against formulas, the export's cells; `check_record` reads them back to the same fields."""
+    return {column: _text(getattr(listing, column)) for column in COLUMNS}
+
+
+# Numbers are written as numbers: a spreadsheet reads -73.98 as a longitude, and a quote would make it text.
+_NUMBERS = frozenset({"latitude", "longitude", "fee_min", "fee_max"})
 
 
 def listing_row(listing: Listing) -> list[str]:
     """A listing as a row of the import format."""
-    return [_cell(listing, column) for column in COLUMNS]
+    return [text if column in _NUMBERS else escape_formula(text) for column, text in listing_values(listing).items()]
 
 
 def csv_chunks(listings: Iterable[Listing], rows_per_chunk: int = 500) -> Iterator[str]:

@@ -1,13 +1,16 @@
-"""The database: engine and per-request session, bound to the app by init_app."""
+"""The database: engine, per-request session and session factory, bound to the app by init_app."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine, event
+from sqlalchemy import Select, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -39,16 +42,26 @@ def init_app(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
 
 
-def new_session() -> Session:
-    """A fresh session outside the request's one (CLI jobs, background work)."""
-    return current_app.extensions["db"]()
+def factory(app: Flask | None = None) -> sessionmaker[Session]:
+    """The session factory of `app` (default: the current app), for sessions outside the request's one: CLI
+    commands, background imports, streamed responses."""
+    return (app or current_app).extensions["db"]
 
 
 def session() -> Session:
     """The session of the current app context, created on first use."""
     if "db_session" not in g:
-        g.db_session = new_session()
+        g.db_session = factory()()
     return g.db_session
+
+
+def scalars_in_batches(session: Session, statement: Select[tuple[T]], column: QueryableAttribute[Any],
+                       values: Sequence[Any], batch: int = 500) -> Iterator[T]:
+    """The scalars of `statement` where `column` is in `values`, queried `batch` values at a time; used by the
+    importer's id and slug lookups and search sync's listing loads."""
+    # One IN list per query stays under SQLite's limit on bound parameters, however many values there are.
+    for start in range(0, len(values), batch):
+        yield from session.scalars(statement.where(column.in_(values[start:start + batch])))
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import pickle
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from flask import Flask
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from directory import file_lock
 from directory.audit import record_event
 from directory.csv_format import CsvFile, Issue, UnusableFile, check_record, errors_csv, open_csv
+from directory.db import scalars_in_batches
 from directory.listings import make_slug
 from directory.models import ImportRun, Listing
 from directory.search.sync import index_flushed
@@ -90,14 +92,17 @@ def _holder(handle: Any) -> dict[str, str]:
     return {}
 
 
+def import_lock_path(app: Flask) -> Path:
+    """The file whose lock means "an import is running": one per instance, shared by the web and the CLI."""
+    return Path(app.instance_path) / "import.lock"
+
+
 @contextlib.contextmanager
 def import_lock(path: Path, holder: str) -> Iterator[None]:
     """Hold the one-import-at-a-time lock; raise ImportBusy naming who holds it. The OS frees it if we die."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not file_lock.acquire(handle, timeout=0):
             info = _holder(handle)
             raise ImportBusy(
                 f"An import is running (started by {info.get('by', 'someone')} at {info.get('at', 'an unknown time')})"
@@ -111,7 +116,7 @@ def import_lock(path: Path, holder: str) -> Iterator[None]:
         finally:
             handle.seek(0)
             handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            file_lock.release(handle)
 
 
 @dataclass
@@ -139,20 +144,15 @@ def _scan_ids(csv_file: CsvFile) -> FileIds:
 
 
 def _existing(session: Session, ids: list[str]) -> dict[str, Listing]:
-    found: dict[str, Listing] = {}
-    for start in range(0, len(ids), 500):
-        for listing in session.scalars(select(Listing).where(Listing.external_id.in_(ids[start:start + 500]))):
-            found[listing.external_id] = listing
-    return found
+    return {listing.external_id: listing
+            for listing in scalars_in_batches(session, select(Listing), Listing.external_id, ids)}
 
 
 def _free_slugs(session: Session, wanted: dict[str, tuple[str, str]]) -> dict[str, str]:
     """A unique slug for each new external id (name, city given), checked against the database in bulk."""
     slugs = {external_id: make_slug(name, city, external_id) for external_id, (name, city) in wanted.items()}
     candidates = list(slugs.values())
-    taken: set[str] = set()
-    for start in range(0, len(candidates), 500):
-        taken.update(session.scalars(select(Listing.slug).where(Listing.slug.in_(candidates[start:start + 500]))))
+    taken = set(scalars_in_batches(session, select(Listing.slug), Listing.slug, candidates))
     seen: set[str] = set()
     for external_id, slug in slugs.items():
         while slug in taken or slug in seen:
@@ -205,11 +205,13 @@ def _unpublish_missing(session: Session, ids: FileIds, write: bool, report: Impo
     report.unpublished = len(missing)
     if not write:
         return
-    for start in range(0, len(missing), FLUSH_EVERY):
-        listings = list(session.scalars(select(Listing).where(Listing.id.in_(missing[start:start + FLUSH_EVERY]))))
-        for listing in listings:
-            listing.published = False
-        _flush_out(session, listings, expected)
+    listings: list[Listing] = []
+    for listing in scalars_in_batches(session, select(Listing), Listing.id, missing, batch=FLUSH_EVERY):
+        listing.published = False
+        listings.append(listing)
+        if len(listings) == FLUSH_EVERY:
+            _flush_out(session, listings, expected)
+    _flush_out(session, listings, expected)
 
 
 def _validate(csv_file: CsvFile, ids: FileIds, report: ImportReport, progress: Progress, spill: BinaryIO) -> None:
@@ -366,6 +368,11 @@ def record_run(session: Session, source: Path, filename: str, mode: ImportMode, 
     session.add(run)
     session.commit()
     return run
+
+
+def recent_runs(session: Session, limit: int) -> Sequence[ImportRun]:
+    """The latest `limit` imports of the history, newest first."""
+    return session.scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)).all()
 
 
 def _finish(session: Session, run: ImportRun, report: ImportReport, status: str, message: str) -> None:

@@ -1,13 +1,15 @@
-"""Listing lookups and naming shared by the pages, the API and the CLI."""
+"""Listing lookups and naming shared by the pages, the API, the admin area and the CLI."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from directory.models import Listing
@@ -42,3 +44,47 @@ def published_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Listing]
         return {}
     rows = session.scalars(select(Listing).where(Listing.id.in_(ids), Listing.published))
     return {listing.id: listing for listing in rows}
+
+
+def count_all(session: Session) -> int:
+    """How many listings there are, published or not."""
+    return session.scalar(select(func.count()).select_from(Listing)) or 0
+
+
+def _stale(days: int) -> list[ColumnElement[Any]]:
+    # Only what the public sees can mislead them; a listing never confirmed is as stale as one confirmed long ago.
+    cutoff = dt.date.today() - dt.timedelta(days=days)
+    return [Listing.published, or_(Listing.availability_confirmed_on.is_(None), Listing.availability_confirmed_on < cutoff)]
+
+
+def status_counts(session: Session, stale_after_days: int) -> dict[str, int]:
+    """How many listings are published, unpublished, and stale (see `stale_listings`)."""
+    return {
+        "published": session.scalar(select(func.count()).where(Listing.published)) or 0,
+        "unpublished": session.scalar(select(func.count()).where(~Listing.published)) or 0,
+        "stale": session.scalar(select(func.count()).where(*_stale(stale_after_days))) or 0,
+    }
+
+
+def stale_listings(session: Session, days: int, limit: int) -> Sequence[Listing]:
+    """Published listings whose availability was last confirmed more than `days` ago or never: the never confirmed
+    first, then the oldest confirmed."""
+    return session.scalars(select(Listing).where(*_stale(days))
+                           .order_by(Listing.availability_confirmed_on.is_(None).desc(),
+                                     Listing.availability_confirmed_on, Listing.name).limit(limit)).all()
+
+
+def find_listings(session: Session, text: str, published: bool | None, page: int, per_page: int
+                  ) -> tuple[Sequence[Listing], int]:
+    """Page `page` (from 1) of the listings whose name, external id or city contains `text`, by name, only the
+    published or only the unpublished ones when `published` says so; and how many match in all."""
+    query = select(Listing)
+    if text:
+        # % and _ would act as LIKE wildcards: dropping them keeps the text a plain substring.
+        like = f"%{text.replace('%', '').replace('_', '')}%"
+        query = query.where(or_(Listing.name.ilike(like), Listing.external_id.ilike(like), Listing.city.ilike(like)))
+    if published is not None:
+        query = query.where(Listing.published == published)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Listing.name, Listing.id).offset((page - 1) * per_page).limit(per_page)).all()
+    return rows, total

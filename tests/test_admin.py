@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import threading
@@ -18,7 +19,7 @@ from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token
 from directory import accounts
 from directory.importer import ImportBusy, import_lock
 from directory.models import AdminUser, AuditEvent, ImportRun, Listing
-from directory.search.index import PARALLEL_BATCH
+from directory.search.writing import PARALLEL_BATCH
 
 from test_import_csv import GOOD, make_csv
 
@@ -313,6 +314,23 @@ def test_edit_publish_unpublish_delete_show_in_search_at_once(admin_client: Flas
     actions = [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
     assert actions[-4:] == ["edit", "unpublish", "publish", "delete"]
     assert "Quokkaworth" in admin_client.get("/admin/audit").get_data(as_text=True)
+
+
+def test_saving_an_untouched_edit_form_changes_nothing(admin_client: FlaskClient, session: Session) -> None:
+    picks = [select(Listing).order_by(Listing.id).limit(20), select(Listing).where(~Listing.published).limit(5),
+             select(Listing).where(Listing.latitude.is_not(None)).limit(5)]
+    columns = [column.key for column in Listing.__table__.columns]
+    before = {listing.id: [getattr(listing, column) for column in columns]
+              for query in picks for listing in session.scalars(query)}
+    for listing_id in before:
+        page = admin_client.get(f"/admin/listings/{listing_id}/edit").get_data(as_text=True)
+        form = dict(re.findall(r'<input id="f-\w+" name="(\w+)" value="([^"]*)"', page))
+        form["bio"] = re.search(r'<textarea id="f-bio" name="bio" rows="8">(.*?)</textarea>', page, re.S).group(1)
+        form = {name: html.unescape(value) for name, value in form.items()}
+        form["csrf_token"] = csrf_token(page)
+        assert admin_client.post(f"/admin/listings/{listing_id}/edit", data=form).status_code == 302
+    session.expire_all()
+    assert {pk: [getattr(session.get(Listing, pk), column) for column in columns] for pk in before} == before
 
 
 def test_listing_search_stale_view_export_and_template(admin_client: FlaskClient, session: Session) -> None:

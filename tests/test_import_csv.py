@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from whoosh import index as whoosh_index
 
 from directory.csv_format import COLUMNS, template_csv
 from directory.importer import ImportMode, run_import
@@ -66,13 +67,13 @@ def test_a_good_row_is_created_and_searchable(app: Flask, session: Session) -> N
 def test_rows_are_still_indexed_after_the_commit_when_the_import_cannot_stream_them(
     app: Flask, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from directory.search.index import IndexBusy
+    from directory.search.writing import IndexBusy
 
     def busy(bulk: bool) -> None:
         raise IndexBusy("another writer holds the index")
 
     # New rows are inserted in bulk, without a flush that would record them for the after-commit path.
-    monkeypatch.setattr(app.extensions["search"], "open_write", busy)
+    monkeypatch.setattr(app.extensions["search"], "begin_write", busy)
     rows = [{**GOOD, "external_id": f"late-{i}", "name": f"Quillon Late {i}"} for i in range(3)]
     assert do_import(app, make_csv(rows)).created == 3
     body = app.test_client().get("/api/v1/search", query_string={"q": "Quillon"}).get_json()
@@ -199,12 +200,12 @@ def test_importing_twice_touches_neither_rows_nor_index(app: Flask, session: Ses
     rows = [{**GOOD, "external_id": f"twice-{i}", "name": f"Twice {i}"} for i in range(20)]
     first = do_import(app, make_csv(rows))
     assert first.created == 20
-    index = app.extensions["search"]
-    generation = index.view().searcher.reader().generation()
+    live = Path(app.extensions["search"].root) / "current"
+    generation = whoosh_index.open_dir(str(live)).latest_generation()
     stamps = {l.external_id: l.updated_at for l in session.scalars(select(Listing))}
     second = do_import(app, make_csv(rows))
     assert (second.unchanged, second.created, second.updated) == (20, 0, 0)
-    assert index.view().searcher.reader().generation() == generation
+    assert whoosh_index.open_dir(str(live)).latest_generation() == generation
     session.expire_all()
     assert {l.external_id: l.updated_at for l in session.scalars(select(Listing))} == stamps
 

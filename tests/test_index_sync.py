@@ -8,7 +8,6 @@ import multiprocessing
 import threading
 import time
 
-import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
@@ -16,8 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from directory.models import Listing
-from directory.search import index as search_index
-from directory.search.index import PARALLEL_BATCH, IndexBusy
+from directory.search.writing import PARALLEL_BATCH, IndexBusy
 from directory.search.segments import BATCH_SIZE
 from directory.search.sync import index_flushed
 
@@ -106,7 +104,7 @@ def test_a_locked_index_does_not_fail_the_commit_and_check_repairs(
         assert "index check --repair" in caplog.text
         assert client.get("/api/v1/search", query_string={"q": "dep"}).status_code == 200
         with pytest.raises(IndexBusy):
-            index.apply(["1"], [])
+            index.write(["1"], [])
     finally:
         release.set()
         holder.join()
@@ -121,7 +119,7 @@ def test_a_locked_index_does_not_fail_the_commit_and_check_repairs(
 def test_check_reports_missing_and_extra_documents(app: Flask, runner: FlaskCliRunner, session: Session) -> None:
     index = app.extensions["search"]
     first = first_published(session)
-    index.apply([str(first.id)], [])
+    index.write([str(first.id)], [])
     unpublished = session.scalars(select(Listing).where(~Listing.published)).first()
     from directory.search.schema import listing_document
 
@@ -129,7 +127,7 @@ def test_check_reports_missing_and_extra_documents(app: Flask, runner: FlaskCliR
     ghost = listing_document(unpublished)
     unpublished.published = False
     session.rollback()
-    index.apply([], [ghost])
+    index.write([], [ghost])
     result = runner.invoke(args=["index", "check"])
     assert result.exit_code == 1
     assert "missing: 1  extra: 1  stale: 0" in result.output
@@ -202,39 +200,6 @@ def test_an_empty_database_gives_an_empty_index_not_an_error(empty_app: Flask) -
     assert runner.invoke(args=["index", "rebuild"]).exit_code == 0
 
 
-@pytest.mark.parametrize("from_docnum_files", [True, False], ids=["docnum-files", "posting-blocks"])
-def test_documents_holding_a_word_and_its_positions_are_those_whoosh_iterates(
-    app: Flask, monkeypatch: pytest.MonkeyPatch, from_docnum_files: bool
-) -> None:
-    # Checked against Whoosh's own iteration of the postings. Some documents are deleted first, so deleted docnums
-    # sit inside what is read. Without docnum files (segments written before them) posting blocks are decoded, and
-    # near a place only the blocks that hold a candidate.
-    if not from_docnum_files:
-        monkeypatch.setattr(search_index, "open_docnums", lambda leaf: None)
-    index = app.extensions["search"]
-    with app.app_context():
-        index.apply([str(pk) for pk in range(1, 400, 3)], [])
-        view = index.view()
-        assert view.docnum_files() and (None not in view.docnum_files()) is from_docnum_files
-        assert view.searcher.reader().has_deletions()
-        reader = view.searcher.reader()
-        every = view.every_doc()
-        rng = np.random.default_rng(5)
-        samples = [every, every[:0], every[100:260], every[-50:], np.sort(rng.choice(every, 40, replace=False)),
-                   np.sort(rng.choice(every, 700, replace=False))]
-        for stem in ("depress", "attach", "couple", "toronto", "eft", "nosuchword"):
-            held = dict(reader.postings("text", stem).items_as("positions")) if ("text", stem) in reader else {}
-            whoosh = np.array(sorted(held))
-            assert view.docs_with("text", stem).tolist() == whoosh.tolist()
-            view.postings.clear()
-            for candidates in samples:
-                among = view.docs_with_among("text", stem, candidates)
-                assert among.tolist() == candidates[np.isin(candidates, whoosh)].tolist()
-                assert view.positions("text", stem, among) == {d: frozenset(held[d]) for d in among.tolist()}
-                view.postings.clear()
-        assert any(len(view.docs_with_among("text", "depress", s)) for s in samples[2:])
-
-
 def test_flushed_listings_streamed_to_the_index_are_seen_only_after_the_commit(
     app: Flask, client: FlaskClient, session: Session, runner: FlaskCliRunner
 ) -> None:
@@ -260,7 +225,7 @@ def test_a_streamed_write_is_dropped_when_the_transaction_is_not_committed(
     app: Flask, client: FlaskClient, session: Session, expected: int
 ) -> None:
     index = app.extensions["search"]
-    before = index.view().searcher.doc_count()
+    before = len(index.view().every_doc())
     for end in ("rollback", "close"):
         # Enough listings for a full batch to reach the workers when the write uses them.
         listings = [Listing(external_id=f"t-{end}-{n}", slug=f"t-{end}-{n}", name="Vanishing Quillfeather",
@@ -273,5 +238,5 @@ def test_a_streamed_write_is_dropped_when_the_transaction_is_not_committed(
         with index.write_lock(timeout=0):  # the streamed write gave the lock back
             pass
         assert multiprocessing.active_children() == []  # and stopped its index workers
-    index.apply([], [])
-    assert index.view().searcher.doc_count() == before
+    index.write([], [])
+    assert len(index.view().every_doc()) == before

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from directory.models import Listing
 from directory.search.text import snippet, text_query
-from directory.vocabulary import vocabulary
 from directory.web.openapi import openapi_document
 
 CRISIS = "988"

@@ -3,18 +3,17 @@
 Whoosh stores a posting block as one zlib-compressed pickle of its ids, weights and positions, so reading a common
 word's documents means unpickling every position too: about 55 µs per 128 postings, over 100 ms for a word in
 300k of a million listings. Here the same document numbers are stored as delta-coded integers of the narrowest
-width that holds them and read with NumPy in about a millisecond. The file is named after its segment, so Whoosh
-deletes it with the segment.
+width that holds them and read with NumPy in about a millisecond. This module owns the file's format; where the
+file lives (beside its segment, deleted with it) is Whoosh's naming, in whoosh_internals.
 """
 
 from __future__ import annotations
 
 import mmap
-import os
 import pickle
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import BinaryIO
 
 import numpy as np
 
@@ -26,8 +25,8 @@ _WIDTHS = (np.uint8, np.uint16, np.uint32)
 class DocnumWriter:
     """Writes one segment's docnum file, a term at a time."""
 
-    def __init__(self, segment: Any, storage: Any) -> None:
-        self._file = segment.create_file(storage, EXT)
+    def __init__(self, out: BinaryIO) -> None:
+        self._file = out
         self._offset = 0
         # (field, term bytes) → (first docnum, count, byte offset of the deltas, NumPy type code of the deltas)
         self._table: dict[tuple[str, bytes], tuple[int, int, int, str]] = {}
@@ -71,13 +70,3 @@ class DocnumReader:
         np.cumsum(np.frombuffer(self._data, dtype=code, count=count - 1, offset=offset), dtype=np.int32, out=ids[1:])
         ids[1:] += first
         return ids
-
-
-def open_docnums(leaf: Any) -> DocnumReader | None:
-    """The docnum file of a segment reader's segment, or None for a segment written without one."""
-    segment = leaf.segment()
-    folder = getattr(leaf.storage(), "folder", None) if segment is not None else None
-    if folder is None:
-        return None
-    path = os.path.join(folder, segment.make_filename(EXT))
-    return DocnumReader(path) if os.path.exists(path) else None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from directory.geo import Place, PostcodeError, postcodes
 from directory.vocabulary import vocabulary
 
 RADIUS_CHOICES = (5, 10, 25, 50, 100)
@@ -24,7 +26,7 @@ _FALSE = {"0", "false", "off", "no", ""}
 
 
 class InvalidRequest(ValueError):
-    """Bad search input; ``code`` is the API error code."""
+    """Bad search input, the one error a view catches; ``code`` is the API error code."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -42,9 +44,9 @@ class Args(Protocol):
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """Everything a search needs, already validated."""
+    """Everything a search needs, already validated; `origin` is the resolved postcode."""
 
-    postcode: str | None = None
+    origin: Place | None = None
     radius: float | None = None
     units: str | None = None
     q: str = ""
@@ -119,8 +121,7 @@ def parse(args: Args) -> SearchRequest:
     radius = _number(args, "radius", 1, MAX_RADIUS, integer=False)
     page = _number(args, "page", 1, MAX_PAGE, integer=True)
     per_page = _number(args, "per_page", 1, MAX_PER_PAGE, integer=True)
-    return SearchRequest(
-        postcode=(args.get("postcode") or "").strip() or None,
+    request = SearchRequest(
         radius=radius,
         units=_choice(args, "units", ("mi", "km")),
         q=q,
@@ -134,3 +135,11 @@ def parse(args: Args) -> SearchRequest:
         page=int(page or 1),
         per_page=int(per_page or 20),
     )
+    # Last, so that a request with a bad parameter and a bad postcode reports the parameter, as it always has.
+    postcode = (args.get("postcode") or "").strip()
+    if not postcode:
+        return request
+    try:
+        return dataclasses.replace(request, origin=postcodes.lookup(postcode))
+    except PostcodeError as exc:
+        raise InvalidRequest(exc.code, exc.message) from None

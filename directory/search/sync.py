@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from directory.db import scalars_in_batches
 from directory.models import Listing
-from directory.search.index import PARALLEL_BATCH, IndexBusy, IndexWrite, SearchIndex
 from directory.search.schema import listing_document, location_of, stamp
+from directory.search.writing import PARALLEL_BATCH, IndexBusy, IndexWrite, SearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,10 @@ def _after_flush(session: Session, _context: Any) -> None:
 
 def documents_for(session: Session, ids: list[int]) -> Iterator[dict[str, Any]]:
     """Index documents of the searchable listings among `ids`, read in batches."""
-    for start in range(0, len(ids), 500):
-        for listing in session.scalars(select(Listing).where(Listing.id.in_(ids[start:start + 500]))):
-            doc = listing_document(listing)
-            if doc is not None:
-                yield doc
+    for listing in scalars_in_batches(session, select(Listing), Listing.id, ids):
+        doc = listing_document(listing)
+        if doc is not None:
+            yield doc
 
 
 def index_flushed(session: Session, listings: list[Listing], expected: int) -> None:
@@ -65,7 +65,7 @@ def index_flushed(session: Session, listings: list[Listing], expected: int) -> N
         return
     if pending.stream is None and not pending.stream_refused:
         try:
-            pending.stream = session.info["search_index"].open_write(bulk=expected >= PARALLEL_BATCH)
+            pending.stream = session.info["search_index"].begin_write(bulk=expected >= PARALLEL_BATCH)
         except IndexBusy:
             pending.stream_refused = True  # the after-commit path tries again, and logs if still busy
     if pending.stream is None:
@@ -73,7 +73,7 @@ def index_flushed(session: Session, listings: list[Listing], expected: int) -> N
         pending.changed.update(listing.id for listing in fresh)
         return
     docs = [doc for listing in fresh if (doc := listing_document(listing)) is not None]
-    pending.stream.replace([str(listing.id) for listing in fresh], docs)
+    pending.stream.write([str(listing.id) for listing in fresh], docs)
     for listing in fresh:
         pending.streamed.add(listing.id)
         pending.changed.discard(listing.id)
@@ -91,7 +91,7 @@ def _after_commit(session: Session) -> None:
     ids = sorted(pending.changed)
     try:
         with session.info["session_factory"]() as fresh:
-            session.info["search_index"].apply([str(i) for i in ids], documents_for(fresh, ids))
+            session.info["search_index"].write([str(i) for i in ids], documents_for(fresh, ids))
     except IndexBusy:
         # The database already holds the change; `index check --repair` brings the index level again.
         log.error("search index busy: %d listing changes not indexed; run `index check --repair`", len(ids))
@@ -116,7 +116,7 @@ def install(factory: sessionmaker[Session], index: SearchIndex) -> None:
 
 
 def _searchable_documents(session: Session, skipped: list[int]) -> Iterator[dict[str, Any]]:
-    # In postcode order, so that the listings near one place get neighbouring docnums (see View.docs_with_among).
+    # In postcode order, so that the listings near one place get neighbouring docnums (see View.positions).
     rows = session.scalars(select(Listing).where(Listing.published)
                            .order_by(Listing.country, Listing.postcode, Listing.id).execution_options(yield_per=2000))
     for listing in rows:
@@ -135,15 +135,17 @@ class Drift:
     extra: list[int]
     stale: list[int]
     unplaceable: list[int]
+    outdated: bool = False  # written before docnum files: only a rebuild brings it up to date
 
     @property
     def clean(self) -> bool:
         """True when the index matches the database."""
-        return not (self.missing or self.extra or self.stale)
+        return not (self.missing or self.extra or self.stale or self.outdated)
 
 
 def check(session: Session, index: SearchIndex) -> Drift:
     """Compare the index with the database's searchable listings."""
+    outdated = index.view().outdated()
     indexed = index.stamps()
     wanted: dict[int, float] = {}
     unplaceable = []
@@ -159,12 +161,18 @@ def check(session: Session, index: SearchIndex) -> Drift:
         extra=sorted(set(indexed) - set(wanted)),
         stale=sorted(i for i in set(wanted) & set(indexed) if wanted[i] != indexed[i]),
         unplaceable=sorted(unplaceable),
+        outdated=outdated,
     )
 
 
-def repair(session: Session, index: SearchIndex, drift: Drift) -> None:
-    """Rewrite missing and stale listings and remove extra ones (the caller holds no writer lock)."""
-    index.apply(*repair_changes(session, drift))
+def repair(session_factory: sessionmaker[Session], index: SearchIndex, drift: Drift) -> None:
+    """Remove a drift (the caller holds no writer lock): rewrite missing and stale listings and remove extra ones,
+    or rebuild an outdated index."""
+    if drift.outdated:
+        rebuild(session_factory, index)
+        return
+    with session_factory() as session:
+        index.write(*repair_changes(session, drift))
 
 
 def repair_changes(session: Session, drift: Drift) -> tuple[list[str], Iterator[dict[str, Any]]]:

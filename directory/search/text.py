@@ -8,10 +8,10 @@ import re
 from dataclasses import dataclass
 
 from whoosh.query import And, Query, Term
-from whoosh.searching import Searcher
 from whoosh.spelling import ListCorrector
 
 from directory.geo import postcodes
+from directory.search.reading import View
 from directory.search.schema import TEXT_ANALYZER, TEXT_KINDS
 from directory.vocabulary import KINDS, vocabulary
 
@@ -72,12 +72,10 @@ def _spelling_words() -> ListCorrector:
     return ListCorrector(sorted(words))
 
 
-def suggest(searcher: Searcher, words: tuple[str, ...]) -> str | None:
+def suggest(view: View, words: tuple[str, ...]) -> str | None:
     """A respelling of the user's words that the index knows, or None when there is nothing better."""
-    reader = searcher.reader()
-
     def known(word: str) -> bool:
-        return all((FIELD, stem) in reader for stem in _stems(word))
+        return all(view.has_term(FIELD, stem) for stem in _stems(word))
 
     corrected = []
     for word in words:

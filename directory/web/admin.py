@@ -12,23 +12,19 @@ from typing import Any
 
 from flask import (Blueprint, Flask, Response, abort, current_app, flash, redirect, render_template, request,
                    session, stream_with_context, url_for)
-from sqlalchemy import func, or_, select
 
 from directory import accounts, db
-from directory.audit import record_event
-from directory.csv_format import COLUMNS, Record, UnusableFile, check_record, csv_chunks, template_csv
-from directory.importer import ImportBusy, ImportMode, import_lock, record_run, run_import, summary
-from directory.listings import all_listings
-from directory.models import AuditEvent, ImportRun, Listing
+from directory.audit import recent_events, record_event
+from directory.csv_format import COLUMNS, Record, UnusableFile, check_record, csv_chunks, listing_values, template_csv
+from directory.importer import (ImportBusy, ImportMode, import_lock, import_lock_path, recent_runs, record_run,
+                                run_import, summary)
+from directory.listings import all_listings, find_listings, stale_listings, status_counts
+from directory.models import ImportRun, Listing
 from directory.web.security import admin_required, current_admin, limiter, safe_next
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PER_PAGE = 50
 PREVIEW_ERRORS = 50
-
-
-def _lock_path() -> Path:
-    return Path(current_app.instance_path) / "import.lock"
 
 
 def _uploads() -> Path:
@@ -43,7 +39,7 @@ def login() -> Any:
     """Sign in; then go to `next` when it is a local path."""
     target = safe_next(request.values.get("next"), url_for("admin.home"))
     if request.method == "POST":
-        with current_app.extensions["db"]() as db_session:
+        with db.factory()() as db_session:
             admin = accounts.authenticate(db_session, request.form.get("email", ""), request.form.get("password", ""))
             if admin is not None:
                 record_event(db_session, admin.email, "login")
@@ -68,14 +64,8 @@ def logout() -> Response:
 @admin_required
 def home() -> str:
     """Counts and the latest imports."""
-    s = db.session()
-    counts = {
-        "published": s.scalar(select(func.count()).where(Listing.published)) or 0,
-        "unpublished": s.scalar(select(func.count()).where(~Listing.published)) or 0,
-        "stale": s.scalar(select(func.count()).where(*_stale_filter(current_app.config["STALE_AFTER_DAYS"]))) or 0,
-    }
-    runs = s.scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(5)).all()
-    return render_template("admin/home.html", counts=counts, runs=runs)
+    counts = status_counts(db.session(), current_app.config["STALE_AFTER_DAYS"])
+    return render_template("admin/home.html", counts=counts, runs=recent_runs(db.session(), 5))
 
 
 @bp.get("/listings")
@@ -85,15 +75,8 @@ def listings() -> str:
     q = request.args.get("q", "").strip()[:100]
     status = request.args.get("status", "all")
     page = max(1, min(request.args.get("page", 1, type=int) or 1, 100_000))
-    query = select(Listing)
-    if q:
-        like = f"%{q.replace('%', '').replace('_', '')}%"
-        query = query.where(or_(Listing.name.ilike(like), Listing.external_id.ilike(like), Listing.city.ilike(like)))
-    if status in ("published", "unpublished"):
-        query = query.where(Listing.published == (status == "published"))
-    s = db.session()
-    total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = s.scalars(query.order_by(Listing.name, Listing.id).offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    published = {"published": True, "unpublished": False}.get(status)
+    rows, total = find_listings(db.session(), q, published, page, PER_PAGE)
     return render_template("admin/listings.html", rows=rows, total=total, page=page, q=q, status=status,
                            pages=max(1, (total + PER_PAGE - 1) // PER_PAGE))
 
@@ -105,26 +88,13 @@ def _listing_or_404(listing_id: int) -> Listing:
     return listing
 
 
-def _form_values(listing: Listing) -> dict[str, str]:
-    values = {}
-    for column in COLUMNS:
-        value = getattr(listing, column)
-        if isinstance(value, bool):
-            values[column] = "yes" if value else "no"
-        elif isinstance(value, list):
-            values[column] = "; ".join(value)
-        else:
-            values[column] = "" if value is None else str(value)
-    return values
-
-
 @bp.route("/listings/<int:listing_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit_listing(listing_id: int) -> Any:
     """Edit a listing with the same validation as the CSV import; saved changes are searchable at once."""
     listing = _listing_or_404(listing_id)
     if request.method == "GET":
-        return render_template("admin/edit.html", listing=listing, values=_form_values(listing), errors={})
+        return render_template("admin/edit.html", listing=listing, values=listing_values(listing), errors={})
     values = {column: request.form.get(column, "").strip() for column in COLUMNS}
     values["external_id"] = listing.external_id  # the import key never changes here
     fields, errors, _warnings = check_record(Record(0, [], values))
@@ -189,9 +159,9 @@ def import_upload() -> Any:
     path.write_bytes(data)
     mode = _mode_from(request.form)
     try:
-        report = run_import(current_app.extensions["db"], path, filename=upload.filename, actor=current_admin() or "",
+        report = run_import(db.factory(), path, filename=upload.filename, actor=current_admin() or "",
                             mode=ImportMode(dry_run=True, skip_invalid=mode.skip_invalid, replace=mode.replace),
-                            lock_path=_lock_path())
+                            lock_path=import_lock_path(current_app))
     except UnusableFile as exc:
         flash(f"This file cannot be imported: {exc}.", "error")
         return render_template("admin/import.html"), 400
@@ -230,7 +200,7 @@ def import_confirm() -> Any:
     mode = _mode_from(request.form)
     actor = current_admin() or ""
     try:
-        with import_lock(_lock_path(), actor):
+        with import_lock(import_lock_path(current_app), actor):
             pass  # free now; the background run takes it for real and reports if someone was faster
     except ImportBusy as exc:
         flash(f"{exc}. Try again when it has finished.", "error")
@@ -244,10 +214,10 @@ def import_confirm() -> Any:
 
 def _background_import(app: Flask, path: Path, filename: str, mode: ImportMode, actor: str, run_id: int) -> None:
     with app.app_context():
-        factory = app.extensions["db"]
+        factory = db.factory(app)
         try:
             run_import(factory, path, filename=filename, mode=mode, actor=actor, run_id=run_id,
-                       lock_path=Path(app.instance_path) / "import.lock")
+                       lock_path=import_lock_path(app))
         except (ImportBusy, UnusableFile) as exc:
             with factory() as s:
                 run = s.get(ImportRun, run_id)
@@ -267,8 +237,7 @@ def _background_import(app: Flask, path: Path, filename: str, mode: ImportMode, 
 @admin_required
 def import_runs() -> str:
     """The import history."""
-    runs = db.session().scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(200)).all()
-    return render_template("admin/runs.html", runs=runs)
+    return render_template("admin/runs.html", runs=recent_runs(db.session(), 200))
 
 
 @bp.get("/imports/<int:run_id>")
@@ -311,7 +280,7 @@ def export() -> Response:
     """Every listing in the import format, streamed."""
     record_event(db.session(), current_admin() or "", "export")
     db.session().commit()
-    factory = current_app.extensions["db"]
+    factory = db.factory()
 
     def chunks() -> Iterator[str]:
         with factory() as s:
@@ -325,13 +294,7 @@ def export() -> Response:
 @admin_required
 def audit() -> str:
     """The latest admin actions."""
-    events = db.session().scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(500)).all()
-    return render_template("admin/audit.html", events=events)
-
-
-def _stale_filter(days: int) -> list[Any]:
-    cutoff = dt.date.today() - dt.timedelta(days=days)
-    return [Listing.published, or_(Listing.availability_confirmed_on.is_(None), Listing.availability_confirmed_on < cutoff)]
+    return render_template("admin/audit.html", events=recent_events(db.session(), 500))
 
 
 @bp.get("/stale")
@@ -340,7 +303,5 @@ def stale() -> str:
     """Published listings whose availability was last confirmed more than N days ago (or never)."""
     days = request.args.get("days", current_app.config["STALE_AFTER_DAYS"], type=int) or 1
     days = max(1, min(days, 3650))
-    rows = db.session().scalars(select(Listing).where(*_stale_filter(days))
-                                .order_by(Listing.availability_confirmed_on.is_(None).desc(),
-                                          Listing.availability_confirmed_on, Listing.name).limit(1000)).all()
+    rows = stale_listings(db.session(), days, 1000)
     return render_template("admin/stale.html", rows=rows, days=days, today=dt.date.today())

@@ -7,14 +7,13 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 
 from directory import db
-from directory.geo import PostcodeError
 from directory.listings import published_by_external_id
 from directory.search import find
 from directory.search.request import InvalidRequest, parse
 from directory.vocabulary import KINDS, vocabulary
 from directory.web.errors import api_error
 from directory.web.openapi import openapi_document
-from directory.web.presenters import listing_dict, outcome_dict
+from directory.web.presenters import listing_dict, results_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -23,10 +22,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def search() -> Any:
     """Search listings by postcode, radius, filters and free text."""
     try:
-        outcome, results = find(parse(request.args))
-    except (InvalidRequest, PostcodeError) as exc:
+        results = find(parse(request.args))
+    except InvalidRequest as exc:
         return api_error(400, exc.code, exc.message)
-    return jsonify(outcome_dict(outcome, results))
+    return jsonify(results_dict(results))
 
 
 @bp.get("/therapists/<external_id>")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, current_app, g, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from directory.search.reading import OutdatedIndex
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,14 @@ def _unexpected_error(exc: Exception) -> tuple[Response | str, int]:
     return _http_error(InternalServerError())
 
 
+def _outdated_index(exc: OutdatedIndex) -> tuple[Response | str, int]:
+    # An operator's job, not a bug: say so (and log it) instead of a bare 500.
+    log.error("%s", exc)
+    return _http_error(ServiceUnavailable("Search is being rebuilt; please try again in a few minutes."))
+
+
 def init_app(app: Flask) -> None:
     """Register the error handlers."""
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(OutdatedIndex, _outdated_index)
     app.register_error_handler(Exception, _unexpected_error)

@@ -7,23 +7,18 @@ from typing import Any
 from flask import url_for
 
 from directory.models import Listing
-from directory.search.engine import Hit, Outcome
-from directory.search.text import snippet
+from directory.search.results import Result, Results
 
 
-def snippet_text(listing: Listing, outcome: Outcome) -> str:
-    """The plain-text snippet of a listing's bio for this search."""
-    return "".join(piece for piece, _ in snippet(listing.bio, outcome.text.stems))
-
-
-def result_dict(listing: Listing, hit: Hit, outcome: Outcome) -> dict[str, Any]:
+def result_dict(result: Result) -> dict[str, Any]:
     """One search result as the API returns it."""
+    listing = result.listing
     return {
         "id": listing.external_id,
         "slug": listing.slug,
         "name": listing.name,
         "credentials": listing.credentials,
-        "distance": None if hit.distance is None else round(hit.distance, 1),
+        "distance": None if result.distance is None else round(result.distance, 1),
         "city": listing.city,
         "region": listing.region,
         "postcode": listing.postcode,
@@ -34,27 +29,27 @@ def result_dict(listing: Listing, hit: Hit, outcome: Outcome) -> dict[str, Any]:
         "in_person": listing.in_person,
         "accepting_new_clients": listing.accepting_new_clients,
         "url": url_for("public.profile", slug=listing.slug),
-        "snippet": snippet_text(listing, outcome),
+        "snippet": "".join(piece for piece, _ in result.snippet),
     }
 
 
-def outcome_dict(outcome: Outcome, results: list[tuple[Hit, Listing]]) -> dict[str, Any]:
-    """A search outcome as the API returns it."""
-    origin = outcome.origin
+def results_dict(results: Results) -> dict[str, Any]:
+    """A page of search results as the API returns it."""
+    origin = results.origin
     return {
         "origin": None if origin is None else {
             "postcode": origin.postcode, "country": origin.country, "region": origin.region,
             "lat": origin.lat, "lon": origin.lon, "place": origin.name,
         },
-        "units": outcome.units,
-        "radius": outcome.radius,
-        "sort": outcome.sort,
-        "total": outcome.total,
-        "page": outcome.request.page,
-        "per_page": outcome.request.per_page,
-        "results": [result_dict(listing, hit, outcome) for hit, listing in results],
-        "facets": outcome.facets,
-        "suggestion": outcome.suggestion,
+        "units": results.units,
+        "radius": results.radius,
+        "sort": results.sort,
+        "total": results.total,
+        "page": results.request.page,
+        "per_page": results.request.per_page,
+        "results": [result_dict(result) for result in results.results],
+        "facets": results.facets,
+        "suggestion": results.suggestion,
     }
 
 

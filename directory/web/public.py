@@ -8,11 +8,9 @@ from flask import Blueprint, abort, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from directory import db
-from directory.geo import PostcodeError
 from directory.listings import published_by_slug
 from directory.search import find
 from directory.search.request import RADIUS_CHOICES, InvalidRequest, parse
-from directory.search.text import snippet
 from directory.vocabulary import vocabulary
 
 bp = Blueprint("public", __name__)
@@ -32,13 +30,13 @@ def home() -> Any:
     """The search form, and results once something was asked."""
     context: dict[str, Any] = {
         "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "args": request.args,
-        "outcome": None, "results": [], "error": None, "search_url": search_url, "snippet": snippet,
+        "outcome": None, "error": None, "search_url": search_url,
     }
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
     try:
-        context["outcome"], context["results"] = find(parse(request.args))
-    except (InvalidRequest, PostcodeError) as exc:
+        context["outcome"] = find(parse(request.args))
+    except InvalidRequest as exc:
         context["error"] = exc.message
         return render_template("home.html", **context), 400
     return render_template("home.html", **context)

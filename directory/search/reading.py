@@ -1,0 +1,319 @@
+"""Reading the index: a thread's view of one index generation, the operations a search is made of (documents
+holding a term, narrowing candidates by a word, positions, BM25 scores) and the caches behind them."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from whoosh.query import Query
+from whoosh.searching import Searcher
+
+from directory.search.docnums import DocnumReader
+from directory.search.docsets import contains
+from directory.search.whoosh_internals import docnum_file, segment_positions, segment_postings
+
+# Numeric columns are held as NumPy arrays (8 bytes a value instead of a Python float's 32); the rest as lists.
+NUMERIC_COLUMNS = {"pk": np.int64, "lat": np.float64, "lon": np.float64, "stamp": np.float64}
+TERM_DOCS_CACHE_BYTES = 256 * 2**20  # per searcher; at 1M listings a broad term is a few MB
+BM25_B, BM25_K1 = 0.75, 1.2  # Whoosh's BM25F defaults
+BULK_SCORING = 2000  # from this many documents on, BM25 is computed over arrays
+
+
+class OutdatedIndex(RuntimeError):
+    """The live index generation was written before docnum files; `index check --repair` rebuilds it."""
+
+
+class SegmentValueCache:
+    """Values read from each index segment (columns, text lengths, docnum files), shared by all threads. A written
+    segment never changes (deletions are kept apart), so its values stay valid until a merge retires it; then
+    they are dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], Any] = {}
+
+    def values(self, searcher: Searcher, name: str, load: Callable[[Any], Any]) -> Any:
+        """What `load` reads from each segment (an array or a list), joined for every docnum of this searcher."""
+        parts, live = [], set()
+        for leaf, _offset in searcher.reader().leaf_readers():
+            if leaf.segment() is None:  # the reader of an index with no segments yet
+                parts.append(load(leaf))
+                continue
+            key = (leaf.segment().segment_id(), name)
+            live.add(key)
+            found = self._values.get(key)
+            if found is None:
+                found = load(leaf)
+                with self._lock:
+                    self._values[key] = found
+            parts.append(found)
+        with self._lock:
+            for key in [k for k in self._values if k[1] == name and k not in live]:
+                del self._values[key]
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], np.ndarray):
+            return np.concatenate(parts)
+        return list(itertools.chain.from_iterable(parts))
+
+
+class _NoSegment:
+    """The docnum file of the reader of an index with no segments yet: it lists no documents."""
+
+    def docnums(self, field: str, term: bytes) -> np.ndarray:
+        """No documents."""
+        return np.empty(0, dtype=np.int32)
+
+
+class View:
+    """One index generation as a thread sees it: a Whoosh searcher plus caches that are valid while it is unchanged.
+
+    Sets of documents are sorted NumPy arrays of docnums (int32): a twentieth of the memory of Python sets, and
+    intersections run in C. Nothing outside this module touches the searcher.
+    """
+
+    def __init__(self, searcher: Searcher, generation: str, segment_values: SegmentValueCache) -> None:
+        self._searcher = searcher
+        self.generation = generation
+        self._segment_values = segment_values
+        self.term_docs: dict[tuple[str, str, str], Any] = {}  # (field, term, "ids" or "weights") → arrays
+        self._term_docs_bytes = 0
+        self._derived: dict[str, Any] = {}  # values computed from every document: facet bits, name ranks, ...
+
+    def up_to_date(self) -> bool:
+        """Whether no write was committed to this generation since the view opened."""
+        return self._searcher.up_to_date()
+
+    def close(self) -> None:
+        """Close the searcher's files."""
+        self._searcher.close()
+
+    def doc_count_all(self) -> int:
+        """How many docnums there are, deleted ones included: the length of per-document arrays."""
+        return self._searcher.reader().doc_count_all()
+
+    def has_term(self, field: str, term: str) -> bool:
+        """Whether any document of this generation (deleted ones included) holds the term."""
+        return (field, term) in self._searcher.reader()
+
+    def doc_frequency(self, field: str, term: str) -> int:
+        """How many documents hold the term."""
+        return self._searcher.doc_frequency(field, term)
+
+    def outdated(self) -> bool:
+        """Whether some segment was written before docnum files existed (the index must be rebuilt)."""
+        return None in self._segment_docnums()
+
+    def docs_with(self, field: str, term: str) -> np.ndarray:
+        """Live document numbers holding a term, sorted, cached for the life of this view. Read from the docnum
+        files (a millisecond even for a common word at 1M listings); the unique `id` field from its postings."""
+        return self._bounded((field, term, "ids"), lambda: self._read_term(field, term, weights=False)[0])
+
+    def narrow(self, field: str, term: str, candidates: np.ndarray) -> np.ndarray:
+        """Those of the candidates (sorted live docnums) that hold a term."""
+        return candidates[contains(self.docs_with(field, term), candidates)]
+
+    def positions(self, field: str, term: str, docs: np.ndarray) -> dict[int, frozenset[int]]:
+        """Docnum → positions of a term, for the given sorted docnums that hold it. Only the posting blocks whose
+        docnum range holds some of those documents are decoded (rebuilds index listings in postcode order, so
+        neighbours have neighbouring docnums and a search near one place reads a few blocks of a common word)."""
+        found: dict[int, frozenset[int]] = {}
+        for leaf, offset in self._searcher.reader().leaf_readers():
+            wanted = docs[(docs >= offset) & (docs < offset + leaf.doc_count_all())] - offset
+            if len(wanted) and (field, term) in leaf:
+                found.update((d + offset, at) for d, at in segment_positions(leaf, field, term, wanted).items())
+        return found
+
+    def scores(self, query: Query, stems: frozenset[str], docs: np.ndarray) -> np.ndarray:
+        """Whoosh's BM25F scores of sorted docnums for a text query over `stems`: Whoosh's own matcher for a few
+        documents, the same formula (same idf and quantised lengths) over arrays for many."""
+        if not len(docs):
+            return np.zeros(0)
+        if len(docs) < BULK_SCORING:
+            # A handful of documents (a page window): skipping to them in the postings beats loading whole lists.
+            found = self.whoosh_scores(query, docs)
+            return np.fromiter((found.get(d, 0.0) for d in docs.tolist()), dtype=np.float64, count=len(docs))
+        searcher = self._searcher
+        lengths = self._text_lengths()[docs]
+        norm = BM25_K1 * ((1 - BM25_B) + BM25_B * lengths / (searcher.avg_field_length("text") or 1))
+        total = np.zeros(len(docs))
+        for stem in stems:
+            ids, weights = self._term_weights("text", stem)
+            tf = np.zeros(len(docs))
+            if len(ids):
+                at = np.minimum(np.searchsorted(ids, docs), len(ids) - 1)
+                tf = np.where(ids[at] == docs, weights[at], 0.0)
+            total += searcher.idf("text", stem) * (tf * (BM25_K1 + 1)) / (tf + norm)
+        return total
+
+    def whoosh_scores(self, query: Query, candidates: np.ndarray) -> dict[int, float]:
+        """BM25 scores of the candidates that match the query, by Whoosh's matcher. Few candidates: skip along the
+        posting lists to each; many: walk the postings once and keep the candidates."""
+        searcher = self._searcher
+        matcher = query.matcher(searcher, searcher.context())
+        scores: dict[int, float] = {}
+        if len(candidates) * 8 > query.estimate_size(searcher.reader()):
+            wanted = set(candidates.tolist())
+            while matcher.is_active():
+                docnum = matcher.id()
+                if docnum in wanted:
+                    scores[docnum] = matcher.score()
+                matcher.next()
+            return scores
+        for docnum in candidates.tolist():
+            if not matcher.is_active():
+                break
+            if matcher.id() < docnum:
+                matcher.skip_to(docnum)
+                if not matcher.is_active():
+                    break
+            if matcher.id() == docnum:
+                scores[docnum] = matcher.score()
+        return scores
+
+    def column(self, name: str) -> Any:
+        """Per-document values of a column field, indexed by docnum: an array for numbers, else a list."""
+        dtype = NUMERIC_COLUMNS.get(name)
+
+        def load(leaf: Any) -> Any:
+            # A segment with no documents has no column files; Whoosh then raises instead of returning nothing.
+            count = leaf.doc_count_all()
+            values = leaf.column_reader(name) if count else []
+            return np.fromiter(values, dtype=dtype, count=count) if dtype else list(values)
+
+        return self.derived("column:" + name, lambda: self._segment_values.values(self._searcher, name, load))
+
+    def derived(self, key: str, build: Callable[[], Any]) -> Any:
+        """A value computed from this view's documents (facet bits, name ranks, ...), built once per view."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
+
+    def every_doc(self) -> np.ndarray:
+        """Every live document number, sorted."""
+        def build() -> np.ndarray:
+            parts = []
+            for (leaf, offset), deleted in zip(self._searcher.reader().leaf_readers(), self._deletion_masks()):
+                ids = np.arange(offset, offset + leaf.doc_count_all(), dtype=np.int32)
+                parts.append(ids if deleted is None else ids[~deleted])
+            return np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
+
+        return self.derived("every-doc", build)
+
+    def _bounded(self, key: tuple[str, str, str], build: Callable[[], Any]) -> Any:
+        found = self.term_docs.get(key)
+        if found is None:
+            found = build()
+            size = sum(a.nbytes for a in found) if isinstance(found, tuple) else found.nbytes
+            if self._term_docs_bytes + size > TERM_DOCS_CACHE_BYTES:
+                self.term_docs.clear()
+                self._term_docs_bytes = 0
+            self.term_docs[key] = found
+            self._term_docs_bytes += size
+        return found
+
+    def _term_weights(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(docnums, within-document frequencies) of a live term, sorted by docnum."""
+        return self._bounded((field, term, "weights"), lambda: self._read_term(field, term, weights=True))
+
+    def _segment_docnums(self) -> list[DocnumReader | _NoSegment | None]:
+        """Per segment, its docnum file, or None for a segment written without one."""
+        def load(leaf: Any) -> list[DocnumReader | _NoSegment | None]:
+            return [docnum_file(leaf) if leaf.segment() is not None else _NoSegment()]
+
+        return self.derived("docnum-files", lambda: self._segment_values.values(self._searcher, "docnum-files", load))
+
+    def _read_term(self, field: str, term: str, weights: bool) -> tuple[np.ndarray, np.ndarray]:
+        from_docnum_files = not weights and not self._searcher.schema[field].unique  # they leave out the unique key
+        files = self._segment_docnums() if from_docnum_files else []
+        if None in files:
+            raise OutdatedIndex("the search index was written before docnum files: run `index check --repair`")
+        tbytes = self._searcher.schema[field].to_bytes(term)
+        ids_parts, weight_parts = [], []
+        leaves = self._searcher.reader().leaf_readers()
+        for i, ((leaf, offset), deleted) in enumerate(zip(leaves, self._deletion_masks())):
+            if files:
+                ids, leaf_weights = files[i].docnums(field, tbytes), np.empty(0)  # type: ignore[union-attr]
+            elif (field, term) in leaf:
+                ids, leaf_weights = segment_postings(leaf, field, term)
+            else:
+                continue
+            if deleted is not None:
+                live = ~deleted[ids]
+                ids = ids[live]
+                leaf_weights = leaf_weights[live] if weights else leaf_weights
+            ids_parts.append(ids + np.int32(offset) if offset else ids)
+            weight_parts.append(leaf_weights)
+        if not ids_parts:
+            return np.empty(0, dtype=np.int32), np.empty(0)
+        ids = ids_parts[0] if len(ids_parts) == 1 else np.concatenate(ids_parts)
+        if not weights:
+            return ids, np.empty(0)
+        return ids, weight_parts[0] if len(weight_parts) == 1 else np.concatenate(weight_parts)
+
+    def _deletion_masks(self) -> list[np.ndarray | None]:
+        """Per segment, a boolean mask of deleted docnums, or None when the segment has no deletions."""
+        def build() -> list[np.ndarray | None]:
+            masks: list[np.ndarray | None] = []
+            for leaf, _offset in self._searcher.reader().leaf_readers():
+                if not leaf.has_deletions():
+                    masks.append(None)
+                    continue
+                mask = np.zeros(leaf.doc_count_all(), dtype=bool)
+                mask[np.fromiter(leaf.segment().deleted_docs(), dtype=np.int64)] = True
+                masks.append(mask)
+            return masks
+
+        return self.derived("deletion-masks", build)
+
+    def _text_lengths(self) -> np.ndarray:
+        """Each document's indexed length of the text field, as BM25 uses it."""
+        def load(leaf: Any) -> np.ndarray:
+            count = leaf.doc_count_all()
+            return np.fromiter((leaf.doc_field_length(d, "text") for d in range(count)), dtype=np.float64, count=count)
+
+        return self.derived("text-lengths", lambda: self._segment_values.values(self._searcher, "text-lengths", load))
+
+
+class ThreadViews:
+    """Each thread's current view of an index directory. When a thread ends its view is dropped and its searcher's
+    files are closed with it, instead of being left to the garbage collector."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self.segment_values = SegmentValueCache()
+
+    def current(self, generation: str, open_searcher: Callable[[], Searcher]) -> View:
+        """This thread's view of `generation`, reopened when the generation changed or was written to."""
+        slot = getattr(self._local, "slot", None)
+        if slot is None:
+            slot = self._local.slot = _ThreadSlot()
+        view = slot.view
+        if view is not None and view.generation == generation and view.up_to_date():
+            return view
+        if view is not None:
+            # Not Searcher.refresh(): Whoosh 2.7.4 keys the readers it could reuse by generation but looks them up
+            # by segment id, so it reuses none and leaves some open. Segment values stay cached either way.
+            view.close()
+        slot.view = view = View(open_searcher(), generation, self.segment_values)
+        return view
+
+    def close(self) -> None:
+        """Close this thread's view."""
+        slot = getattr(self._local, "slot", None)
+        if slot is not None and slot.view is not None:
+            slot.view.close()
+            slot.view = None
+
+
+class _ThreadSlot:
+    def __init__(self) -> None:
+        self.view: View | None = None
+
+    def __del__(self) -> None:
+        if self.view is not None:
+            self.view.close()

@@ -1,0 +1,41 @@
+"""What a search shows: the page of listings with their distances and snippets, and everything around them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from directory import db
+from directory.listings import published_by_ids
+from directory.models import Listing
+from directory.search.engine import Summary, search
+from directory.search.request import SearchRequest
+from directory.search.text import snippet
+from directory.search.writing import SearchIndex
+
+
+@dataclass(frozen=True)
+class Result:
+    """One listing of the page, as far away as `distance` (None without an origin), with a bio excerpt whose
+    matched words are marked: (piece, marked) pairs."""
+
+    listing: Listing
+    distance: float | None
+    snippet: tuple[tuple[str, bool], ...]
+
+
+@dataclass(frozen=True)
+class Results(Summary):
+    """A page of results with everything the page and the API show around it."""
+
+    results: list[Result]
+
+
+def find(index: SearchIndex, request: SearchRequest) -> Results:
+    """Run a search and load its page of listings from the database, in result order."""
+    outcome = search(index, request)
+    listings = published_by_ids(db.session(), [hit.listing_id for hit in outcome.hits])
+    shown = [Result(listing, hit.distance, tuple(snippet(listing.bio, outcome.text.stems)))
+             for hit in outcome.hits if (listing := listings.get(hit.listing_id)) is not None]
+    summary = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(Summary)}
+    return Results(**summary, results=shown)

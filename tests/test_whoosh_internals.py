@@ -1,0 +1,260 @@
+"""Tripwires for directory/search/whoosh_internals.py: each shortcut through Whoosh's internals gives what Whoosh
+itself gives (indexed fields, segment files byte for byte, docnum lists, positions, BM25 scores), the version check refuses an
+unverified Whoosh, and an index generation written before docnum files is reported and rebuilt, not misread."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from whoosh import index as whoosh_index
+from whoosh.fields import KEYWORD, TEXT
+from whoosh.writing import SegmentWriter
+
+from directory.models import Listing
+from directory.sample import generate
+from directory.search import reading, whoosh_internals
+from directory.search.docnums import EXT as DOCNUM_EXT
+from directory.search.reading import OutdatedIndex
+from directory.search.schema import listing_document, make_schema
+from directory.search.text import text_query
+from directory.search.whoosh_internals import (
+    TEXT_ANALYZER, FastKeyword, FastText, TermBufferedWriter, UnverifiedWhoosh, check_version,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_installed_whoosh_is_a_verified_version() -> None:
+    import whoosh
+
+    check_version(whoosh.__version__)
+    assert tuple(whoosh.__version__[:3]) in whoosh_internals.VERIFIED
+
+
+@pytest.mark.parametrize("version", [(2, 7, 5), (2, 8, 0), (3, 0, 0), (2, 7, 3)])
+def test_an_unverified_whoosh_version_is_refused_with_a_clear_message(version: tuple[int, ...]) -> None:
+    with pytest.raises(UnverifiedWhoosh) as raised:
+        check_version(version)
+    message = str(raised.value)
+    assert ".".join(map(str, version)) in message and "2.7.4" in message and "requirements.txt" in message
+
+
+def test_the_app_does_not_start_on_an_unverified_whoosh(tmp_path: Path) -> None:
+    # A fake Whoosh 2.8.0 in front of the real one: importing the app must fail at once, saying why.
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "sitecustomize.py").write_text("import whoosh\nwhoosh.__version__ = (2, 8, 0)\n")
+    env = {**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{REPO}"}
+    done = subprocess.run([sys.executable, "-c", "import app"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert "UnverifiedWhoosh" in done.stderr and "Whoosh 2.8.0 is installed" in done.stderr
+
+
+def listing_documents(count: int, first_pk: int) -> list[dict[str, Any]]:
+    stamp = dt.datetime(2026, 1, 1)
+    listings = (Listing(id=first_pk + n, updated_at=stamp, **fields) for n, fields in enumerate(generate(count)))
+    return [doc for listing in listings if (doc := listing_document(listing)) is not None]
+
+
+def segment_contents(path: Path) -> dict[str, Any]:
+    """The postings files of an index's one segment, byte for byte; and as read: every term's postings and
+    statistics, the columns and the text lengths.
+
+    Whoosh packs columns into one file in an order that varies from run to run, so those are compared as read.
+    """
+    ix = whoosh_index.open_dir(str(path))
+    (segment,) = ix._segments()
+    prefix = f"MAIN_{segment.segment_id().split('_')[-1]}"
+    contents: dict[str, Any] = {p.suffix: p.read_bytes() for p in path.iterdir()
+                                if p.name.startswith(prefix) and p.suffix not in (".col", DOCNUM_EXT)}
+    with ix.reader() as reader:
+        for field, term in reader.all_terms():
+            matcher = reader.postings(field, term)
+            postings = []
+            while matcher.is_active():
+                postings.append((matcher.id(), matcher.weight(), matcher.value()))
+                matcher.next()
+            info = reader.term_info(field, term)
+            stats = (info.weight(), info.doc_frequency(), info.min_length(), info.max_length(), info.max_weight())
+            contents[f"{field}:{term!r}"] = (postings, stats)
+        for name in ("pk", "lat", "lon", "sortname", "stamp"):
+            contents[name] = list(reader.column_reader(name))
+        contents["text lengths"] = [reader.doc_field_length(d, "text") for d in range(reader.doc_count_all())]
+    return contents
+
+
+def assert_docnum_file_lists_every_posting(path: Path) -> None:
+    """The segment's docnum file gives, for every term but the unique key's, the docnums Whoosh's postings hold."""
+    ix = whoosh_index.open_dir(str(path))
+    with ix.reader() as reader:
+        (leaf, _), = reader.leaf_readers()
+        docnum_file = whoosh_internals.docnum_file(leaf)
+        assert docnum_file is not None
+        listed = 0
+        for field, term in reader.all_terms():
+            if field == "id":
+                assert not len(docnum_file.docnums(field, term))
+                continue
+            found = docnum_file.docnums(field, term)
+            assert found.dtype == np.int32 and found.tolist() == list(reader.postings(field, term).all_ids())
+            listed += len(found)
+        assert listed > 50 * reader.doc_count_all()
+        assert not len(docnum_file.docnums("text", b"no-such-word"))
+
+
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled-runs"])
+def test_term_buffered_writer_writes_the_same_segment_as_whoosh(tmp_path: Path, spill: bool) -> None:
+    # The real schema and documents, and two earlier segments that the commit merges in.
+    earlier = [listing_documents(40, first_pk=10_000 + 100 * k) for k in range(2)]
+    docs = listing_documents(1500, first_pk=1)
+    written = {}
+    for name, writer_class in (("whoosh", SegmentWriter), ("buffered", TermBufferedWriter)):
+        path = tmp_path / name
+        path.mkdir()
+        ix = whoosh_index.create_in(str(path), make_schema())
+        for batch in earlier:
+            with ix.writer() as writer:
+                for doc in batch:
+                    writer.add_document(**doc)
+        writer = writer_class(ix, compound=False)
+        if spill and isinstance(writer, TermBufferedWriter):
+            writer._limit = 64 * 1024  # a few hundred documents a run
+        for doc in docs:
+            writer.add_document(**doc)
+        if spill and isinstance(writer, TermBufferedWriter):
+            assert len(writer._runs) >= 3
+        writer.commit(optimize=True)  # merges the earlier segments in through Whoosh's pool
+        written[name] = segment_contents(path)
+        if writer_class is TermBufferedWriter:
+            assert_docnum_file_lists_every_posting(path)
+        assert len(written[name]["pk"]) == len(docs) + 80
+        assert not list(path.glob("*.terms")) and not list(Path(writer._tempstorage.folder).glob("*.terms"))
+    assert {".trm", ".pst"} <= set(written["whoosh"])
+    if spill:
+        # Block data is pickled, and pickle writes a value that recurs in a block (one bytes object shared by
+        # several postings) as a back-reference; values read back from a run are no longer shared, so the bytes
+        # of the files differ while every decoded posting, above, is the same.
+        for found in written.values():
+            del found[".trm"], found[".pst"]
+    assert written["buffered"] == written["whoosh"]
+
+
+def _live_reader(app: Flask) -> Any:
+    """Whoosh's own reader of the live generation, opened apart from the app's views."""
+    return whoosh_index.open_dir(str(Path(app.extensions["search"].root) / "current")).reader()
+
+
+def test_documents_holding_a_word_and_its_positions_are_those_whoosh_iterates(app: Flask) -> None:
+    # Checked against Whoosh's own iteration of the postings. Some documents are deleted first, so deleted docnums
+    # sit inside what is read; positions are decoded only from the blocks that hold a candidate.
+    index = app.extensions["search"]
+    with app.app_context():
+        index.write([str(pk) for pk in range(1, 400, 3)], [])
+        view = index.view()
+        assert not view.outdated()
+        reader = _live_reader(app)
+        assert reader.has_deletions()
+        every = view.every_doc()
+        rng = np.random.default_rng(5)
+        samples = [every, every[:0], every[100:260], every[-50:], np.sort(rng.choice(every, 40, replace=False)),
+                   np.sort(rng.choice(every, 700, replace=False))]
+        for stem in ("depress", "attach", "couple", "toronto", "eft", "nosuchword"):
+            held = dict(reader.postings("text", stem).items_as("positions")) if ("text", stem) in reader else {}
+            whoosh = np.array(sorted(held))
+            assert view.docs_with("text", stem).tolist() == whoosh.tolist()
+            for candidates in samples:
+                among = view.narrow("text", stem, candidates)
+                assert among.tolist() == candidates[np.isin(candidates, whoosh)].tolist()
+                assert view.positions("text", stem, among) == {d: frozenset(held[d]) for d in among.tolist()}
+                view.term_docs.clear()
+        assert any(len(view.narrow("text", "depress", s)) for s in samples[2:])
+        reader.close()
+
+
+@pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples", "Toronto grief"])
+def test_vectorised_bm25_equals_whoosh_scoring(q: str, shared_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "BULK_SCORING", 0)  # force the array path even for small sets
+    view = shared_app.extensions["search"].view()
+    text = text_query(q)
+    assert text.query is not None
+    whoosh_scores = view.whoosh_scores(text.query, view.every_doc())
+    assert whoosh_scores, q
+    matched = np.array(sorted(whoosh_scores), dtype=np.int32)
+    ours = view.scores(text.query, text.stems, matched)
+    for docnum, score in zip(matched.tolist(), ours.tolist()):
+        assert score == pytest.approx(whoosh_scores[docnum], rel=1e-9)
+
+
+def test_a_generation_written_before_docnum_files_is_reported_and_rebuilt(app: Flask, runner: FlaskCliRunner) -> None:
+    # Such an index is not read by a slower path (deleted): searches refuse it, check reports it, --repair rebuilds.
+    current = Path(app.extensions["search"].root) / "current"
+    for path in current.resolve().glob(f"*{DOCNUM_EXT}"):
+        path.unlink()
+    with app.app_context():
+        assert app.extensions["search"].view().outdated()
+        with pytest.raises(OutdatedIndex):
+            app.extensions["search"].view().docs_with("text", "depress")
+    searched = app.test_client().get("/api/v1/search", query_string={"q": "depression"})
+    assert searched.status_code == 503 and searched.get_json()["error"] == "service_unavailable"
+    checked = runner.invoke(args=["index", "check"])
+    assert checked.exit_code == 1 and "rebuilt" in checked.output
+    repaired = runner.invoke(args=["index", "check", "--repair"])
+    assert repaired.exit_code == 0, repaired.output
+    with app.app_context():
+        assert not app.extensions["search"].view().outdated()
+    assert runner.invoke(args=["index", "check"]).exit_code == 0
+    body = app.test_client().get("/api/v1/search", query_string={"q": "depression"}).get_json()
+    assert body["total"] > 0
+
+
+def _whoosh_postings(text: str) -> list[tuple[bytes, int, float, bytes]]:
+    return sorted(TEXT(analyzer=TEXT_ANALYZER).index(text))
+
+
+def _fast_postings(text: str) -> list[tuple[bytes, int, float, bytes]]:
+    return sorted(FastText(analyzer=TEXT_ANALYZER).index(text))
+
+
+def test_fast_text_indexes_sample_listings_exactly_as_whoosh(shared_app: Flask) -> None:
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        texts = [doc["text"] for doc in map(listing_document, session.scalars(select(Listing).limit(300))) if doc]
+    assert texts
+    for text in texts:
+        assert _fast_postings(text) == _whoosh_postings(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list("aeiouxyz AIT.-'_é1\n\tßİ") + ["the ", "running ", "a.b ", "U.S. ", "therapies"]),
+                max_size=40).map("".join) | st.text(max_size=60))
+def test_fast_text_indexes_any_text_exactly_as_whoosh(text: str) -> None:
+    assert _fast_postings(text) == _whoosh_postings(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["eft", "cbt", " ", "  ", "\t", "\n", "\r", "é", "US-NY", "cell:3:12", ",", "x"]),
+                max_size=30).map("".join) | st.text(max_size=60))
+def test_fast_keyword_indexes_any_value_exactly_as_whoosh(value: str) -> None:
+    assert sorted(FastKeyword().index(value)) == sorted(KEYWORD().index(value))
+
+
+def test_fast_keyword_indexes_sample_listings_exactly_as_whoosh(shared_app: Flask) -> None:
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        docs = [doc for doc in map(listing_document, session.scalars(select(Listing).limit(300))) if doc]
+    fields = [name for name, field in make_schema().items() if isinstance(field, FastKeyword)]
+    assert {"cell", "modality", "flag"} <= set(fields)
+    for doc in docs:
+        for name in fields:
+            assert sorted(FastKeyword().index(doc[name])) == sorted(KEYWORD().index(doc[name])), name
