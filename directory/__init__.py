@@ -56,14 +56,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         LOGIN_RATE_LIMIT=os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
         MAX_CONTENT_LENGTH=int(os.environ.get("MAX_CONTENT_LENGTH", str(20 * 1024 * 1024))),
         STALE_AFTER_DAYS=int(os.environ.get("STALE_AFTER_DAYS", "90")),
+        AUTO_MIGRATE=_env_flag("AUTO_MIGRATE", True),
     )
     if test_config:
         app.config.update(test_config)
 
-    from directory import cli, db, sample, search
-    from directory.web import admin, api, errors, public, security
+    from directory import cli, db, migrate, sample, search
+    from directory.web import admin, api, errors, public, security, storable_input
 
     db.init_app(app)
+    if app.config["AUTO_MIGRATE"]:
+        migrate.upgrade_at_start(db.engine(app))
+    schema_ready = migrate.current(db.engine(app)) in migrate.heads()
+    if not schema_ready:
+        # Only with AUTO_MIGRATE off: the app still starts, so that `flask db upgrade` can run.
+        log.error("the database schema is behind this code: run `flask --app app db upgrade`")
+    storable_input.init_app(app)
     security.init_app(app)
     search.init_app(app)
     cli.init_app(app)
@@ -71,7 +79,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
-    search.build_if_missing(app)
-    if app.config["LOAD_SAMPLE_DATA"]:
-        sample.load_if_empty(db.factory(app), app.config["SAMPLE_SIZE"])
+    if schema_ready:
+        search.build_if_missing(app)
+        if app.config["LOAD_SAMPLE_DATA"]:
+            sample.load_if_empty(db.factory(app), app.config["SAMPLE_SIZE"])
     return app

@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.orm import Session
 
-from directory import accounts, db, sample
+from directory import accounts, db, migrate, sample
 from directory.csv_format import UnusableFile, csv_chunks
 from directory.importer import ImportBusy, ImportMode, ImportReport, import_lock_path, run_import
 from directory.listings import all_listings, count_all
@@ -23,6 +23,7 @@ from directory.search.sync import check, rebuild
 from directory.search.sync import repair as repair_drift
 
 index_cli = AppGroup("index", help="Build and check the search index.")
+db_cli = AppGroup("db", help="The database schema (Alembic migrations).")
 sample_cli = AppGroup("sample", help="Fictional sample listings.")
 
 
@@ -60,6 +61,31 @@ def index_check(repair: bool) -> None:
             click.echo("Repaired.")
             return
     raise SystemExit(1)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Upgrade the database schema to REVISION (default: the newest)."""
+    migrate.upgrade(db.engine(), revision)
+    click.echo(f"The database schema is at {migrate.current(db.engine())}.")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Downgrade the database schema to REVISION (default: one step back)."""
+    migrate.downgrade(db.engine(), revision)
+    click.echo(f"The database schema is at {migrate.current(db.engine()) or 'no revision (empty)'}.")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the newest one; exit 1 when the database is behind."""
+    revision, heads = migrate.current(db.engine()), migrate.heads()
+    click.echo(f"database: {revision or 'no revision (empty)'}  newest: {', '.join(heads)}")
+    if revision not in heads:
+        raise SystemExit(1)
 
 
 @sample_cli.command("load")
@@ -195,6 +221,7 @@ def admin_list() -> None:
 def init_app(app: Flask) -> None:
     """Register the commands."""
     app.cli.add_command(index_cli)
+    app.cli.add_command(db_cli)
     app.cli.add_command(sample_cli)
     app.cli.add_command(import_csv)
     app.cli.add_command(export_csv)

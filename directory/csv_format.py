@@ -127,19 +127,30 @@ class CsvFile:
 
 
 def _encoding(path: Path, warnings: list[Issue]) -> str:
-    """UTF-8 (with or without BOM) when every byte decodes as such, else Windows-1252; checked a block at a time."""
+    """UTF-8 (with or without BOM) when every byte decodes as such, else Windows-1252; raises UnusableFile for a NUL
+    byte anywhere (binary data, which no database column may hold). Read a block at a time, in bounded memory."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    utf8 = True
+    offset = 0
     with path.open("rb") as handle:
-        if b"\x00" in handle.read(4096):
-            raise UnusableFile("the file is binary, not CSV text")
-        handle.seek(0)
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            nul = block.find(b"\x00")
+            if nul >= 0:
+                raise UnusableFile(f"the file is binary, not CSV text (a NUL byte at byte {offset + nul + 1:,})")
+            offset += len(block)
+            if utf8:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
         try:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                decoder.decode(block)
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            warnings.append(Issue(0, "", "", "the file is not UTF-8; it was read as Windows-1252"))
-            return "cp1252"
+            utf8 = False
+    if not utf8:
+        warnings.append(Issue(0, "", "", "the file is not UTF-8; it was read as Windows-1252"))
+        return "cp1252"
     return "utf-8-sig"
 
 

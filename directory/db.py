@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
-from sqlalchemy import Select, create_engine, event
+from sqlalchemy import Select, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
 
@@ -28,18 +28,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """An engine for a SQLAlchemy URL, with SQLite set up for concurrent readers and one writer."""
-    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        # A plain postgresql:// URL means psycopg2 to SQLAlchemy; psycopg 3 is the driver this project pins.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
 def init_app(app: Flask) -> None:
-    """Create the engine and session factory, and close each request's session at teardown."""
+    """Create the engine and session factory, and close each request's session at teardown (the schema is
+    directory.migrate's)."""
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["db"] = sessionmaker(engine, expire_on_commit=False)
-    Base.metadata.create_all(engine)
     app.teardown_appcontext(_close_session)
+
+
+def engine(app: Flask | None = None) -> Engine:
+    """The engine of `app` (default: the current app)."""
+    return factory(app).kw["bind"]
 
 
 def factory(app: Flask | None = None) -> sessionmaker[Session]:

@@ -1,11 +1,18 @@
-"""Fixtures: the sample world (2,000 listings) is built once, and each test that writes gets its own copy."""
+"""Fixtures: the sample world (2,000 listings) is built once, and each test that writes gets its own copy.
+
+The suite runs on SQLite by default and on PostgreSQL with TEST_DATABASE=postgresql: then every world (the sample,
+the shared copy, each test's own) is a database of its own on the server at TEST_DATABASE_URL, copied from the
+sample's by CREATE DATABASE ... TEMPLATE, and dropped when its test ends.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,19 +20,72 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
-from directory import accounts, create_app
+from directory import accounts, create_app, db
 from directory.web.security import limiter
 
 SAMPLE_SIZE = 2000
 CHROMIUM = "/usr/bin/chromium"
+BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
+# The server and an existing database to connect to while creating and dropping the test databases.
+SERVER_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+RUN = f"dirtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"  # this run's databases are named after it
+URL_FILE = "database-url"  # in a world's folder: where its database is
+
+
+def on_postgresql() -> bool:
+    """Whether this run tests on PostgreSQL."""
+    return BACKEND == "postgresql"
+
+
+def _server(statement: str) -> None:
+    engine = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def _new_database(root: Path, template: str | None = None) -> str:
+    """A fresh PostgreSQL database for the world in `root` (a copy of `template` when given); its URL."""
+    name = f"{RUN}_{uuid.uuid4().hex[:10]}"
+    _server(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    (root / URL_FILE).write_text(url)
+    return url
+
+
+def database_url(root: Path) -> str:
+    """The database of the world in `root`: an SQLite file inside it, or its own PostgreSQL database."""
+    if not on_postgresql():
+        return f"sqlite:///{root / 'directory.sqlite3'}"
+    if (root / URL_FILE).exists():
+        return (root / URL_FILE).read_text()
+    root.mkdir(parents=True, exist_ok=True)
+    return _new_database(root)
+
+
+def copy_world(source: Path, target: Path) -> None:
+    """Copy a world (database, index, instance folder) whose app is closed, so that changes stay in the copy."""
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+    if on_postgresql():
+        _new_database(target, template=make_url(database_url(source)).database)
+
+
+def drop_world(root: Path) -> None:
+    """Drop a world's PostgreSQL database (SQLite files go with the folder)."""
+    if on_postgresql() and (root / URL_FILE).exists():
+        _server(f'DROP DATABASE IF EXISTS "{make_url(database_url(root)).database}" WITH (FORCE)')
 
 
 def _make_app(root: Path, **config: object) -> Flask:
     made = create_app({
-        "DATABASE_URL": f"sqlite:///{root / 'directory.sqlite3'}",
+        "DATABASE_URL": database_url(root),
         "INDEX_DIR": str(root / "indexes"),
         "INSTANCE_PATH": str(root / "instance"),
         "LOAD_SAMPLE_DATA": True,
@@ -37,42 +97,60 @@ def _make_app(root: Path, **config: object) -> Flask:
     return made
 
 
+def close_app(made: Flask) -> None:
+    """Close an app's searcher and database connections (a PostgreSQL database can only be copied or dropped
+    once nobody is connected to it)."""
+    # Left to the garbage collector, an app is freed with its searcher's files in one cycle, in no set order, and
+    # a file freed before the searcher is closed warns (an error here).
+    made.extensions["search"].close()
+    db.engine(made).dispose()
+
+
 @pytest.fixture(scope="session")
-def sample_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sample_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A directory holding the sample database and its index, built once per test run."""
     root = tmp_path_factory.mktemp("sample-world")
-    built = _make_app(root)
     # Closing the connections checkpoints SQLite's WAL into the main file, so copies are complete.
-    built.extensions["db"].kw["bind"].dispose()
-    return root
+    close_app(_make_app(root))
+    yield root
+    drop_world(root)
 
 
 @pytest.fixture(scope="session")
-def shared_app(sample_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+def shared_app(sample_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """One app over a copy of the sample world, for tests that only read."""
     root = tmp_path_factory.mktemp("shared")
-    shutil.copytree(sample_world, root, symlinks=True, dirs_exist_ok=True)
-    return _make_app(root)
-
-
-def _closing(made: Flask) -> Iterator[Flask]:
+    copy_world(sample_world, root)
+    made = _make_app(root)
     yield made
-    # The test's own searcher. Left to the garbage collector, an app is freed with its searcher's files in one
-    # cycle, in no set order, and a file freed before the searcher is closed warns (an error here).
-    made.extensions["search"].close()
+    close_app(made)
+    drop_world(root)
+
+
+@contextlib.contextmanager
+def world_app(root: Path, **config: object) -> Iterator[Flask]:
+    """An app over the world in `root`, closed and its database dropped afterwards."""
+    made = _make_app(root, **config)
+    try:
+        yield made
+    finally:
+        close_app(made)
+        drop_world(root)
 
 
 @pytest.fixture()
 def app(sample_world: Path, tmp_path: Path) -> Iterator[Flask]:
     """An app over a private copy of the sample world, for tests that write."""
-    shutil.copytree(sample_world, tmp_path, symlinks=True, dirs_exist_ok=True)
-    yield from _closing(_make_app(tmp_path))
+    copy_world(sample_world, tmp_path)
+    with world_app(tmp_path) as made:
+        yield made
 
 
 @pytest.fixture()
 def empty_app(tmp_path: Path) -> Iterator[Flask]:
     """An app with no listings at all."""
-    yield from _closing(_make_app(tmp_path, LOAD_SAMPLE_DATA=False))
+    with world_app(tmp_path, LOAD_SAMPLE_DATA=False) as made:
+        yield made
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, copy_world, csrf_token, world_app
 from directory import accounts
 from directory.importer import ImportBusy, import_lock
 from directory.models import AdminUser, AuditEvent, ImportRun, Listing
@@ -128,20 +128,17 @@ def test_brute_force_login_gets_429(app: Flask, session: Session) -> None:
 
 
 def test_rate_limit_state_can_live_in_redis(sample_world: Path, tmp_path: Path, session: Session) -> None:
-    import shutil
-
     import redis
-
-    from conftest import _make_app
 
     connection = redis.Redis.from_url("redis://127.0.0.1:6379/15")
     connection.flushdb()
-    shutil.copytree(sample_world, tmp_path / "world", symlinks=True)
-    redis_app = _make_app(tmp_path / "world", RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/15", LOGIN_RATE_LIMIT="3 per minute")
-    client = redis_app.test_client()
-    token = csrf_token(client.get("/admin/login").get_data(as_text=True))
-    statuses = [client.post("/admin/login", data={"email": "x@example.org", "password": "y", "csrf_token": token}).status_code
-                for _ in range(4)]
+    copy_world(sample_world, tmp_path / "world")
+    with world_app(tmp_path / "world", RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/15",
+                   LOGIN_RATE_LIMIT="3 per minute") as redis_app:
+        client = redis_app.test_client()
+        token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+        statuses = [client.post("/admin/login", data={"email": "x@example.org", "password": "y", "csrf_token": token})
+                    .status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
     assert any(b"LIMITS" in key or b"limit" in key.lower() for key in connection.keys("*"))
     connection.flushdb()
@@ -160,16 +157,12 @@ def test_security_headers_on_every_response(shared_client: FlaskClient) -> None:
 
 
 def test_oversized_upload_gets_a_friendly_413(sample_world: Path, tmp_path: Path, session: Session) -> None:
-    import shutil
-
-    from conftest import _make_app
-
-    shutil.copytree(sample_world, tmp_path / "world", symlinks=True)
-    small = _make_app(tmp_path / "world", MAX_CONTENT_LENGTH=10_000, WTF_CSRF_ENABLED=False)
-    client = small.test_client()
-    with client.session_transaction() as s:
-        s["admin"] = "someone@example.org"
-    response = client.post("/admin/import", data={"file": (io.BytesIO(b"x" * 20_000), "big.csv")})
+    copy_world(sample_world, tmp_path / "world")
+    with world_app(tmp_path / "world", MAX_CONTENT_LENGTH=10_000, WTF_CSRF_ENABLED=False) as small:
+        client = small.test_client()
+        with client.session_transaction() as s:
+            s["admin"] = "someone@example.org"
+        response = client.post("/admin/import", data={"file": (io.BytesIO(b"x" * 20_000), "big.csv")})
     assert response.status_code == 413
     assert "larger than the" in response.get_data(as_text=True) and "988" in response.get_data(as_text=True)
 

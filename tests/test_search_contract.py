@@ -44,7 +44,7 @@ class Row:
 def rows(shared_app: Flask) -> list[Row]:
     with shared_app.app_context(), shared_app.extensions["db"]() as session:
         result = []
-        for listing in session.scalars(select(Listing)):
+        for listing in session.scalars(select(Listing).order_by(Listing.id)):  # random choices depend on order
             if listing.latitude is not None and listing.longitude is not None:
                 lat, lon = listing.latitude, listing.longitude
             else:

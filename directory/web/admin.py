@@ -88,7 +88,7 @@ def _listing_or_404(listing_id: int) -> Listing:
     return listing
 
 
-@bp.route("/listings/<int:listing_id>/edit", methods=["GET", "POST"])
+@bp.route("/listings/<id:listing_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit_listing(listing_id: int) -> Any:
     """Edit a listing with the same validation as the CSV import; saved changes are searchable at once."""
@@ -112,7 +112,7 @@ def edit_listing(listing_id: int) -> Any:
     return redirect(url_for("admin.listings", q=listing.external_id))
 
 
-@bp.post("/listings/<int:listing_id>/publish")
+@bp.post("/listings/<id:listing_id>/publish")
 @admin_required
 def publish(listing_id: int) -> Response:
     """Publish or unpublish a listing (form field `published` = 1 or 0)."""
@@ -125,7 +125,7 @@ def publish(listing_id: int) -> Response:
     return redirect(url_for("admin.listings", q=listing.external_id))
 
 
-@bp.route("/listings/<int:listing_id>/delete", methods=["GET", "POST"])
+@bp.route("/listings/<id:listing_id>/delete", methods=["GET", "POST"])
 @admin_required
 def delete_listing(listing_id: int) -> Any:
     """Confirm, then delete a listing for good."""
@@ -240,7 +240,7 @@ def import_runs() -> str:
     return render_template("admin/runs.html", runs=recent_runs(db.session(), 200))
 
 
-@bp.get("/imports/<int:run_id>")
+@bp.get("/imports/<id:run_id>")
 @admin_required
 def import_run(run_id: int) -> str:
     """One import: live progress while it runs (the page refreshes itself), then its result."""
@@ -253,7 +253,7 @@ def import_run(run_id: int) -> str:
     return render_template("admin/run.html", run=run, rate=rate, eta=eta, summary=summary)
 
 
-@bp.get("/imports/<int:run_id>/errors.csv")
+@bp.get("/imports/<id:run_id>/errors.csv")
 @admin_required
 def import_run_errors(run_id: int) -> Response:
     """A finished import's rejected rows with an `errors` column."""
