@@ -51,7 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         INDEX_DIR=os.environ.get("INDEX_DIR") or str(REPO_ROOT / "indexes"),
         LOAD_SAMPLE_DATA=_env_flag("LOAD_SAMPLE_DATA", True),
         SAMPLE_SIZE=int(os.environ.get("SAMPLE_SIZE", "2000")),
-        INDEX_LOCK_TIMEOUT=float(os.environ.get("INDEX_LOCK_TIMEOUT", "30")),
+        INDEX_LOCK_TIMEOUT=float(os.environ.get("INDEX_LOCK_TIMEOUT", "10")),
         RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
         LOGIN_RATE_LIMIT=os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
         MAX_CONTENT_LENGTH=int(os.environ.get("MAX_CONTENT_LENGTH", str(20 * 1024 * 1024))),
@@ -67,7 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     if app.config["AUTO_MIGRATE"]:
         migrate.upgrade_at_start(db.engine(app))
-    schema_ready = migrate.current(db.engine(app)) in migrate.heads()
+    schema_ready = migrate.current(db.engine(app)) == migrate.HEAD
     if not schema_ready:
         # Only with AUTO_MIGRATE off: the app still starts, so that `flask db upgrade` can run.
         log.error("the database schema is behind this code: run `flask --app app db upgrade`")
@@ -80,7 +80,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     if schema_ready:
-        search.build_if_missing(app)
-        if app.config["LOAD_SAMPLE_DATA"]:
-            sample.load_if_empty(db.factory(app), app.config["SAMPLE_SIZE"])
+        def load_sample() -> None:
+            if app.config["LOAD_SAMPLE_DATA"]:
+                sample.load_if_empty(db.factory(app), app.config["SAMPLE_SIZE"])
+
+        # On a fresh instance the sample is loaded by the process that builds the first index, while the others
+        # wait: none of them serves before the index holds the sample.
+        search.build_if_missing(app, then=load_sample)
+        load_sample()
     return app

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from directory import accounts, db, migrate, sample
@@ -82,9 +83,9 @@ def db_downgrade(revision: str) -> None:
 @db_cli.command("current")
 def db_current() -> None:
     """Show the database's schema revision and the newest one; exit 1 when the database is behind."""
-    revision, heads = migrate.current(db.engine()), migrate.heads()
-    click.echo(f"database: {revision or 'no revision (empty)'}  newest: {', '.join(heads)}")
-    if revision not in heads:
+    revision = migrate.current(db.engine())
+    click.echo(f"database: {revision or 'no revision (empty)'}  newest: {migrate.HEAD}")
+    if revision != migrate.HEAD:
         raise SystemExit(1)
 
 
@@ -147,6 +148,10 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
     except ImportBusy as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except (OSError, SQLAlchemyError) as exc:
+        # Recorded in the import history as failed, with the same reason; nothing of the file was written.
+        click.echo(f"error: the import failed, nothing was written: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
     finally:
         if bar is not None:
             bar.render_finish()
@@ -156,7 +161,10 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
         verdict = "dry run, nothing written" if dry_run else ("written" if report.written else "nothing written")
         click.echo(f"Import of {file.name} ({mode.label}): {verdict} in {time.monotonic() - started:.1f} s")
         _print_summary(report)
-    sys.exit(0 if (report.written or dry_run) and not report.rejected else 1)
+    if report.index_error:
+        click.echo(f"error: the rows were written, but the search index could not take them ({report.index_error}); "
+                   "fix that, then run `flask --app app index check --repair`", err=True)
+    sys.exit(0 if (report.written or dry_run) and not report.rejected and not report.index_error else 1)
 
 
 @click.command("export-csv")

@@ -8,9 +8,11 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, g
 from sqlalchemy import Select, create_engine, event, make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
 
 T = TypeVar("T")
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # also PostgreSQL's lock_timeout: how long a writer waits for another
 
 
 class Base(DeclarativeBase):
@@ -18,10 +20,11 @@ class Base(DeclarativeBase):
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets searches read while one writer commits; the busy timeout makes writers queue, not fail.
+    # WAL lets searches read while one writer commits; the busy timeout makes writers queue, not fail, and stays
+    # well under gunicorn's 30 s worker timeout, so a writer that cannot get in is told so instead of killed.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -32,7 +35,12 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         # A plain postgresql:// URL means psycopg2 to SQLAlchemy; psycopg 3 is the driver this project pins.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed)
+    else:
+        # A statement waiting for a row another transaction holds (an import's) gives up like SQLite's busy wait.
+        engine = create_engine(parsed, pool_pre_ping=True,
+                               connect_args={"options": f"-c lock_timeout={SQLITE_BUSY_TIMEOUT_MS}"})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -71,6 +79,11 @@ def scalars_in_batches(session: Session, statement: Select[tuple[T]], column: Qu
     # One IN list per query stays under SQLite's limit on bound parameters, however many values there are.
     for start in range(0, len(values), batch):
         yield from session.scalars(statement.where(column.in_(values[start:start + batch])))
+
+
+def is_busy(exc: OperationalError) -> bool:
+    """Whether a database error means "another transaction holds what this one needs", after waiting for it."""
+    return "database is locked" in str(exc) or "lock timeout" in str(exc)
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import pickle
 import tempfile
 import time
@@ -24,10 +25,11 @@ from directory.csv_format import CsvFile, Issue, UnusableFile, check_record, err
 from directory.db import scalars_in_batches
 from directory.listings import make_slug
 from directory.models import ImportRun, Listing
-from directory.search.sync import index_flushed
+from directory.search.sync import index_failure, index_flushed
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 1000
+log = logging.getLogger(__name__)
 FLUSH_EVERY = 2000
 
 
@@ -67,6 +69,7 @@ class ImportReport:
     errors: list[Issue] = field(default_factory=list)
     errors_csv: str = ""
     run_id: int | None = None
+    index_error: str | None = None  # why the written rows are not searchable yet, when they are not
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (the CLI's --json)."""
@@ -74,7 +77,7 @@ class ImportReport:
             "mode": self.mode.label, "written": self.written, "rows": self.rows, "created": self.created,
             "updated": self.updated, "unchanged": self.unchanged, "unpublished": self.unpublished,
             "rejected": self.rejected, "warnings": [w.as_dict() for w in self.warnings],
-            "errors": [e.as_dict() for e in self.errors], "run_id": self.run_id,
+            "errors": [e.as_dict() for e in self.errors], "run_id": self.run_id, "index_error": self.index_error,
         }
 
 
@@ -315,45 +318,66 @@ def run_import(
             run = session.get(ImportRun, run_id)
         else:
             run = None if mode.dry_run else record_run(session, source, filename, mode, actor)
-
-        def note_progress(done: int, total: int) -> None:
-            if run is not None:
-                run.rows_done, run.rows_total = done, total
-                session.commit()  # its own short transaction: nothing of the import is written yet
-            if progress:
-                progress(done, total)
-
         try:
-            csv_file = open_csv(source)
-        except UnusableFile as exc:
-            if run is not None:
-                _finish(session, run, report, status="failed", message=str(exc))
+            return _run_locked(session, run, source, mode, actor, filename, report, progress)
+        except (UnusableFile, ImportBusy):
             raise
-        ids = _scan_ids(csv_file)
-        note_progress(0, ids.rows)
-        report.warnings = list(csv_file.warnings)
-        report.run_id = run.id if run is not None else None
-        with tempfile.TemporaryFile() as spill:
-            _validate(csv_file, ids, report, note_progress, spill)
-            if not mode.replace:
-                # Only replace mode needs the file's ids from here on; at a million rows they hold ~150 MB that the
-                # index workers can use.
-                ids.first_line.clear()
-            rejected = bool(report.errors) and not mode.skip_invalid
-            # Strict mode with errors counts what the valid rows would do and writes nothing.
-            _apply_all(session, spill, ids, mode, not (mode.dry_run or rejected), report)
-        if mode.dry_run or rejected:
+        except BaseException as exc:
+            # Anything else (a database that refuses a write, a full disk): the run says why, not "running".
             session.rollback()
-            if run is not None and not mode.dry_run:
-                _finish(session, run, report, status="rejected", message="rows were invalid; nothing was written")
-            return report
-        assert run is not None
-        run.rows_done = report.rows
-        record_event(session, actor, "import", f"{filename}: {summary(report)}")
-        _finish(session, run, report, status="indexing", message="")
-        report.written = True
-        run.status = "done"
-        session.commit()
+            if run is not None:
+                try:
+                    _finish(session, run, report, status="failed", message=f"{type(exc).__name__}: {exc}"[:2000])
+                except Exception:
+                    log.exception("import run %s failed and its failure could not be recorded", run.id)
+            raise
+
+
+def _run_locked(session: Session, run: ImportRun | None, source: Path, mode: ImportMode, actor: str, filename: str,
+                report: ImportReport, progress: Progress | None) -> ImportReport:
+    """The import itself, under the import lock; see run_import."""
+    def note_progress(done: int, total: int) -> None:
+        if run is not None:
+            run.rows_done, run.rows_total = done, total
+            session.commit()  # its own short transaction: nothing of the import is written yet
+        if progress:
+            progress(done, total)
+
+    try:
+        csv_file = open_csv(source)
+    except UnusableFile as exc:
+        if run is not None:
+            _finish(session, run, report, status="failed", message=str(exc))
+        raise
+    ids = _scan_ids(csv_file)
+    note_progress(0, ids.rows)
+    report.warnings = list(csv_file.warnings)
+    report.run_id = run.id if run is not None else None
+    with tempfile.TemporaryFile() as spill:
+        _validate(csv_file, ids, report, note_progress, spill)
+        if not mode.replace:
+            # Only replace mode needs the file's ids from here on; at a million rows they hold ~150 MB that the
+            # index workers can use.
+            ids.first_line.clear()
+        rejected = bool(report.errors) and not mode.skip_invalid
+        # Strict mode with errors counts what the valid rows would do and writes nothing.
+        _apply_all(session, spill, ids, mode, not (mode.dry_run or rejected), report)
+    if mode.dry_run or rejected:
+        session.rollback()
+        if run is not None and not mode.dry_run:
+            _finish(session, run, report, status="rejected", message="rows were invalid; nothing was written")
+        return report
+    assert run is not None
+    run.rows_done = report.rows
+    record_event(session, actor, "import", f"{filename}: {summary(report)}")
+    _finish(session, run, report, status="indexing", message="")
+    report.written = True
+    report.index_error = index_failure(session)
+    run.status = "done"
+    if report.index_error:
+        run.message = (f"The rows were written, but the search index could not take them ({report.index_error}); "
+                       "`flask --app app index check --repair` makes them searchable.")
+    session.commit()
     return report
 
 
@@ -368,6 +392,35 @@ def record_run(session: Session, source: Path, filename: str, mode: ImportMode, 
     session.add(run)
     session.commit()
     return run
+
+
+# A web import is recorded before its background thread takes the import lock: a run this young may not hold it yet.
+STARTUP_GRACE = dt.timedelta(seconds=30)
+
+
+def settle_if_dead(session: Session, run: ImportRun, lock_path: Path) -> None:
+    """Mark a run that says it is running as failed when no process runs it any more: the import lock is free (the
+    operating system frees it when its holder dies, a web worker killed mid-import included)."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    if run.status not in ("running", "indexing") or now - run.started_at < STARTUP_GRACE:
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        if not file_lock.acquire(handle, 0):
+            return  # an import is running: this one, or one that will mark this one interrupted
+        try:
+            session.refresh(run)
+            if run.status == "running":
+                run.message = "The import stopped before writing anything: the process running it ended."
+            elif run.status == "indexing":
+                run.message = ("The rows were written, but the import stopped while indexing them: the process running "
+                               "it ended. `flask --app app index check --repair` makes them searchable.")
+            else:
+                return
+            run.status, run.finished_at = "failed", now
+            session.commit()
+        finally:
+            file_lock.release(handle)
 
 
 def recent_runs(session: Session, limit: int) -> Sequence[ImportRun]:

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from directory.importer import ImportMode, run_import
 from directory.models import ImportRun, Listing
+from directory.search.writing import PARALLEL_BATCH
 
 from test_import_csv import GOOD, make_csv
 
@@ -33,14 +35,25 @@ def _env(app: Flask) -> dict[str, str]:
 
 
 def _import_process(app: Flask, path: Path) -> subprocess.Popen[bytes]:
+    # A session of its own, so that every process it starts (forkserver, resource tracker, index workers) shares its
+    # process group and can be found after it died.
     return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "import-csv", str(path)],
-                            cwd=REPO, env=_env(app), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=REPO, env=_env(app), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
-def _file(tmp_path: Path, session: Session) -> tuple[Path, set[str]]:
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _file(tmp_path: Path, session: Session, rows_count: int = ROWS) -> tuple[Path, set[str]]:
     """New rows, plus an edit of 200 existing listings: the database must show all of it or none of it."""
     existing = session.scalars(select(Listing).where(Listing.published).order_by(Listing.id).limit(200)).all()
-    rows = [{**GOOD, "external_id": f"kill-{i}", "name": f"Killtest {i}"} for i in range(ROWS)]
+    rows = [{**GOOD, "external_id": f"kill-{i}", "name": f"Killtest {i}"} for i in range(rows_count)]
     rows += [{**GOOD, "external_id": l.external_id, "name": f"Renamed {l.id}"} for l in existing]
     path = tmp_path / "big.csv"
     path.write_text(make_csv(rows), encoding="utf-8")
@@ -54,10 +67,12 @@ def _state(session: Session, edited: set[str]) -> tuple[int, int]:
     return created, renamed
 
 
+# 3,000 rows are written in this process; 6,000 (with the 200 edits, above PARALLEL_BATCH) by the index workers too.
+@pytest.mark.parametrize("rows", [ROWS, PARALLEL_BATCH + 1000])
 def test_sigkill_at_any_moment_leaves_before_or_after_and_check_repairs(
-    app: Flask, session: Session, runner: FlaskCliRunner, tmp_path: Path
+    app: Flask, session: Session, runner: FlaskCliRunner, tmp_path: Path, rows: int
 ) -> None:
-    path, edited = _file(tmp_path, session)
+    path, edited = _file(tmp_path, session, rows)
     started = time.monotonic()
     _import_process(app, tmp_path / "missing.csv").communicate(timeout=60)
     startup = time.monotonic() - started
@@ -65,25 +80,30 @@ def test_sigkill_at_any_moment_leaves_before_or_after_and_check_repairs(
     outcomes = []
     for step in range(40):
         process = _import_process(app, path)
-        time.sleep(startup * 0.8 + 0.3 * step)
+        time.sleep(startup * 0.8 + 0.3 * step * rows / ROWS)
         process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
+        killed = time.monotonic()
+        # Nothing it started may hold its output open, or live on: a caller waiting for the output would hang.
+        process.communicate(timeout=10)
+        while _group_alive(process.pid) and time.monotonic() - killed < 10:
+            time.sleep(0.1)
+        assert not _group_alive(process.pid), f"processes of the killed import still run: step {step}"
         after = _state(session, edited)
-        assert after in ((0, 0), (ROWS, len(edited))), f"half an import is in the database: {after}"
+        assert after in ((0, 0), (rows, len(edited))), f"half an import is in the database: {after}"
         outcomes.append(after)
         repair = runner.invoke(args=["index", "check", "--repair"])
         assert repair.exit_code == 0, repair.output
         assert runner.invoke(args=["index", "check"]).exit_code == 0
         if after != (0, 0):
             break
-    assert outcomes.count((0, 0)) >= 2 and outcomes[-1] == (ROWS, len(edited)), outcomes
+    assert outcomes.count((0, 0)) >= 2 and outcomes[-1] == (rows, len(edited)), outcomes
     finished = _import_process(app, path)
     output = finished.communicate(timeout=120)[0].decode()
     assert finished.returncode == 0, output
-    assert _state(session, edited) == (ROWS, len(edited))
+    assert _state(session, edited) == (rows, len(edited))
     assert runner.invoke(args=["index", "check"]).exit_code == 0
     body = app.test_client().get("/api/v1/search", query_string={"q": "Killtest", "per_page": 1}).get_json()
-    assert body["total"] == ROWS
+    assert body["total"] == rows
     statuses = [r.status for r in session.scalars(select(ImportRun).order_by(ImportRun.id))]
     assert statuses[-1] == "done" and set(statuses[:-1]) <= {"interrupted", "done"}
 

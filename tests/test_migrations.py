@@ -21,8 +21,18 @@ from directory.db import Base
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_there_is_exactly_one_head() -> None:
-    assert migrate.heads() == ["0001"]
+def test_there_is_exactly_one_head_and_the_code_names_it() -> None:
+    assert migrate.heads() == [migrate.HEAD] == ["0001"]
+
+
+def test_a_start_on_an_up_to_date_database_does_not_import_alembic(shared_app: Flask) -> None:
+    # Alembic's objects slow every garbage collection of a search worker; only an upgrade needs them.
+    script = ("import sys\nfrom directory import create_app\n"
+              f"create_app({{'DATABASE_URL': {shared_app.config['DATABASE_URL']!r}, 'LOAD_SAMPLE_DATA': False, "
+              f"'INDEX_DIR': {shared_app.config['INDEX_DIR']!r}, 'INSTANCE_PATH': {shared_app.instance_path!r}}})\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 def test_the_migrations_build_exactly_the_models(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask, current_app
 
 from directory import db
@@ -24,11 +26,16 @@ def current_index() -> SearchIndex:
     return current_app.extensions["search"]
 
 
-def build_if_missing(app: Flask) -> None:
-    """Build the index from the database when there is none yet (first start, or a fresh INDEX_DIR)."""
+def build_if_missing(app: Flask, then: Callable[[], object]) -> None:
+    """Build the index from the database when there is none yet (first start, or a fresh INDEX_DIR), then run
+    `then` (loading sample data, say); when several processes start at once, one does both and the others wait."""
     index: SearchIndex = app.extensions["search"]
-    if not index.exists():
+
+    def first_build() -> None:
         rebuild(db.factory(app), index)
+        then()
+
+    index.build_once(first_build)
 
 
 def find(request: SearchRequest) -> Results:

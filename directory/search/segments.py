@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue
+import sys
+import threading
+import time
 import traceback
+from multiprocessing import forkserver, resource_tracker
 from types import TracebackType
 from typing import Any
 
@@ -23,29 +28,67 @@ from directory.search.whoosh_internals import TermBufferedWriter
 
 CONTEXT = multiprocessing.get_context("forkserver")
 BATCH_SIZE = 1000  # documents per message to a worker
-POLL_SECONDS = 1.0  # how often a waiting parent checks that its workers are alive
+POLL_SECONDS = 1.0  # how often a waiting parent checks that its workers are alive (workers check 4 times as often)
 
 
 class WorkerFailed(RuntimeError):
     """A worker process raised or died while indexing; nothing of the write was committed."""
 
 
-def _next_batch(jobs: Any) -> list[dict[str, Any]] | None:
-    """The next batch for this worker; exits when the process that started it is gone (killed mid-import)."""
-    parent = multiprocessing.parent_process()
-    while True:
+_helpers_lock = threading.Lock()
+_helpers_started = False
+
+
+def _start_helpers() -> None:
+    """Start multiprocessing's forkserver and resource tracker with /dev/null as their stdout and stderr.
+
+    They, and the workers forked from the forkserver, would otherwise hold this process's output pipes open after it
+    died: a caller waiting for the end of an import's output waited until they went too. Worker errors come back
+    through the results queue, not their stderr. While the helpers start (once per process, a few milliseconds),
+    output that other threads write is lost.
+    """
+    global _helpers_started
+    with _helpers_lock:
+        if _helpers_started:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            return jobs.get(timeout=POLL_SECONDS)
-        except queue.Empty:
-            if parent is not None and not parent.is_alive():
-                raise SystemExit("the indexing process is gone") from None
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            resource_tracker.ensure_running()
+            forkserver.ensure_running()
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in (*saved, devnull):
+                os.close(fd)
+        _helpers_started = True
+
+
+def _exit_with_parent() -> None:
+    """In a worker: end this process as soon as the process that started it is gone, whatever it was doing
+    (blocked reading a batch that its dead parent only half sent, say)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        while parent.is_alive():
+            time.sleep(POLL_SECONDS / 4)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _index_batches(index_dir: str, jobs: Any, results: Any, writer_options: dict[str, Any]) -> None:
     """A worker's life: index every batch it is sent into one new segment, then send back that segment."""
+    _exit_with_parent()
     try:
         writer = TermBufferedWriter.unlocked(index_dir, **writer_options)
-        while (batch := _next_batch(jobs)) is not None:
+        while (batch := jobs.get()) is not None:
             for fields in batch:
                 writer.add_document(**fields)
         results.put(("segment", writer.finish_segment()))
@@ -59,6 +102,7 @@ class ParallelWriter:
     commits on success and cancels on an exception, as Whoosh's writers do."""
 
     def __init__(self, ix: FileIndex, procs: int, limitmb: int, **options: Any) -> None:
+        _start_helpers()  # before the queues, whose locks start the resource tracker
         self._writer = TermBufferedWriter(ix, limitmb=limitmb, **options)
         self._folder = ix.storage.folder
         self._procs = procs

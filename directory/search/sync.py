@@ -18,6 +18,7 @@ from directory.search.writing import PARALLEL_BATCH, IndexBusy, IndexWrite, Sear
 log = logging.getLogger(__name__)
 
 PENDING = "search_pending"
+INDEX_FAILED = "search_index_failed"
 
 
 @dataclass
@@ -66,8 +67,8 @@ def index_flushed(session: Session, listings: list[Listing], expected: int) -> N
     if pending.stream is None and not pending.stream_refused:
         try:
             pending.stream = session.info["search_index"].begin_write(bulk=expected >= PARALLEL_BATCH)
-        except IndexBusy:
-            pending.stream_refused = True  # the after-commit path tries again, and logs if still busy
+        except (IndexBusy, OSError):
+            pending.stream_refused = True  # the after-commit path tries again, and reports if it still cannot
     if pending.stream is None:
         # Rows inserted in bulk never pass through a flush, so the after-commit path hears of them only here.
         pending.changed.update(listing.id for listing in fresh)
@@ -83,18 +84,26 @@ def _after_commit(session: Session) -> None:
     pending: Pending | None = session.info.pop(PENDING, None)
     if pending is None:
         return
-    if pending.stream is not None:
-        # Committed first, so that a listing changed again after it was streamed is replaced below.
-        pending.stream.commit()
-    if not pending.changed:
-        return
-    ids = sorted(pending.changed)
     try:
-        with session.info["session_factory"]() as fresh:
-            session.info["search_index"].write([str(i) for i in ids], documents_for(fresh, ids))
-    except IndexBusy:
-        # The database already holds the change; `index check --repair` brings the index level again.
-        log.error("search index busy: %d listing changes not indexed; run `index check --repair`", len(ids))
+        if pending.stream is not None:
+            # Committed first, so that a listing changed again after it was streamed is replaced below.
+            pending.stream.commit()
+        if pending.changed:
+            ids = sorted(pending.changed)
+            with session.info["session_factory"]() as fresh:
+                session.info["search_index"].write([str(i) for i in ids], documents_for(fresh, ids))
+    except (IndexBusy, OSError) as exc:
+        # The database holds the change whatever happens here (a busy index, a full disk, a read-only folder), so
+        # the commit must not look failed; `index check --repair` brings the index level again.
+        reason = "the search index is busy" if isinstance(exc, IndexBusy) else f"{type(exc).__name__}: {exc}"
+        log.error("listing changes were saved but not indexed (%s); run `index check --repair`", reason)
+        session.info[INDEX_FAILED] = reason
+
+
+def index_failure(session: Session) -> str | None:
+    """Why the index missed the changes of this session's last commit (they are saved), or None when it has them;
+    reading it clears it."""
+    return session.info.pop(INDEX_FAILED, None)
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:

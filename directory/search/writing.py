@@ -25,6 +25,8 @@ from directory.search.whoosh_internals import TermBufferedWriter
 log = logging.getLogger(__name__)
 
 CURRENT = "current"
+CLAIMS = ".claims"  # one lock file per generation, held by the process building it
+FIRST_BUILD_TIMEOUT = 600.0  # seconds a starting process waits for another's first build of the index
 PARALLEL_BATCH = 5000
 # Each writer process's budget for buffered postings (an estimate, see whoosh_internals.POSTING_BYTES) before it
 # spills a sorted run to disk. By that estimate a 100k import never spills. A 1M import's processes together peaked
@@ -64,6 +66,17 @@ def _write_into(writer: TermBufferedWriter | ParallelWriter, replace_ids: Iterab
         writer.add_document(**doc)
 
 
+def _commit_or_cancel(writer: TermBufferedWriter | ParallelWriter) -> None:
+    """Commit; when that fails (a full disk, say), cancel, so that the writer's own lock on the index is freed
+    instead of blocking every later writer in this process."""
+    try:
+        writer.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.cancel()
+        raise
+
+
 class IndexWrite:
     """An open write to the live index, holding the writer lock until it is committed or cancelled."""
 
@@ -78,7 +91,7 @@ class IndexWrite:
     def commit(self) -> None:
         """Make everything written visible to new searches, and free the lock."""
         with self._held:
-            self._writer.commit()
+            _commit_or_cancel(self._writer)
 
     def cancel(self) -> None:
         """Discard everything written, and free the lock."""
@@ -89,7 +102,7 @@ class IndexWrite:
 class SearchIndex:
     """The on-disk index under one directory, shared by the web workers and the CLI."""
 
-    def __init__(self, root: Path, lock_timeout: float = 30.0) -> None:
+    def __init__(self, root: Path, lock_timeout: float = 10.0) -> None:
         self.root = Path(root)
         self.lock_timeout = lock_timeout
         self._views = ThreadViews()
@@ -124,13 +137,44 @@ class SearchIndex:
             return
         with self.write_lock():
             if not self.exists():
-                self._switch_to(self._new_generation())
+                with self._new_generation() as path:
+                    self._switch_to(path)
 
-    def _new_generation(self) -> Path:
-        path = self.root / f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        path.mkdir(parents=True)
-        whoosh_index.create_in(str(path), make_schema())
-        return path
+    def build_once(self, build: Callable[[], Any]) -> None:
+        """Run `build` (which makes the live index) unless there is one; of several processes starting on a fresh
+        index folder at once, the first builds and the others wait for it, then find the index in place.
+
+        The lock is taken even when the index exists: a process that came a moment late must not start serving
+        while the first one is still filling the index it just made."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".first-build.lock", "a+") as handle:
+            if not file_lock.acquire(handle, FIRST_BUILD_TIMEOUT):
+                raise IndexBusy(f"another process has been building the first index for over {FIRST_BUILD_TIMEOUT:g} s")
+            try:
+                if not self.exists():
+                    build()
+            finally:
+                file_lock.release(handle)
+
+    @contextlib.contextmanager
+    def _new_generation(self) -> Iterator[Path]:
+        """A new, empty generation folder, claimed by this process until the block ends: `_prune` in any process
+        leaves a claimed generation alone, so a build is never deleted under its builder."""
+        name = f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        claims = self.root / CLAIMS
+        claims.mkdir(parents=True, exist_ok=True)
+        # Claimed before the folder exists, so no pruning process can ever see it unclaimed.
+        path = self.root / name
+        with open(claims / name, "a+") as claim:
+            file_lock.acquire(claim, 0)  # a fresh name: nobody else can hold it
+            try:
+                path.mkdir()
+                whoosh_index.create_in(str(path), make_schema())
+                yield path
+            finally:
+                if not path.exists():  # a failed build removed its folder
+                    (claims / name).unlink(missing_ok=True)
+                file_lock.release(claim)
 
     def _switch_to(self, generation: Path) -> None:
         # A symlink replaced by rename is atomic: a reader sees the old or the new generation, never neither.
@@ -168,8 +212,13 @@ class SearchIndex:
         first = next(docs, None)
         if not replace_ids and first is None:
             return
-        with self._open_writer(bulk=len(replace_ids) >= PARALLEL_BATCH) as writer:
+        writer = self._open_writer(bulk=len(replace_ids) >= PARALLEL_BATCH)
+        try:
             _write_into(writer, replace_ids, itertools.chain([first] if first is not None else [], docs))
+        except BaseException:
+            writer.cancel()
+            raise
+        _commit_or_cancel(writer)
 
     def rebuild(
         self,
@@ -183,32 +232,42 @@ class SearchIndex:
         committed while the build ran. Returns the new index's document count.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self._new_generation()
-        try:
-            ix = whoosh_index.open_dir(str(path))
-            # Two processes build two segments side by side; the index is aside, so nothing else contends for it.
-            with _segment_writer(ix, bulk=True, timeout=0.0) as writer:
-                for doc in docs:
-                    writer.add_document(**doc)
-            count = whoosh_index.open_dir(str(path)).doc_count()
-            if count != expected():
-                raise RebuildFailed(f"the new index holds {count} documents, the database {expected()}")
-            with self.write_lock():
-                previous = self._generation_path()
-                self._switch_to(path)
-                catch_up(self._write_locked)
-                self._prune(keep={path, previous})
-        except BaseException:
-            if self._generation_path() != path:
-                shutil.rmtree(path, ignore_errors=True)
-            raise
+        with self._new_generation() as path:
+            try:
+                ix = whoosh_index.open_dir(str(path))
+                # Two processes build two segments side by side; the index is aside, so nothing contends for it.
+                with _segment_writer(ix, bulk=True, timeout=0.0) as writer:
+                    for doc in docs:
+                        writer.add_document(**doc)
+                count = whoosh_index.open_dir(str(path)).doc_count()
+                if count != expected():
+                    raise RebuildFailed(f"the new index holds {count} documents, the database {expected()}")
+                with self.write_lock():
+                    previous = self._generation_path()
+                    self._switch_to(path)
+                    catch_up(self._write_locked)
+                    self._prune(keep={path, previous})
+            except BaseException:
+                if self._generation_path() != path:
+                    shutil.rmtree(path, ignore_errors=True)
+                raise
         return count
 
     def _prune(self, keep: set[Path | None]) -> None:
-        # The previous generation stays: a reader elsewhere may still be on it until its next request.
+        """Delete the generations no reader needs: all but `keep` (the new one and the previous, which a reader
+        elsewhere may still be on until its next request) and those another process is still building."""
+        claims = self.root / CLAIMS
         for child in self.root.glob("gen-*"):
-            if child not in keep:
-                shutil.rmtree(child, ignore_errors=True)
+            if child in keep:
+                continue
+            with open(claims / child.name, "a+") as claim:
+                if not file_lock.acquire(claim, 0):
+                    continue  # being built: its builder will switch to it or delete it
+                try:
+                    shutil.rmtree(child, ignore_errors=True)
+                    (claims / child.name).unlink(missing_ok=True)
+                finally:
+                    file_lock.release(claim)
 
     # Readers --------------------------------------------------------------------------------------
 

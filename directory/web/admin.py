@@ -14,12 +14,13 @@ from flask import (Blueprint, Flask, Response, abort, current_app, flash, redire
                    session, stream_with_context, url_for)
 
 from directory import accounts, db
-from directory.audit import recent_events, record_event
+from directory.audit import audit_spool_path, flush_spool, recent_events, record_event, record_event_now
 from directory.csv_format import COLUMNS, Record, UnusableFile, check_record, csv_chunks, listing_values, template_csv
 from directory.importer import (ImportBusy, ImportMode, import_lock, import_lock_path, recent_runs, record_run,
-                                run_import, summary)
+                                run_import, settle_if_dead, summary)
 from directory.listings import all_listings, find_listings, stale_listings, status_counts
 from directory.models import ImportRun, Listing
+from directory.search.sync import index_failure
 from directory.web.security import admin_required, current_admin, limiter, safe_next
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -41,9 +42,8 @@ def login() -> Any:
     if request.method == "POST":
         with db.factory()() as db_session:
             admin = accounts.authenticate(db_session, request.form.get("email", ""), request.form.get("password", ""))
-            if admin is not None:
-                record_event(db_session, admin.email, "login")
-                db_session.commit()
+        if admin is not None:
+            record_event_now(db.factory(), audit_spool_path(current_app), admin.email, "login")
         if admin is None:
             flash("Wrong email or password.", "error")
             return render_template("admin/login.html", next=target), 401
@@ -81,6 +81,15 @@ def listings() -> str:
                            pages=max(1, (total + PER_PAGE - 1) // PER_PAGE))
 
 
+def _commit_listing_change() -> None:
+    """Commit an edit, publication or deletion, and tell the admin when search could not take it at once."""
+    db.session().commit()
+    reason = index_failure(db.session())
+    if reason:
+        flash(f"Saved, but search does not show the change yet ({reason}); it will after "
+              "`flask --app app index check --repair`.", "error")
+
+
 def _listing_or_404(listing_id: int) -> Listing:
     listing = db.session().get(Listing, listing_id)
     if listing is None:
@@ -107,7 +116,7 @@ def edit_listing(listing_id: int) -> Any:
         if getattr(listing, name) != value:
             setattr(listing, name, value)
     record_event(db.session(), current_admin() or "", "edit", f"{listing.external_id} {listing.name}")
-    db.session().commit()
+    _commit_listing_change()
     flash(f"Saved {listing.name}.", "ok")
     return redirect(url_for("admin.listings", q=listing.external_id))
 
@@ -120,7 +129,7 @@ def publish(listing_id: int) -> Response:
     listing.published = request.form.get("published") == "1"
     action = "publish" if listing.published else "unpublish"
     record_event(db.session(), current_admin() or "", action, f"{listing.external_id} {listing.name}")
-    db.session().commit()
+    _commit_listing_change()
     flash(f"{listing.name} is {'published' if listing.published else 'unpublished'}.", "ok")
     return redirect(url_for("admin.listings", q=listing.external_id))
 
@@ -134,7 +143,7 @@ def delete_listing(listing_id: int) -> Any:
         return render_template("admin/delete.html", listing=listing)
     record_event(db.session(), current_admin() or "", "delete", f"{listing.external_id} {listing.name}")
     db.session().delete(listing)
-    db.session().commit()
+    _commit_listing_change()
     flash(f"Deleted {listing.name}.", "ok")
     return redirect(url_for("admin.listings"))
 
@@ -237,7 +246,10 @@ def _background_import(app: Flask, path: Path, filename: str, mode: ImportMode, 
 @admin_required
 def import_runs() -> str:
     """The import history."""
-    return render_template("admin/runs.html", runs=recent_runs(db.session(), 200))
+    runs = recent_runs(db.session(), 200)
+    for run in runs:
+        settle_if_dead(db.session(), run, import_lock_path(current_app))
+    return render_template("admin/runs.html", runs=runs)
 
 
 @bp.get("/imports/<id:run_id>")
@@ -247,6 +259,7 @@ def import_run(run_id: int) -> str:
     run = db.session().get(ImportRun, run_id)
     if run is None:
         abort(404, description="No such import.")
+    settle_if_dead(db.session(), run, import_lock_path(current_app))
     elapsed = ((run.finished_at or dt.datetime.now()) - run.started_at).total_seconds()
     rate = run.rows_done / elapsed if elapsed > 0 else 0.0
     eta = (run.rows_total - run.rows_done) / rate if rate and run.rows_total else None
@@ -293,7 +306,8 @@ def export() -> Response:
 @bp.get("/audit")
 @admin_required
 def audit() -> str:
-    """The latest admin actions."""
+    """The latest admin actions (sign-ins spooled while the database was busy included)."""
+    flush_spool(db.factory(), audit_spool_path(current_app))
     return render_template("admin/audit.html", events=recent_events(db.session(), 500))
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from directory import db
 from directory.search.reading import OutdatedIndex
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,30 @@ def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
     return render_template("error.html", status=status, title=exc.name, message=exc.description), status
 
 
-def _unexpected_error(exc: Exception) -> tuple[Response | str, int]:
-    log.exception("unhandled error on %s", request.path)
+def _rollback() -> None:
     db_session = g.get("db_session")
     if db_session is not None:
-        db_session.rollback()
+        try:
+            db_session.rollback()
+        except Exception:  # a session whose commit succeeded before the error cannot roll back; nothing is lost
+            log.exception("rolling back after an error failed")
+
+
+def _unexpected_error(exc: Exception) -> tuple[Response | str, int]:
+    log.exception("unhandled error on %s", request.path)
+    _rollback()
     return _http_error(InternalServerError())
+
+
+def _database_busy(exc: OperationalError) -> tuple[Response | str, int]:
+    if not db.is_busy(exc):
+        return _unexpected_error(exc)
+    # SQLite allows one writer, which a big import holds for its write phase; on PostgreSQL an import holds the rows
+    # it changed. Said plainly, before gunicorn's worker timeout.
+    log.warning("database busy on %s", request.path)
+    _rollback()
+    return _http_error(ServiceUnavailable("The database is busy writing an import. Nothing was saved; "
+                                          "please try again in a minute."))
 
 
 def _outdated_index(exc: OutdatedIndex) -> tuple[Response | str, int]:
@@ -50,4 +70,5 @@ def init_app(app: Flask) -> None:
     """Register the error handlers."""
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OutdatedIndex, _outdated_index)
+    app.register_error_handler(OperationalError, _database_busy)
     app.register_error_handler(Exception, _unexpected_error)
