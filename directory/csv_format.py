@@ -487,7 +487,8 @@ def errors_csv(header: list[str], rejected_cells: dict[int, list[str]], errors: 
         by_line.setdefault(issue.line, []).append(issue)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*header, "errors"])
+    # Header cells are the uploader's text too: a header like `=HYPERLINK(...)` must not run in a spreadsheet.
+    writer.writerow([*(_protect_raw(name) for name in header), "errors"])
     for line in sorted(by_line):
         message = "; ".join(f"{i.field + ': ' if i.field else ''}{i.message}" for i in by_line[line])
         cells = [_protect_raw(c) for c in rejected_cells.get(line, [""] * len(header))]

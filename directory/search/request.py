@@ -84,7 +84,8 @@ def _number(args: Args, name: str, low: float, high: float, integer: bool) -> fl
         value = int(raw) if integer else float(raw)
     except ValueError:
         raise InvalidRequest("invalid_parameter", f"{name} must be a {'whole ' if integer else ''}number.") from None
-    if not math.isfinite(value) or not low <= value <= high:
+    # Compared before anything else: a whole number of 309 digits is fine to compare, but not to make a float of.
+    if not low <= value <= high or not math.isfinite(value):
         raise InvalidRequest("invalid_parameter", f"{name} must be between {low:g} and {high:g}.")
     return value
 
