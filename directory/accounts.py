@@ -50,7 +50,21 @@ def set_password(session: Session, email: str, password: str) -> None:
         raise AccountError(f"no admin {email!r}")
     _check_password(password)
     admin.password_hash = generate_password_hash(password)
+    admin.session_version += 1  # whoever knew the old password is signed out
     session.commit()
+
+
+def signed_in_version(session: Session, email: str) -> int | None:
+    """The session version an admin's sessions must carry to count as signed in, or None for no such admin."""
+    return session.scalar(select(AdminUser.session_version).where(AdminUser.email == _normal(email)))
+
+
+def end_sessions(session: Session, email: str) -> None:
+    """Sign an admin out everywhere: every session signed in before now stops counting."""
+    admin = session.scalar(select(AdminUser).where(AdminUser.email == _normal(email)))
+    if admin is not None:
+        admin.session_version += 1
+        session.commit()
 
 
 def list_admins(session: Session) -> list[AdminUser]:

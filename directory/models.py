@@ -66,6 +66,9 @@ class AdminUser(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    # Sessions carry the version they were signed in at; signing out or a new password moves it on, which ends
+    # every session of the account, cookies copied before included.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ImportRun(Base):

@@ -1,5 +1,5 @@
-"""Bounded cost and safe output for any input (issue 14, first items): numbers of any length are range-checked
-before any arithmetic, and the errors CSV is protected against formulas in every cell, the header's included."""
+"""Issue 14, its first items: numbers of any length are range-checked before any arithmetic, the errors CSV is
+protected against formulas in every cell (the header's included), and signing out ends a session everywhere."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from conftest import ADMIN_EMAIL, csrf_token
 from test_import_csv import GOOD, do_import, make_csv
 
 
@@ -31,3 +32,24 @@ def test_the_errors_csv_header_is_protected_against_formulas(app: Flask) -> None
     header = next(csv.reader(io.StringIO(report.errors_csv)))
     assert "'=1+2" in header and "'@SUM(A1)" in header
     assert not any(cell[:1] in "=+-@" for cell in header if cell)
+
+
+def test_a_cookie_copied_before_sign_out_opens_nothing_after_it(app: Flask, admin_client: FlaskClient) -> None:
+    # Item 9: signing out only cleared the browser's own cookie; a copy of it still opened /admin/.
+    cookie = admin_client.get_cookie("session")
+    assert cookie is not None and admin_client.get("/admin/").status_code == 200
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value)
+    assert thief.get("/admin/").status_code == 200
+    token = csrf_token(admin_client.get("/admin/").get_data(as_text=True))
+    assert admin_client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
+    assert thief.get("/admin/").status_code == 302  # to the sign-in page
+    assert admin_client.get("/admin/").status_code == 302
+
+
+def test_a_new_password_ends_every_other_session(app: Flask, admin_client: FlaskClient) -> None:
+    assert admin_client.get("/admin/").status_code == 200
+    changed = app.test_cli_runner().invoke(args=["admin", "set-password", ADMIN_EMAIL, "--password-stdin"],
+                                          input="another long passphrase\n")
+    assert changed.exit_code == 0, changed.output
+    assert admin_client.get("/admin/").status_code == 302

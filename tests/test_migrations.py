@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_there_is_exactly_one_head_and_the_code_names_it() -> None:
-    assert migrate.heads() == [migrate.HEAD] == ["0001"]
+    assert migrate.heads() == [migrate.HEAD] == ["0002"]
 
 
 def test_a_start_on_an_up_to_date_database_does_not_import_alembic(shared_app: Flask) -> None:
@@ -59,14 +59,14 @@ def _flask(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 def test_db_commands_upgrade_show_and_downgrade(tmp_path: Path) -> None:
     try:
         shown = _flask(tmp_path, "db", "current")  # the app itself upgraded the empty database at start
-        assert shown.returncode == 0 and "database: 0001  newest: 0001" in shown.stdout, shown.stderr
+        assert shown.returncode == 0 and "database: 0002  newest: 0002" in shown.stdout, shown.stderr
         down = _flask(tmp_path, "db", "downgrade", AUTO_MIGRATE="0")
-        assert down.returncode == 0 and "no revision (empty)" in down.stdout, down.stderr
+        assert down.returncode == 0 and "The database schema is at 0001." in down.stdout, down.stderr
         behind = _flask(tmp_path, "db", "current", AUTO_MIGRATE="0")
-        assert behind.returncode == 1 and "database: no revision (empty)" in behind.stdout
+        assert behind.returncode == 1 and "database: 0001  newest: 0002" in behind.stdout
         assert "run `flask --app app db upgrade`" in behind.stderr
         up = _flask(tmp_path, "db", "upgrade", AUTO_MIGRATE="0")
-        assert up.returncode == 0 and "The database schema is at 0001." in up.stdout, up.stderr
+        assert up.returncode == 0 and "The database schema is at 0002." in up.stdout, up.stderr
     finally:
         drop_world(tmp_path)
 
@@ -74,12 +74,15 @@ def test_db_commands_upgrade_show_and_downgrade(tmp_path: Path) -> None:
 def test_a_database_made_before_migrations_is_adopted_with_its_rows(tmp_path: Path) -> None:
     engine = create_engine(database_url(tmp_path))
     try:
-        Base.metadata.create_all(engine)  # how every database was made before migrations
+        # What create_all made before migrations existed: the first revision's schema, with no alembic_version.
+        migrate.upgrade(engine, migrate.INITIAL)
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE alembic_version"))
         with engine.begin() as connection:
             connection.execute(text("INSERT INTO audit_events (at, actor, action, detail) "
                                     "VALUES (CURRENT_TIMESTAMP, 'ops', 'edit', 'kept')"))
         started = _flask(tmp_path, "db", "current")
-        assert started.returncode == 0 and "database: 0001" in started.stdout, started.stderr
+        assert started.returncode == 0 and "database: 0002" in started.stdout, started.stderr
         with engine.connect() as connection:
             assert connection.execute(text("SELECT detail FROM audit_events")).scalars().all() == ["kept"]
     finally:
@@ -107,7 +110,7 @@ def test_four_processes_starting_on_an_empty_database_upgrade_it_once(tmp_path: 
         assert sum(e.count("upgrading the database schema") for e in errors) == 1, errors
         engine = create_engine(database_url(tmp_path))
         try:
-            assert migrate.current(engine) == "0001"
+            assert migrate.current(engine) == migrate.HEAD
             with engine.connect() as connection:
                 assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
         finally:

@@ -21,7 +21,7 @@ from directory.importer import (ImportBusy, ImportMode, import_lock, import_lock
 from directory.listings import all_listings, find_listings, stale_listings, status_counts
 from directory.models import ImportRun, Listing
 from directory.search.sync import index_failure
-from directory.web.security import admin_required, current_admin, limiter, safe_next
+from directory.web.security import admin_required, current_admin, limiter, safe_next, sign_in
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PER_PAGE = 50
@@ -47,15 +47,18 @@ def login() -> Any:
         if admin is None:
             flash("Wrong email or password.", "error")
             return render_template("admin/login.html", next=target), 401
-        session.clear()  # a fresh session at sign-in: nothing planted before it survives
-        session["admin"] = admin.email
+        sign_in(admin.email, admin.session_version)
         return redirect(target)
     return render_template("admin/login.html", next=target)
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Sign out."""
+    """Sign out, everywhere: cookies copied from any of this admin's sessions open nothing after it."""
+    email = current_admin()
+    if email is not None:
+        with db.factory()() as db_session:
+            accounts.end_sessions(db_session, email)
     session.clear()
     return redirect(url_for("admin.login"))
 

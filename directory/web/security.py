@@ -7,11 +7,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, redirect, request, session, url_for
+from flask import Flask, Response, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+
+from directory import accounts, db
 
 csrf = CSRFProtect()
 limiter = Limiter(get_remote_address, default_limits=[])
@@ -47,9 +49,22 @@ def safe_next(target: str | None, default: str) -> str:
     return target
 
 
+def sign_in(email: str, version: int) -> None:
+    """Start a fresh session for an admin (nothing planted before it survives)."""
+    session.clear()
+    session["admin"] = email
+    session["admin_version"] = version
+
+
 def current_admin() -> str | None:
-    """The signed-in admin's email, or None."""
-    return session.get("admin")
+    """The signed-in admin's email, or None; a session from before the account signed out (anywhere) or changed
+    its password is None too."""
+    email = session.get("admin")
+    if email is None:
+        return None
+    if "admin_version" not in g:
+        g.admin_version = accounts.signed_in_version(db.session(), email)
+    return email if g.admin_version is not None and g.admin_version == session.get("admin_version") else None
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
