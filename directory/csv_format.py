@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 from urllib.parse import urlsplit
 
 from directory.geo import CA_REGIONS, US_REGIONS, PostcodeError, postcodes, region_country
@@ -127,22 +127,43 @@ class CsvFile:
 
 
 def _encoding(path: Path, warnings: list[Issue]) -> str:
-    """UTF-8 (with or without BOM) when every byte decodes as such, else Windows-1252; raises UnusableFile for a NUL
-    byte anywhere (binary data, which no database column may hold). Read a block at a time, in bounded memory."""
+    """UTF-16 with a BOM; else UTF-8 (with or without BOM) when every byte decodes as such, else Windows-1252. Raises
+    UnusableFile for a NUL anywhere (binary data, which no database column may hold). Read a block at a time."""
+    with path.open("rb") as handle:
+        if handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            handle.seek(0)
+            return _utf16(handle)
+        handle.seek(0)
+        return _utf8_or_cp1252(handle, warnings)
+
+
+def _utf16(handle: BinaryIO) -> str:
+    # What Excel writes for "Unicode text": its NUL bytes are half of each character, not binary data.
+    decoder = codecs.getincrementaldecoder("utf-16")()
+    try:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            if "\x00" in decoder.decode(block):
+                raise UnusableFile("the file is binary, not CSV text (a NUL character in UTF-16 text)")
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise UnusableFile(f"the file starts as UTF-16 text but is not: {exc.reason} at byte {exc.start:,}") from None
+    return "utf-16"
+
+
+def _utf8_or_cp1252(handle: BinaryIO, warnings: list[Issue]) -> str:
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     utf8 = True
     offset = 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            nul = block.find(b"\x00")
-            if nul >= 0:
-                raise UnusableFile(f"the file is binary, not CSV text (a NUL byte at byte {offset + nul + 1:,})")
-            offset += len(block)
-            if utf8:
-                try:
-                    decoder.decode(block)
-                except UnicodeDecodeError:
-                    utf8 = False
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        nul = block.find(b"\x00")
+        if nul >= 0:
+            raise UnusableFile(f"the file is binary, not CSV text (a NUL byte at byte {offset + nul + 1:,})")
+        offset += len(block)
+        if utf8:
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError:
+                utf8 = False
     if utf8:
         try:
             decoder.decode(b"", final=True)

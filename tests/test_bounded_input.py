@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from conftest import ADMIN_EMAIL, csrf_token
+from directory.csv_format import UnusableFile
 from test_import_csv import GOOD, do_import, make_csv
 
 
@@ -53,3 +54,21 @@ def test_a_new_password_ends_every_other_session(app: Flask, admin_client: Flask
                                           input="another long passphrase\n")
     assert changed.exit_code == 0, changed.output
     assert admin_client.get("/admin/").status_code == 302
+
+
+def test_a_utf16_file_as_excel_writes_unicode_text_imports(app: Flask) -> None:
+    # Item 14: Excel's "Unicode text" is UTF-16 with a BOM and tabs; it was refused as binary (its NUL bytes).
+    rows = [{**GOOD, "external_id": f"u16-{i}", "name": f"Zoë Lefèvre {i}", "city": "Montréal",
+             "postcode": "H2X 1Y4", "modalities": "EFT"} for i in range(5)]
+    data = make_csv(rows, delimiter="\t").encode("utf-16")  # Python writes the BOM first, as Excel does
+    assert data[:2] in (b"\xff\xfe", b"\xfe\xff") and b"\x00" in data
+    report = do_import(app, data)
+    assert (report.created, report.rejected) == (5, 0), report.errors
+    body = app.test_client().get("/api/v1/search", query_string={"q": "Lefèvre", "per_page": 1}).get_json()
+    assert body["total"] == 5 and body["results"][0]["city"] == "Montréal"
+
+
+def test_a_utf16_file_holding_a_nul_character_is_still_binary(app: Flask) -> None:
+    data = make_csv([GOOD]).replace("Robin", "Ro\x00bin").encode("utf-16")
+    with pytest.raises(UnusableFile, match="binary"):
+        do_import(app, data, dry_run=True)
