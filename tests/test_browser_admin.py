@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, live_server
 from directory import accounts
+from directory.csv_format import listing_values
+from directory.models import Listing
 from test_import_csv import GOOD, make_csv
 
 
@@ -65,3 +68,27 @@ def test_admin_imports_a_fixed_file_and_the_listing_is_searchable(page: Page, ad
     page.get_by_label("Keywords").fill("Meadowlark")
     page.get_by_role("button", name="Search").click()
     expect(page.locator(".card h3 a")).to_have_text("Playwright Meadowlark")
+
+
+def test_saving_the_edit_form_unchanged_in_chromium_changes_nothing(page: Page, admin_url: str, app: Flask,
+                                                                     session: Session) -> None:
+    # Item 10 of issue 14: inputs dropped the line breaks that imports accept in any field, and the bio's line
+    # breaks came back as CRLF.
+    listing = session.scalars(select(Listing).where(Listing.published).order_by(Listing.id)).first()
+    assert listing is not None
+    listing.address = "12 Elm Street\nSuite 4"
+    listing.credentials = "LMFT\r\nPhD"
+    listing.bio = "\nFirst line.\r\nSecond line.\n\nThird, after a blank line.\r"
+    session.commit()
+    before = (listing_values(listing), listing.updated_at)
+    page.goto(admin_url + f"/admin/listings/{listing.id}/edit")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text(f"Saved {listing.name}.")).to_be_visible()
+    session.expire_all()
+    after = session.get(Listing, listing.id)
+    assert after is not None
+    assert {k: v for k, v in listing_values(after).items() if before[0][k] != v} == {}
+    assert after.updated_at == before[1]

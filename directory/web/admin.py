@@ -100,6 +100,15 @@ def _listing_or_404(listing_id: int) -> Listing:
     return listing
 
 
+def _as_stored(submitted: str, stored: str) -> str:
+    """The stored value when the form sent it back unchanged: browsers send line breaks as CRLF whatever they were,
+    and drop a textarea's leading one."""
+    def lines(text: str) -> str:
+        return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+    return stored if lines(submitted) == lines(stored) else submitted
+
+
 @bp.route("/listings/<id:listing_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit_listing(listing_id: int) -> Any:
@@ -107,7 +116,8 @@ def edit_listing(listing_id: int) -> Any:
     listing = _listing_or_404(listing_id)
     if request.method == "GET":
         return render_template("admin/edit.html", listing=listing, values=listing_values(listing), errors={})
-    values = {column: request.form.get(column, "").strip() for column in COLUMNS}
+    stored = listing_values(listing)
+    values = {column: _as_stored(request.form.get(column, "").strip(), stored[column]) for column in COLUMNS}
     values["external_id"] = listing.external_id  # the import key never changes here
     fields, errors, _warnings = check_record(Record(0, [], values))
     if errors:
