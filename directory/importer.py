@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from flask import Flask
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from directory import file_lock
 from directory.audit import record_event
@@ -425,7 +425,9 @@ def settle_if_dead(session: Session, run: ImportRun, lock_path: Path) -> None:
 
 def recent_runs(session: Session, limit: int) -> Sequence[ImportRun]:
     """The latest `limit` imports of the history, newest first."""
-    return session.scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)).all()
+    # Never the errors CSV: one run's can be tens of megabytes, and the lists show counts.
+    return session.scalars(select(ImportRun).options(defer(ImportRun.errors_csv))
+                           .order_by(ImportRun.id.desc()).limit(limit)).all()
 
 
 def _finish(session: Session, run: ImportRun, report: ImportReport, status: str, message: str) -> None:

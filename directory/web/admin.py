@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,28 @@ PER_PAGE = 50
 PREVIEW_ERRORS = 50
 
 
+UPLOAD_RETENTION_SECONDS = 24 * 3600  # a previewed file that was never confirmed is kept this long
+
+
 def _uploads() -> Path:
     path = Path(current_app.instance_path) / "uploads"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _forget_upload(path: Path) -> None:
+    """Delete an upload and its errors file: its import ended, or it could never be imported."""
+    path.unlink(missing_ok=True)
+    path.with_suffix(".errors.csv").unlink(missing_ok=True)
+
+
+def _prune_uploads() -> None:
+    # Previews nobody confirmed: nothing else would ever delete them.
+    cutoff = time.time() - UPLOAD_RETENTION_SECONDS
+    for old in _uploads().iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -175,6 +195,7 @@ def import_upload() -> Any:
     if upload is None or not upload.filename:
         flash("Choose a CSV file to upload.", "error")
         return render_template("admin/import.html"), 400
+    _prune_uploads()
     data = upload.read()
     digest = hashlib.sha256(data).hexdigest()
     path = _uploads() / f"{digest}.csv"
@@ -185,9 +206,11 @@ def import_upload() -> Any:
                             mode=ImportMode(dry_run=True, skip_invalid=mode.skip_invalid, replace=mode.replace),
                             lock_path=import_lock_path(current_app))
     except UnusableFile as exc:
+        _forget_upload(path)
         flash(f"This file cannot be imported: {exc}.", "error")
         return render_template("admin/import.html"), 400
     except ImportBusy as exc:
+        _forget_upload(path)
         flash(f"{exc}. Try again when it has finished.", "error")
         return render_template("admin/import.html"), 409
     if report.errors_csv:
@@ -235,7 +258,9 @@ def import_confirm() -> Any:
 
 
 def _background_import(app: Flask, path: Path, filename: str, mode: ImportMode, actor: str, run_id: int) -> None:
-    with app.app_context():
+    with app.app_context(), contextlib.ExitStack() as cleanup:
+        # The run keeps the file's name, size and SHA-256, and its rejected rows; the upload itself goes.
+        cleanup.callback(_forget_upload, path)
         factory = db.factory(app)
         try:
             run_import(factory, path, filename=filename, mode=mode, actor=actor, run_id=run_id,
