@@ -139,3 +139,37 @@ def test_the_admin_home_and_history_never_load_an_errors_csv(app: Flask, admin_c
         event.remove(engine, "before_cursor_execute", seen)
     assert any("import_runs" in s for s in statements)
     assert not any("errors_csv" in s for s in statements)
+
+
+def test_an_id_repeated_on_20000_lines_costs_what_the_file_costs(app: Flask) -> None:
+    # Item 2: each duplicate-id error listed every other line with that id: 20,000 rows of one id (380 KB) took
+    # 70 s and then 6 GB. Sizes, not times, are checked: the report and its errors CSV grow linearly with
+    # the file (the times are in the README, measured).
+    rows = [{"external_id": "same", "name": f"N{i}", "postcode": "10001"} for i in range(20_000)]
+    data = make_csv(rows).encode()
+    report = do_import(app, data, dry_run=True)
+    assert report.rejected == 20_000
+    assert sum(len(issue.message) for issue in report.errors) < 100 * 20_000  # quadratic: ~100,000 a row
+    assert len(report.errors_csv) < len(data) + 150 * report.rejected  # each row once, with a short message
+    first = next(issue for issue in report.errors if issue.line == 2)
+    assert first.message == "the same external_id is also on lines 3, 4, 5, 6, 7 and 19,994 more"
+
+
+def test_a_long_near_miss_respells_only_its_first_few_unknown_words(shared_client: FlaskClient,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Item 14: 24 unknown words meant 24 scans of the spelling list (0.4 s, 1.5 s in a fresh worker).
+    from directory.search import text as search_text
+
+    corrector = search_text._spelling_words()
+    calls: list[str] = []
+    original = corrector.suggest
+
+    def counted(word: str, **kwargs: object) -> list[str]:
+        calls.append(word)
+        return original(word, **kwargs)
+
+    monkeypatch.setattr(corrector, "suggest", counted)
+    q = " ".join(["depresion", "anxeity", "grieff", "lonelyness", *[f"zq{chr(97 + i)}x" for i in range(20)]])
+    body = shared_client.get("/api/v1/search", query_string={"q": q}).get_json()
+    assert body["total"] == 0 and len(calls) == search_text.MAX_RESPELLED
+    assert body["suggestion"].startswith("depression anxiety grief loneliness zqax")

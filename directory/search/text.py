@@ -18,6 +18,9 @@ from directory.vocabulary import KINDS, vocabulary
 
 FIELD = "text"
 SNIPPET_CHARS = 200
+# Unknown words respelled per search: each costs a scan of the word list (a 24-word near miss took 0.4 s); text with
+# more unknown words than this is rarely a typo.
+MAX_RESPELLED = 4
 _CHUNKS = re.compile(r'"([^"]*)"|([^\s"]+)')
 
 
@@ -79,10 +82,12 @@ def suggest(view: View, words: tuple[str, ...]) -> str | None:
         return all(view.has_term(FIELD, stem) for stem in _stems(word))
 
     corrected = []
+    respelled = 0
     for word in words:
-        if len(word) < 3 or word.isdigit() or known(word):
+        if len(word) < 3 or word.isdigit() or known(word) or respelled == MAX_RESPELLED:
             corrected.append(word)
             continue
+        respelled += 1
         candidates = [c for c in _spelling_words().suggest(word, limit=20, maxdist=2) if known(c)]
         best = max(candidates, key=lambda c: difflib.SequenceMatcher(None, word, c).ratio(), default=word)
         corrected.append(best)
