@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from directory.models import AdminUser
+from directory.models import AdminUser, LoginFailure
 
 MIN_PASSWORD = 12
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -79,3 +80,21 @@ def authenticate(session: Session, email: str, password: str) -> AdminUser | Non
         check_password_hash(_DUMMY_HASH, password)
         return None
     return admin if check_password_hash(admin.password_hash, password) else None
+
+
+def recent_failures(session: Session, address: str, seconds: int) -> int:
+    """How many wrong passwords came from `address` in the last `seconds`."""
+    since = _now() - dt.timedelta(seconds=seconds)
+    return session.scalar(select(func.count()).select_from(LoginFailure)
+                          .where(LoginFailure.address == address, LoginFailure.at >= since)) or 0
+
+
+def record_failure(session: Session, address: str, seconds: int) -> None:
+    """Count a wrong password from `address`; failures older than `seconds` are forgotten on the way."""
+    session.execute(delete(LoginFailure).where(LoginFailure.at < _now() - dt.timedelta(seconds=seconds)))
+    session.add(LoginFailure(address=address[:64]))
+    session.commit()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -23,7 +23,8 @@ from directory.importer import (ImportBusy, ImportMode, import_lock, import_lock
 from directory.listings import all_listings, find_listings, stale_listings, status_counts
 from directory.models import ImportRun, Listing
 from directory.search.sync import index_failure
-from directory.web.security import admin_required, current_admin, limiter, safe_next, sign_in
+from directory.web.security import (admin_required, current_admin, limiter, limits_in_database, safe_next, sign_in,
+                                    sign_in_blocked, sign_in_failed)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PER_PAGE = 50
@@ -55,16 +56,22 @@ def _prune_uploads() -> None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+# Only wrong passwords use up the limit, so a flood does not lock the real admin out once it stops.
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], exempt_when=limits_in_database,
+               deduct_when=lambda response: response.status_code == 401)
 def login() -> Any:
     """Sign in; then go to `next` when it is a local path."""
     target = safe_next(request.values.get("next"), url_for("admin.home"))
     if request.method == "POST":
+        if limits_in_database() and sign_in_blocked():
+            abort(429, description="Too many wrong passwords from this address; wait a minute and try again.")
         with db.factory()() as db_session:
             admin = accounts.authenticate(db_session, request.form.get("email", ""), request.form.get("password", ""))
         if admin is not None:
             record_event_now(db.factory(), audit_spool_path(current_app), admin.email, "login")
         if admin is None:
+            if limits_in_database():
+                sign_in_failed()
             flash("Wrong email or password.", "error")
             return render_template("admin/login.html", next=target), 401
         sign_in(admin.email, admin.session_version)

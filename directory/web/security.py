@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, redirect, request, session, url_for
+import limits
+from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -54,6 +55,24 @@ def sign_in(email: str, version: int) -> None:
     session.clear()
     session["admin"] = email
     session["admin_version"] = version
+
+
+def limits_in_database() -> bool:
+    """Whether sign-in attempts are counted in the database: when the limiter has no storage shared by every
+    worker (memory:// counts per worker: 4 workers let 4 times the limit through)."""
+    return current_app.config["RATELIMIT_STORAGE_URI"].startswith("memory://")
+
+
+def sign_in_blocked() -> bool:
+    """Whether this client used up its wrong passwords (counted in the database; see limits_in_database)."""
+    item = limits.parse(current_app.config["LOGIN_RATE_LIMIT"])
+    return accounts.recent_failures(db.session(), get_remote_address(), item.get_expiry()) >= item.amount
+
+
+def sign_in_failed() -> None:
+    """Count a wrong password of this client in the database."""
+    item = limits.parse(current_app.config["LOGIN_RATE_LIMIT"])
+    accounts.record_failure(db.session(), get_remote_address(), item.get_expiry())
 
 
 def current_admin() -> str | None:
