@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from directory.models import AdminUser, LoginFailure
+from directory.models import AdminUser, LoginFailure, utcnow
 
 MIN_PASSWORD = 12
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -84,17 +84,13 @@ def authenticate(session: Session, email: str, password: str) -> AdminUser | Non
 
 def recent_failures(session: Session, address: str, seconds: int) -> int:
     """How many wrong passwords came from `address` in the last `seconds`."""
-    since = _now() - dt.timedelta(seconds=seconds)
+    since = utcnow() - dt.timedelta(seconds=seconds)
     return session.scalar(select(func.count()).select_from(LoginFailure)
                           .where(LoginFailure.address == address, LoginFailure.at >= since)) or 0
 
 
 def record_failure(session: Session, address: str, seconds: int) -> None:
     """Count a wrong password from `address`; failures older than `seconds` are forgotten on the way."""
-    session.execute(delete(LoginFailure).where(LoginFailure.at < _now() - dt.timedelta(seconds=seconds)))
+    session.execute(delete(LoginFailure).where(LoginFailure.at < utcnow() - dt.timedelta(seconds=seconds)))
     session.add(LoginFailure(address=address[:64]))
     session.commit()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

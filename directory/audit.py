@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from directory import file_lock
 from directory.db import SQLITE_BUSY_TIMEOUT_MS, is_busy
-from directory.models import AuditEvent
+from directory.models import AuditEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,9 @@ def audit_spool_path(app: Flask) -> Path:
     return Path(app.instance_path) / "audit-spool.jsonl"
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
 def record_event_now(factory: sessionmaker[Session], spool: Path, actor: str, action: str, detail: str = "") -> None:
     """Record an event in a transaction of its own without waiting on a busy database: spooled when it is busy."""
-    event = {"at": _now().isoformat(), "actor": actor, "action": action, "detail": detail[:2000]}
+    event = {"at": utcnow().isoformat(), "actor": actor, "action": action, "detail": detail[:2000]}
     try:
         with _impatient_session(factory) as session:
             _add(session, [event])

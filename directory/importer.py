@@ -24,7 +24,7 @@ from directory.audit import record_event
 from directory.csv_format import CsvFile, Issue, UnusableFile, check_record, errors_csv, open_csv
 from directory.db import scalars_in_batches
 from directory.listings import make_slug
-from directory.models import ImportRun, Listing
+from directory.models import ImportRun, Listing, utcnow
 from directory.search.sync import index_failure, index_flushed
 
 Progress = Callable[[int, int], None]
@@ -412,7 +412,7 @@ STARTUP_GRACE = dt.timedelta(seconds=30)
 def settle_if_dead(session: Session, run: ImportRun, lock_path: Path) -> None:
     """Mark a run that says it is running as failed when no process runs it any more: the import lock is free (the
     operating system frees it when its holder dies, a web worker killed mid-import included)."""
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = utcnow()
     if run.status not in ("running", "indexing") or now - run.started_at < STARTUP_GRACE:
         return
     lock_path.parent.mkdir(parents=True, exist_ok=True)

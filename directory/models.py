@@ -10,7 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from directory.db import Base
 
 
-def _utcnow() -> dt.datetime:
+def utcnow() -> dt.datetime:
+    """Now in UTC, without a time zone, as every DateTime column stores it; used by the models' defaults and by
+    code that compares with them (sign-in failures, audit events, import runs)."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
@@ -50,8 +52,8 @@ class Listing(Base):
     gender: Mapped[str] = mapped_column(String(40), default="")
     bio: Mapped[str] = mapped_column(Text, default="")
     published: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, server_default=func.now())
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, onupdate=_utcnow, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow, index=True)
 
     def __repr__(self) -> str:
         return f"<Listing {self.external_id} {self.name!r}>"
@@ -65,7 +67,7 @@ class AdminUser(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     # Sessions carry the version they were signed in at; signing out or a new password moves it on, which ends
     # every session of the account, cookies copied before included.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -78,7 +80,7 @@ class ImportRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     actor: Mapped[str] = mapped_column(String(254))
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
     filename: Mapped[str] = mapped_column(String(300))
     size: Mapped[int] = mapped_column(Integer)
@@ -104,7 +106,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(254))
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="")
@@ -117,4 +119,4 @@ class LoginFailure(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
