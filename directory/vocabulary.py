@@ -3,13 +3,14 @@ one matcher that turns the ways people write a term into its slug."""
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+from rapidfuzz import fuzz, process
 
 KINDS = ("modality", "specialty", "language", "insurance")
 DATA_FILE = Path(__file__).with_name("vocabulary.json")
@@ -151,8 +152,10 @@ class Vocabulary:
 
     def closest(self, kind: str, text: str) -> Term | None:
         """The term whose written forms are nearest to a value that named none, for "did you mean" messages."""
+        # RapidFuzz's ratio is difflib's, computed in C++: 7 µs a value instead of 2 ms, which made a file of
+        # distinct unknown terms take 8 minutes to validate. Ties go to the first key in file order.
         keys = self._by_key[kind]
-        near = difflib.get_close_matches(self.spelling.key(text), list(keys), n=1, cutoff=0.5)
+        near = process.extractOne(self.spelling.key(text), list(keys), scorer=fuzz.ratio, score_cutoff=50)
         return self.terms[kind][keys[near[0]][0]] if near else None
 
     def search_text(self, kind: str, slug: str) -> str:
