@@ -100,16 +100,19 @@ def sample_load(count: int) -> None:
 def _print_summary(report: ImportReport) -> None:
     rows = [("rows", report.rows), ("created", report.created), ("updated", report.updated),
             ("unchanged", report.unchanged), ("unpublished", report.unpublished), ("rejected", report.rejected),
-            ("warnings", len(report.warnings))]
+            ("warnings", report.warnings.total)]
     for label, count in rows:
         click.echo(f"  {label:<12}{count:>10}")
-    for issue in report.warnings[:20]:
+    for issue in report.warnings.first[:20]:
         click.echo(f"warning: line {issue.line}: {issue.field + ': ' if issue.field else ''}{issue.message}")
-    for issue in report.errors[:50]:
+    for issue in report.errors.first[:50]:
         click.echo(f"error: line {issue.line} [{issue.external_id}] {issue.field + ': ' if issue.field else ''}"
                    f"{issue.message}", err=True)
-    if len(report.errors) > 50:
-        click.echo(f"... and {len(report.errors) - 50} more errors (use --json for all)", err=True)
+    if report.errors.total > 50:
+        click.echo(f"... and {report.errors.total - 50:,} more errors (--errors-csv writes every rejected row with "
+                   "its errors); all errors by field and problem:", err=True)
+        for count in report.errors.counts()[:20]:
+            click.echo(f"{count['count']:>10,}  {count['field'] or '(line)'}: {count['problem']}", err=True)
 
 
 @click.command("import-csv")
@@ -119,8 +122,11 @@ def _print_summary(report: ImportReport) -> None:
 @click.option("--replace", is_flag=True, help="Unpublish listings whose external_id is not in the file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--actor", default="cli", show_default=True, help="Who to record in the import history.")
+@click.option("--errors-csv", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the rejected rows, each with its errors, to this file (to fix and import again).")
 @with_appcontext
-def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_json: bool, actor: str) -> None:
+def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_json: bool, actor: str,
+               errors_csv: Path | None) -> None:
     """Import listings from a CSV file. Exit 0: all rows imported; 1: rows rejected or nothing written; 2: unusable."""
     try:
         file.open("rb").close()
@@ -155,6 +161,8 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
     finally:
         if bar is not None:
             bar.render_finish()
+    if errors_csv is not None and report.errors_csv:
+        errors_csv.write_text(report.errors_csv, encoding="utf-8", newline="")
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

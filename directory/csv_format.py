@@ -99,23 +99,18 @@ class CsvFile:
     def records(self) -> Iterator[Record | Issue]:
         """Each non-blank record in file order, or an Issue for lines that cannot be read; never raises on bad rows."""
         with self._open() as handle:
-            reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
+            lines = _Lines(handle)
+            reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
             next(reader)
-            start = reader.line_num + 1
             while True:
+                lines.new_record()
+                start = lines.number + 1
                 try:
                     cells = next(reader)
                 except StopIteration:
                     return
-                except csv.Error as exc:
-                    message = str(exc)
-                    if "unexpected end of data" in message:
-                        message = (f"a quoted field opened on line {start} is never closed; "
-                                   f"lines {start}-{reader.line_num} could not be read")
-                    elif "field larger than field limit" in message:
-                        message = f"a field is larger than the {FIELD_LIMIT // 1024} KB limit"
-                    yield Issue(start, "", "", message)
-                    start = reader.line_num + 1
+                except (csv.Error, _RecordTooLong) as exc:
+                    yield self._unreadable(lines, start, exc)
                     continue
                 if any(c.strip() for c in cells):
                     values: dict[str, str] = {}
@@ -123,7 +118,94 @@ class CsvFile:
                         if column and column not in values:
                             values[column] = unescape_formula(cell).strip()
                     yield Record(start, cells, values)
-                start = reader.line_num + 1
+
+    def _unreadable(self, lines: _Lines, start: int, exc: Exception) -> Issue:
+        """The Issue for a record the reader gave up on, once the rest of that record is skipped: the reader drops
+        only the line it stopped on, so without the skip each following line of a long quoted bio was read as a
+        record of its own (100,000 lines of one field became 100,000 rows)."""
+        message = str(exc)
+        if "field larger than field limit" in message:
+            message = f"a field is larger than the {FIELD_LIMIT // 1024} KB limit"
+        if "unexpected end of data" in message or lines.skip_rest_of_record(self.delimiter):
+            message = (f"a quoted field opened on line {start} is never closed; "
+                       f"lines {start}-{lines.number} could not be read")
+        elif lines.number > start:
+            message += f"; lines {start}-{lines.number} were skipped as one record"
+        return Issue(start, "", "", message)
+
+
+# Longer than any listing can be (a 10,000-character bio and a few hundred characters of the rest), short enough
+# that one record's text and cells stay small whatever the file holds.
+RECORD_LIMIT = 1024 * 1024
+
+
+class _RecordTooLong(Exception):
+    """A record's lines passed RECORD_LIMIT."""
+
+
+class _Lines:
+    """A file's lines as the CSV reader takes them, numbered, with the lines of the record being read kept, so that
+    a record the reader gives up on can be skipped to its real end."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
+        self.number = 0
+        self._record: list[str] = []
+        self._record_size = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._handle)
+        self.number += 1
+        self._record.append(line)
+        self._record_size += len(line)
+        if self._record_size > RECORD_LIMIT:
+            raise _RecordTooLong(f"a record is larger than the {RECORD_LIMIT // 1024} KB limit")
+        return line
+
+    def new_record(self) -> None:
+        """The reader starts a record at the next line."""
+        self._record.clear()
+        self._record_size = 0
+
+    def skip_rest_of_record(self, delimiter: str) -> bool:
+        """Read on to the end of the record being read; True when the file ends inside its quoted field."""
+        inside = False
+        for line in self._record:
+            inside = _quote_open_at_end(line, inside, delimiter)
+        self.new_record()
+        while inside:
+            line = next(self._handle, None)
+            if line is None:
+                return True
+            self.number += 1
+            inside = _quote_open_at_end(line, inside, delimiter)
+        return False
+
+
+def _quote_open_at_end(line: str, inside: bool, delimiter: str) -> bool:
+    """Whether a quoted field is open at the end of `line`, given whether one was open at its start: the CSV
+    reader's own rule (a quote opens a field only at its start, and "" inside one is a quote), by jumps."""
+    i = 0
+    if not inside and line.startswith('"'):
+        inside, i = True, 1
+    while True:
+        if inside:
+            close = line.find('"', i)
+            if close < 0:
+                return True
+            if line.startswith('"', close + 1):
+                i = close + 2
+                continue
+            inside, i = False, close + 1
+        next_field = line.find(delimiter, i)
+        if next_field < 0:
+            return False
+        i = next_field + 1
+        if line.startswith('"', i):
+            inside, i = True, i + 1
 
 
 def _encoding(path: Path, warnings: list[Issue]) -> str:
@@ -224,8 +306,8 @@ def open_csv(path: Path) -> CsvFile:
         probe.delimiter = _delimiter(handle.readline())
         handle.seek(0)
         try:
-            header = next(csv.reader(handle, delimiter=probe.delimiter, strict=True))
-        except (csv.Error, StopIteration) as exc:
+            header = next(csv.reader(_Lines(handle), delimiter=probe.delimiter, strict=True))
+        except (csv.Error, StopIteration, _RecordTooLong) as exc:
             raise UnusableFile(f"the header line cannot be read: {exc}") from None
     columns = [column_for(h) for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
@@ -500,18 +582,18 @@ def template_csv() -> str:
     return out.getvalue()
 
 
-def errors_csv(header: list[str], rejected_cells: dict[int, list[str]], errors: Iterable[Issue]) -> str:
-    """The rejected rows as written (cells by line), plus an `errors` column, so they can be fixed and imported
-    again."""
-    by_line: dict[int, list[Issue]] = {}
-    for issue in errors:
-        by_line.setdefault(issue.line, []).append(issue)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    # Header cells are the uploader's text too: a header like `=HYPERLINK(...)` must not run in a spreadsheet.
-    writer.writerow([*(_protect_raw(name) for name in header), "errors"])
-    for line in sorted(by_line):
-        message = "; ".join(f"{i.field + ': ' if i.field else ''}{i.message}" for i in by_line[line])
-        cells = [_protect_raw(c) for c in rejected_cells.get(line, [""] * len(header))]
-        writer.writerow([*cells[:len(header)], *[""] * (len(header) - len(cells)), f"line {line}: {message}"])
-    return out.getvalue()
+class ErrorsCsv:
+    """The rejected rows as written plus an `errors` column, each row once, so they can be fixed and imported
+    again; written to a file row by row as validation finds them, never held whole."""
+
+    def __init__(self, header: list[str], out: TextIO) -> None:
+        self._width = len(header)
+        self._writer = csv.writer(out, lineterminator="\r\n")
+        # Header cells are the uploader's text too: a header like `=HYPERLINK(...)` must not run in a spreadsheet.
+        self._writer.writerow([*(_protect_raw(name) for name in header), "errors"])
+
+    def add(self, line: int, cells: list[str], issues: Iterable[Issue]) -> None:
+        """One rejected row: its cells as written (none for lines that could not be read) and all its problems."""
+        message = "; ".join(f"{i.field + ': ' if i.field else ''}{i.message}" for i in issues)
+        shown = [_protect_raw(c) for c in cells[:self._width]]
+        self._writer.writerow([*shown, *[""] * (self._width - len(shown)), f"line {line}: {message}"])

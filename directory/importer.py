@@ -8,8 +8,10 @@ import hashlib
 import json
 import logging
 import pickle
+import re
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from directory import file_lock
 from directory.audit import record_event
-from directory.csv_format import CsvFile, Issue, UnusableFile, check_record, errors_csv, open_csv
+from directory.csv_format import CsvFile, ErrorsCsv, Issue, UnusableFile, check_record, open_csv
 from directory.db import scalars_in_batches
 from directory.listings import make_slug
 from directory.models import ImportRun, Listing, utcnow
@@ -53,6 +55,43 @@ class ImportMode:
         return "+".join(parts) or "strict"
 
 
+REPORTED_IN_FULL = 1000  # issues of each sort kept whole in a report; all of them are counted, and in the errors CSV
+
+# What varies from row to row inside a message: quoted values, and numbers and codes with digits in them.
+_ROW_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|[\w-]*\d(?:,?[\w-])*")
+
+
+def problem(issue: Issue) -> str:
+    """An issue's message with its row's values left out, e.g. "ZIP code … is not in our US postcode data.": what
+    issues are counted by. Messages come from a fixed set of templates, so there are few such problems."""
+    return _ROW_VALUES.sub("…", issue.message)
+
+
+@dataclass
+class IssueTally:
+    """Issues of one sort (errors or warnings): the first REPORTED_IN_FULL as they are, and every one counted by
+    field and problem, so that a file of a million bad rows costs a count, not a million messages."""
+
+    first: list[Issue] = field(default_factory=list)
+    total: int = 0
+    by_problem: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, issues: list[Issue]) -> None:
+        """Count issues, keeping them whole while fewer than REPORTED_IN_FULL are kept."""
+        self.total += len(issues)
+        self.first += issues[:REPORTED_IN_FULL - len(self.first)]
+        self.by_problem.update((issue.field, problem(issue)) for issue in issues)
+
+    def counts(self) -> list[dict[str, Any]]:
+        """Counts by field and problem, the most frequent first."""
+        return [{"field": name, "problem": text, "count": count}
+                for (name, text), count in self.by_problem.most_common()]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form: the total, the first issues whole, the counts."""
+        return {"total": self.total, "first": [issue.as_dict() for issue in self.first], "counts": self.counts()}
+
+
 @dataclass
 class ImportReport:
     """What an import did, or (dry run, rejected) would have done."""
@@ -65,9 +104,9 @@ class ImportReport:
     unpublished: int = 0
     rejected: int = 0
     written: bool = False
-    warnings: list[Issue] = field(default_factory=list)
-    errors: list[Issue] = field(default_factory=list)
-    errors_csv: str = ""
+    warnings: IssueTally = field(default_factory=IssueTally)
+    errors: IssueTally = field(default_factory=IssueTally)
+    errors_csv: str = ""  # each rejected row once, with its problems; empty when no row was rejected
     run_id: int | None = None
     index_error: str | None = None  # why the written rows are not searchable yet, when they are not
 
@@ -76,8 +115,8 @@ class ImportReport:
         return {
             "mode": self.mode.label, "written": self.written, "rows": self.rows, "created": self.created,
             "updated": self.updated, "unchanged": self.unchanged, "unpublished": self.unpublished,
-            "rejected": self.rejected, "warnings": [w.as_dict() for w in self.warnings],
-            "errors": [e.as_dict() for e in self.errors], "run_id": self.run_id, "index_error": self.index_error,
+            "rejected": self.rejected, "warnings": self.warnings.as_dict(), "errors": self.errors.as_dict(),
+            "run_id": self.run_id, "index_error": self.index_error,
         }
 
 
@@ -218,39 +257,43 @@ def _unpublish_missing(session: Session, ids: FileIds, write: bool, report: Impo
 
 
 def _validate(csv_file: CsvFile, ids: FileIds, report: ImportReport, progress: Progress, spill: BinaryIO) -> None:
-    """The second pass: check every record; valid rows' fields go to `spill` in batches, every problem into the
-    report."""
-    rejected_cells: dict[int, list[str]] = {}
+    """The second pass: check every record; valid rows' fields go to `spill` in batches, rejected rows to the
+    report's errors CSV (through a temporary file) and their problems to its tally."""
     valid: list[dict[str, Any]] = []
     done = 0
-    for item in csv_file.records():
-        if isinstance(item, Issue):
-            report.errors.append(item)
-            continue
-        done += 1
-        fields, row_errors, row_warnings = check_record(item)
-        report.warnings += row_warnings
-        lines = ids.repeated.get(item.values.get("external_id", ""))
-        if lines:
-            row_errors.append(Issue(item.line, item.values["external_id"], "external_id",
-                                    f"the same external_id is also on {_other_lines(lines, item.line)}"))
-        if row_errors:
-            report.errors += row_errors
-            rejected_cells[item.line] = item.cells
-        else:
-            valid.append(fields)
-            if len(valid) == FLUSH_EVERY:
-                pickle.dump(valid, spill, protocol=pickle.HIGHEST_PROTOCOL)
-                valid.clear()
-        if done % PROGRESS_EVERY == 0:
-            progress(done, ids.rows)
-    if valid:
-        pickle.dump(valid, spill, protocol=pickle.HIGHEST_PROTOCOL)
-    report.errors.sort(key=lambda issue: issue.line)
-    report.rows = done
-    report.rejected = len({issue.line for issue in report.errors if issue.line > 0})
-    if report.errors:
-        report.errors_csv = errors_csv(csv_file.header, rejected_cells, report.errors)
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as rejected_rows:
+        errors_csv = ErrorsCsv(csv_file.header, rejected_rows)
+        for item in csv_file.records():
+            if isinstance(item, Issue):
+                report.errors.add([item])
+                errors_csv.add(item.line, [], [item])
+                report.rejected += 1
+                continue
+            done += 1
+            fields, row_errors, row_warnings = check_record(item)
+            report.warnings.add(row_warnings)
+            lines = ids.repeated.get(item.values.get("external_id", ""))
+            if lines:
+                row_errors.append(Issue(item.line, item.values["external_id"], "external_id",
+                                        f"the same external_id is also on {_other_lines(lines, item.line)}"))
+            if row_errors:
+                report.errors.add(row_errors)
+                errors_csv.add(item.line, item.cells, row_errors)
+                report.rejected += 1
+            else:
+                valid.append(fields)
+                if len(valid) == FLUSH_EVERY:
+                    pickle.dump(valid, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                    valid.clear()
+            if done % PROGRESS_EVERY == 0:
+                progress(done, ids.rows)
+        if valid:
+            pickle.dump(valid, spill, protocol=pickle.HIGHEST_PROTOCOL)
+        report.rows = done
+        if report.rejected:
+            # Read back whole once, for the import history's column: about the size of the rejected rows.
+            rejected_rows.seek(0)
+            report.errors_csv = rejected_rows.read()
 
 
 SHOWN_REPEATS = 5  # lines named in a duplicate-id message; the rest are counted
@@ -362,7 +405,7 @@ def _run_locked(session: Session, run: ImportRun | None, source: Path, mode: Imp
         raise
     ids = _scan_ids(csv_file)
     note_progress(0, ids.rows)
-    report.warnings = list(csv_file.warnings)
+    report.warnings.add(csv_file.warnings)
     report.run_id = run.id if run is not None else None
     with tempfile.TemporaryFile() as spill:
         _validate(csv_file, ids, report, note_progress, spill)
@@ -370,7 +413,7 @@ def _run_locked(session: Session, run: ImportRun | None, source: Path, mode: Imp
             # Only replace mode needs the file's ids from here on; at a million rows they hold ~150 MB that the
             # index workers can use.
             ids.first_line.clear()
-        rejected = bool(report.errors) and not mode.skip_invalid
+        rejected = bool(report.errors.total) and not mode.skip_invalid
         # Strict mode with errors counts what the valid rows would do and writes nothing.
         _apply_all(session, spill, ids, mode, not (mode.dry_run or rejected), report)
     if mode.dry_run or rejected:
@@ -447,7 +490,7 @@ def _finish(session: Session, run: ImportRun, report: ImportReport, status: str,
     run.finished_at = dt.datetime.now()
     for name in ("created", "updated", "unchanged", "unpublished", "rejected"):
         setattr(run, name, getattr(report, name))
-    run.warnings = len(report.warnings)
+    run.warnings = report.warnings.total
     run.errors_csv = report.errors_csv
     session.commit()
 

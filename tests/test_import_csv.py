@@ -52,7 +52,7 @@ def listing_count(session: Session) -> int:
 
 
 def error_lines(report: Any) -> list[tuple[int, str]]:
-    return [(e.line, e.field) for e in report.errors]
+    return [(e.line, e.field) for e in report.errors.first]
 
 
 def test_a_good_row_is_created_and_searchable(app: Flask, session: Session) -> None:
@@ -85,7 +85,7 @@ def test_bom_semicolons_crlf_quoted_newlines_and_aliases(app: Flask, session: Se
                       "Modality": "emotionally focused couples therapy | Gottman", "About": 'Line one\r\nsaid "hi"'}],
                     delimiter=";")
     report = do_import(app, "\ufeff" + text)
-    assert report.created == 1 and not report.errors, report.errors
+    assert report.created == 1 and not report.errors.total, report.errors.first
     listing = session.scalar(select(Listing).where(Listing.external_id == "imp-2"))
     assert listing.name == "Ana; Bio" and listing.bio == 'Line one\r\nsaid "hi"'
     assert listing.modalities == ["eft", "gottman"] and listing.region == "MA"
@@ -95,7 +95,7 @@ def test_tabs_and_windows_1252_with_a_warning(app: Flask, session: Session) -> N
     text = make_csv([{**GOOD, "external_id": "imp-3", "name": "José Müller"}], delimiter="\t")
     report = do_import(app, text.encode("cp1252"))
     assert report.created == 1
-    assert any("Windows-1252" in w.message for w in report.warnings)
+    assert any("Windows-1252" in w.message for w in report.warnings.first)
     assert session.scalar(select(Listing.name).where(Listing.external_id == "imp-3")) == "José Müller"
 
 
@@ -103,8 +103,8 @@ def test_unknown_columns_warn_once_and_short_zips_are_padded(app: Flask, session
     rows = [{**GOOD, "external_id": f"imp-z{i}", "postcode": "2108", "Favourite colour": "blue"} for i in range(3)]
     report = do_import(app, make_csv(rows))
     assert report.created == 3
-    assert sum("unknown columns" in w.message for w in report.warnings) == 1
-    assert sum("padded to 02108" in w.message for w in report.warnings) == 3
+    assert sum("unknown columns" in w.message for w in report.warnings.first) == 1
+    assert sum("padded to 02108" in w.message for w in report.warnings.first) == 3
     assert session.scalar(select(Listing.postcode).where(Listing.external_id == "imp-z0")) == "02108"
 
 
@@ -137,7 +137,7 @@ def test_every_validation_error_is_reported_with_its_line(app: Flask, session: S
     }
     assert expected <= found, expected - found
     assert report.rejected == 13
-    messages = {(e.line, e.field): e.message for e in report.errors}
+    messages = {(e.line, e.field): e.message for e in report.errors.first}
     assert "did you mean 'Depression' (depression)?" in messages[(8, "specialties")]
     assert "Astrolgy" in messages[(8, "modalities")]
     assert "US" in messages[(5, "postcode")]
@@ -147,11 +147,11 @@ def test_every_validation_error_is_reported_with_its_line(app: Flask, session: S
 def test_a_huge_field_and_an_unterminated_quote_are_reported_by_line(app: Flask, session: Session) -> None:
     huge = make_csv([GOOD, {**GOOD, "external_id": "big", "bio": "x" * 1_000_000}, {**GOOD, "external_id": "after"}])
     report = do_import(app, huge, skip_invalid=True)
-    assert (3, "") in error_lines(report) and "KB limit" in report.errors[0].message
+    assert (3, "") in error_lines(report) and "KB limit" in report.errors.first[0].message
     assert report.created == 2 and report.rejected == 1
     broken = 'external_id,name,postcode\r\nq1,Fine,10001\r\nq2,"Never closed,10001\r\nq3,Lost,10001\r\n'
     report = do_import(app, broken, skip_invalid=True)
-    assert [(e.line, e.message[:40]) for e in report.errors] == [(3, "a quoted field opened on line 3 is never")]
+    assert [(e.line, e.message[:40]) for e in report.errors.first] == [(3, "a quoted field opened on line 3 is never")]
     assert report.created == 1
 
 
@@ -253,9 +253,14 @@ def test_ten_thousand_rows_with_37_bad(app: Flask, session: Session, tmp_path: P
     path = tmp_path / "bulk.csv"
     path.write_text(make_csv(rows), encoding="utf-8")
     total = listing_count(session)
-    strict = json.loads(runner.invoke(args=["import-csv", str(path), "--json"]).output)
-    assert strict["rejected"] == 37 and sorted({e["line"] for e in strict["errors"]}) == sorted(bad_lines)
+    rejected_csv = tmp_path / "rejected.csv"
+    strict = json.loads(runner.invoke(args=["import-csv", str(path), "--json", "--errors-csv", str(rejected_csv)]).output)
+    assert strict["rejected"] == 37 and sorted({e["line"] for e in strict["errors"]["first"]}) == sorted(bad_lines)
+    assert strict["errors"]["counts"] == [{"field": "postcode", "count": 37, "problem": "… is not a US ZIP code (… or …)"
+                                           " or a Canadian postal code (… …)."}]
     assert listing_count(session) == total
+    written = list(csv.DictReader(io.StringIO(rejected_csv.read_text(encoding="utf-8"), newline="")))
+    assert [row["external_id"] for row in written] == [f"bulk-{line}" for line in sorted(bad_lines)]
     result = runner.invoke(args=["import-csv", str(path), "--json", "--skip-invalid"])
     skipped = json.loads(result.output)
     assert result.exit_code == 1 and skipped["created"] == 9963 and listing_count(session) == total + 9963
@@ -277,7 +282,7 @@ def test_template_has_every_column_and_imports_cleanly(app: Flask) -> None:
     header = next(csv.reader(io.StringIO(template_csv())))
     assert tuple(header) == COLUMNS
     report = do_import(app, template_csv())
-    assert report.created == 1 and not report.errors
+    assert report.created == 1 and not report.errors.total
 
 
 def test_history_records_who_what_and_how(app: Flask, session: Session) -> None:

@@ -223,7 +223,7 @@ def import_upload() -> Any:
     if report.errors_csv:
         (_uploads() / f"{digest}.errors.csv").write_text(report.errors_csv, encoding="utf-8")
     return render_template("admin/preview.html", report=report, digest=digest, filename=upload.filename, mode=mode,
-                           shown_errors=report.errors[:PREVIEW_ERRORS])
+                           shown_errors=report.errors.first[:PREVIEW_ERRORS])
 
 
 def _upload_path(digest: str, suffix: str) -> Path:
