@@ -18,7 +18,11 @@ chromium:
 # The suite twice: on SQLite, then on PostgreSQL (TEST_DATABASE_URL, default the local server). pytest-timeout bounds
 # each test; `timeout` bounds each half, interpreter exit included, so both fit well inside CI's limit. Without a
 # reachable server the PostgreSQL half is reported as not run, and with CI=true that fails the run.
-test: $(BIN)/.installed chromium
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+test: $(BIN)/.installed node_modules/.installed chromium
 	timeout 900 $(BIN)/python -m pytest
 	@if $(BIN)/python tests/postgres_server.py; then \
 		echo "== the same suite on PostgreSQL"; \

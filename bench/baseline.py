@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from directory.availability import day_number
 from directory.geo import EARTH_RADIUS_KM, KM_PER_MILE, Place, bounding_box, to_km
 from directory.search.request import SearchRequest
 from directory.search.schema import licence_term, listing_document, sort_name
@@ -16,7 +17,7 @@ from directory.search.text import text_query
 
 SCHEMA = """
 CREATE TABLE docs (id INTEGER PRIMARY KEY, lat REAL, lon REAL, sin_lat REAL, cos_lat REAL, rad_lon REAL,
-                   in_person INT, telehealth INT, accepting INT, licence TEXT, sortname BLOB);
+                   in_person INT, telehealth INT, accepting INT, confirmed INT, licence TEXT, sortname BLOB);
 CREATE INDEX docs_lat ON docs(lat);
 CREATE INDEX docs_licence ON docs(licence, telehealth);
 CREATE TABLE terms (kind TEXT, slug TEXT, id INTEGER, PRIMARY KEY (kind, slug, id)) WITHOUT ROWID;
@@ -42,9 +43,10 @@ def build(path: Path, listings: Any) -> int:
             continue
         flags = set(doc["flag"].split())
         lat_r = math.radians(doc["lat"])
-        db.execute("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+        db.execute("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
             listing.id, doc["lat"], doc["lon"], math.sin(lat_r), math.cos(lat_r), math.radians(doc["lon"]),
-            "in_person" in flags, "telehealth" in flags, "accepting" in flags, doc["licence"], sort_name(listing.name)))
+            "in_person" in flags, "telehealth" in flags, "accepting" in flags, day_number(listing.availability_confirmed_on),
+            doc["licence"], sort_name(listing.name)))
         db.executemany("INSERT INTO terms VALUES (?,?,?)", [
             (kind, slug, listing.id) for kind in ("modality", "specialty", "language", "insurance")
             for slug in doc[kind].split()])
@@ -72,7 +74,8 @@ class Baseline:
                              f"({','.join(':' + n for n in names)}))")
                 params.update(zip(names, values))
         if request.accepting:
-            where.append("d.accepting")
+            where.append("d.accepting AND d.confirmed >= :fresh_since")
+            params["fresh_since"] = request.fresh_since.toordinal()
         join, score = "", "0.0"
         if text_query(request.q).query is not None:
             join = "JOIN fts ON fts.rowid = d.id AND fts MATCH :match"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import secrets
@@ -56,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         LOGIN_RATE_LIMIT=os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
         MAX_CONTENT_LENGTH=int(os.environ.get("MAX_CONTENT_LENGTH", str(20 * 1024 * 1024))),
         STALE_AFTER_DAYS=int(os.environ.get("STALE_AFTER_DAYS", "90")),
+        CLOCK=dt.date.today,  # the one source of "today" (availability freshness); tests replace it
         AUTO_MIGRATE=_env_flag("AUTO_MIGRATE", True),
     )
     if test_config:
@@ -82,7 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if schema_ready:
         def load_sample() -> None:
             if app.config["LOAD_SAMPLE_DATA"]:
-                sample.load_if_empty(db.factory(app), app.config["SAMPLE_SIZE"])
+                sample.load_if_empty(db.factory(app), app.config["SAMPLE_SIZE"], app.config["CLOCK"]())
 
         # On a fresh instance the sample is loaded by the process that builds the first index, while the others
         # wait: none of them serves before the index holds the sample.

@@ -14,7 +14,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from directory import accounts, db, migrate, sample
+from directory import accounts, availability, db, migrate, sample
 from directory.csv_format import UnusableFile, csv_chunks
 from directory.importer import ImportBusy, ImportMode, ImportReport, import_lock_path, run_import
 from directory.listings import all_listings, count_all
@@ -93,7 +93,7 @@ def db_current() -> None:
 @click.option("--count", default=2000, show_default=True, help="How many listings to generate.")
 def sample_load(count: int) -> None:
     """Load fictional sample listings into an empty database."""
-    added = sample.load_if_empty(db.factory(), count)
+    added = sample.load_if_empty(db.factory(), count, availability.today())
     click.echo(f"Loaded {added} sample listings." if added else "The database already has listings; nothing loaded.")
 
 

@@ -51,25 +51,25 @@ def count_all(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Listing)) or 0
 
 
-def _stale(days: int) -> list[ColumnElement[Any]]:
+def _stale(fresh_since: dt.date) -> list[ColumnElement[Any]]:
     # Only what the public sees can mislead them; a listing never confirmed is as stale as one confirmed long ago.
-    cutoff = dt.date.today() - dt.timedelta(days=days)
-    return [Listing.published, or_(Listing.availability_confirmed_on.is_(None), Listing.availability_confirmed_on < cutoff)]
+    return [Listing.published, or_(Listing.availability_confirmed_on.is_(None),
+                                   Listing.availability_confirmed_on < fresh_since)]
 
 
-def status_counts(session: Session, stale_after_days: int) -> dict[str, int]:
+def status_counts(session: Session, fresh_since: dt.date) -> dict[str, int]:
     """How many listings are published, unpublished, and stale (see `stale_listings`)."""
     return {
         "published": session.scalar(select(func.count()).where(Listing.published)) or 0,
         "unpublished": session.scalar(select(func.count()).where(~Listing.published)) or 0,
-        "stale": session.scalar(select(func.count()).where(*_stale(stale_after_days))) or 0,
+        "stale": session.scalar(select(func.count()).where(*_stale(fresh_since))) or 0,
     }
 
 
-def stale_listings(session: Session, days: int, limit: int) -> Sequence[Listing]:
-    """Published listings whose availability was last confirmed more than `days` ago or never: the never confirmed
+def stale_listings(session: Session, fresh_since: dt.date, limit: int) -> Sequence[Listing]:
+    """Published listings whose availability was last confirmed before `fresh_since` or never: the never confirmed
     first, then the oldest confirmed."""
-    return session.scalars(select(Listing).where(*_stale(days))
+    return session.scalars(select(Listing).where(*_stale(fresh_since))
                            .order_by(Listing.availability_confirmed_on.is_(None).desc(),
                                      Listing.availability_confirmed_on, Listing.name).limit(limit)).all()
 

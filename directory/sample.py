@@ -18,7 +18,6 @@ from directory.models import Listing
 from directory.vocabulary import vocabulary
 
 SEED = 20261122
-REFERENCE_DATE = dt.date(2026, 11, 1)  # fixed, so a given N always yields the same data
 METRO_RADIUS_KM = 45.0
 METRO_SHARE = 0.85
 # Canada Post's H0H 0H0 (Santa's North Pole address) sits at latitude 90; no practice lies north of this.
@@ -164,8 +163,20 @@ def _names(kind: str, slugs: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def generate(count: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
-    """Yield `count` fictional listings as dicts of Listing fields; the same (count, seed) gives the same data."""
+def _confirmed_on(rng: random.Random, today: dt.date) -> dt.date | None:
+    """When availability was last confirmed, counted back from the day of generation: like a kept directory, most
+    within the last 90 days, a quarter long ago and one in ten never."""
+    roll = rng.random()
+    if roll < 0.1:
+        return None
+    if roll < 0.75:
+        return today - dt.timedelta(days=int((roll - 0.1) / 0.65 * 90))
+    return today - dt.timedelta(days=90 + int((roll - 0.75) / 0.25 * 400))
+
+
+def generate(count: int, *, today: dt.date, seed: int = SEED) -> Iterator[dict[str, Any]]:
+    """Yield `count` fictional listings as dicts of Listing fields, confirmation dates counted back from `today`;
+    the same (count, today, seed) gives the same data."""
     rng = random.Random(seed)
     spots = _SpotPicker(rng)
     modalities, specialties = vocabulary.slugs("modality"), vocabulary.slugs("specialty")
@@ -216,7 +227,7 @@ def generate(count: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
             "telehealth": telehealth,
             "in_person": in_person,
             "accepting_new_clients": rng.random() < 0.75,
-            "availability_confirmed_on": REFERENCE_DATE - dt.timedelta(days=rng.randrange(0, 300)),
+            "availability_confirmed_on": _confirmed_on(rng, today),
             "fee_min": fee_min,
             "fee_max": fee_min + rng.randrange(0, 110, 10),
             "sliding_scale": rng.random() < 0.3,
@@ -226,12 +237,13 @@ def generate(count: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
         }
 
 
-def load_if_empty(session_factory: sessionmaker[Session], count: int) -> int:
-    """Insert `count` sample listings when the database has no listings; returns how many were added."""
+def load_if_empty(session_factory: sessionmaker[Session], count: int, today: dt.date) -> int:
+    """Insert `count` sample listings (confirmed relative to `today`) when the database has no listings; returns how
+    many were added."""
     with session_factory() as session:
         if session.scalar(select(exists().where(Listing.id.isnot(None)))):
             return 0
-        session.add_all(Listing(**fields) for fields in generate(count))
+        session.add_all(Listing(**fields) for fields in generate(count, today=today))
         try:
             session.commit()
         except IntegrityError:

@@ -8,6 +8,7 @@ sample's by CREATE DATABASE ... TEMPLATE, and dropped when its test ends.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import shutil
@@ -29,7 +30,11 @@ from directory import accounts, create_app, db
 from directory.web.security import limiter
 
 SAMPLE_SIZE = 2000
+SAMPLE_DAY = dt.date(2026, 12, 1)  # "today" for every test app: the sample's confirmation dates count back from it
 CHROMIUM = "/usr/bin/chromium"
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"  # `make test` installs it
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+SIZES = {"wide": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
 # The server and an existing database to connect to while creating and dropping the test databases.
 SERVER_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -91,6 +96,7 @@ def _make_app(root: Path, **config: object) -> Flask:
         "LOAD_SAMPLE_DATA": True,
         "SAMPLE_SIZE": SAMPLE_SIZE,
         "TESTING": True,
+        "CLOCK": lambda: SAMPLE_DAY,
         **config,
     })
     limiter.reset()  # the limiter is module-level: counts from an earlier test's app must not carry over
@@ -225,6 +231,24 @@ def browser() -> Iterator[Browser]:
         )
         yield launched
         launched.close()
+
+
+def axe_violations(page: Page) -> list[dict[str, object]]:
+    """axe-core's violations on the page as it stands (its context must bypass the CSP to inject axe)."""
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate("""async (tags) => (await axe.run(document, {runOnly: {type: "tag", values: tags}}))
+        .violations.map(v => ({id: v.id, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}))""",
+                         AXE_TAGS)
+
+
+@pytest.fixture(params=list(SIZES))
+def sized_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    """A fresh tab at 1280x900 and, as a second run, at 390x844 (touch), able to inject axe-core."""
+    phone = request.param == "phone"
+    context = browser.new_context(viewport=SIZES[request.param], bypass_csp=True, has_touch=phone, is_mobile=phone)
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture()

@@ -14,10 +14,10 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, live_server
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, axe_violations, live_server
 from directory import accounts
 from directory.csv_format import listing_values
-from directory.models import Listing
+from directory.models import ImportRun, Listing
 from test_import_csv import GOOD, make_csv
 
 
@@ -92,3 +92,39 @@ def test_saving_the_edit_form_unchanged_in_chromium_changes_nothing(page: Page, 
     assert after is not None
     assert {k: v for k, v in listing_values(after).items() if before[0][k] != v} == {}
     assert after.updated_at == before[1]
+
+
+def test_no_admin_page_has_an_accessibility_violation(sized_page: Page, admin_url: str, app: Flask,
+                                                      tmp_path: Path) -> None:
+    page = sized_page
+    page.goto(admin_url + "/admin/login")
+    found = {"/admin/login": axe_violations(page)}
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    with app.app_context(), app.extensions["db"]() as session:
+        listing_id = session.scalars(select(Listing.id).order_by(Listing.id)).first()
+    page.goto(admin_url + "/admin/import")
+    upload = tmp_path / "some-bad.csv"
+    upload.write_text(make_csv([GOOD, {**GOOD, "external_id": "bad-1", "postcode": "0000"}]), encoding="utf-8")
+    page.set_input_files("#file", str(upload))
+    page.get_by_role("button", name="Preview").click()
+    found["preview"] = axe_violations(page)
+    for path in ("/admin/", "/admin/listings", "/admin/listings?q=a", f"/admin/listings/{listing_id}/edit",
+                 f"/admin/listings/{listing_id}/delete", "/admin/import", "/admin/imports", "/admin/stale",
+                 "/admin/audit"):
+        page.goto(admin_url + path)
+        found[path] = axe_violations(page)
+    with app.app_context(), app.extensions["db"]() as session:
+        runs = [ImportRun(actor=ADMIN_EMAIL, filename="a.csv", size=1, sha256="0" * 64, mode="strict", status=status,
+                          rows_total=10, rows_done=4, errors_csv="x" if status == "rejected" else "")
+                for status in ("rejected", "running")]
+        session.add_all(runs)
+        session.commit()
+        run_ids = [run.id for run in runs]
+    page.route("**/progress.js", lambda route: route.abort())  # the running page's reload would cut axe short
+    for run_id in run_ids:
+        page.goto(f"{admin_url}/admin/imports/{run_id}")
+        found[f"/admin/imports/{run_id}"] = axe_violations(page)
+    assert {path: violations for path, violations in found.items() if violations} == {}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import html as html_lib
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from conftest import SAMPLE_DAY
 from directory.models import Listing
 from directory.search.text import snippet, text_query
 from directory.web.openapi import openapi_document
@@ -79,15 +83,17 @@ def test_snippet_marks_matched_words_and_is_escaped_on_the_page(shared_client: F
 
 def test_home_page_form_works_without_javascript(shared_client: FlaskClient) -> None:
     html = shared_client.get("/").get_data(as_text=True)
-    assert '<form class="search" method="get"' in html
-    for field in ("postcode", "radius", "units", "q", "accepting"):
+    assert '<form class="search" id="search" method="get"' in html
+    for field in ("postcode", "radius", "units", "q", "accepting", "sort"):
         assert re.search(rf'<label for="{field}"', html), field
-    assert 'name="modality" value="eft"' in html and 'name="specialty" value="depression"' in html
-    assert "<script" not in html
+    # The panel's inputs sit beside the results but belong to the GET form, so a plain submit carries them.
+    assert 'form="search" name="modality" value="eft"' in html and 'form="search" name="specialty" value="depression"' in html
+    assert 'form="search" name="language" value="spanish"' in html and 'form="search" name="insurance" value="aetna"' in html
     results = shared_client.get("/", query_string={"postcode": "10001", "modality": "eft", "radius": 25})
     page = results.get_data(as_text=True)
     assert results.status_code == 200
-    assert re.search(r"\d+ therapists\s+within 25 mi of New York, NY \(10001\) or online in NY", page)
+    assert re.search(r"\d+ therapists within 25 miles of 10001 \(New York, NY\), plus \d+ online therapists licensed "
+                     r"in NY", page)
     assert re.search(r'name="modality" value="eft" id="modality-eft"\s+checked', page)
     assert re.search(r"Emotionally Focused Therapy \(EFT\) <span class=\"count\">\(\d+\)</span>", page)
 
@@ -112,15 +118,26 @@ def test_every_page_shows_the_crisis_line(path: str, shared_client: FlaskClient)
 
 
 def test_profile_shows_public_fields_and_confirmation_date(shared_client: FlaskClient, shared_app: Flask) -> None:
+    window_start = SAMPLE_DAY - dt.timedelta(days=90)
     with shared_app.app_context(), shared_app.extensions["db"]() as session:
-        listing = session.scalars(select(Listing).where(Listing.published, Listing.availability_confirmed_on.isnot(None))).first()
-    html = shared_client.get(f"/therapists/{listing.slug}").get_data(as_text=True)
-    assert f"<h1>{listing.name}" in html
-    assert "Availability confirmed on" in html and listing.availability_confirmed_on.isoformat() in html
-    for value in (listing.city, listing.phone, listing.email, listing.credentials):
+        fresh = session.scalars(select(Listing).where(Listing.published, Listing.accepting_new_clients,
+                                                      Listing.availability_confirmed_on >= window_start)).first()
+        stale = session.scalars(select(Listing).where(Listing.published,
+                                                      Listing.availability_confirmed_on < window_start)).first()
+    html = shared_client.get(f"/therapists/{fresh.slug}").get_data(as_text=True)
+    assert f"<h1>{fresh.name}" in html
+    days = (SAMPLE_DAY - fresh.availability_confirmed_on).days
+    ago = {0: "today", 1: "yesterday"}.get(days, f"{days} days ago")
+    assert f"Accepting new clients · confirmed {ago}" in html and fresh.availability_confirmed_on.isoformat() in html
+    for value in (fresh.city, fresh.phone, fresh.email, fresh.credentials):
         assert value in html
-    api_view = shared_client.get(f"/api/v1/therapists/{listing.external_id}").get_json()
-    assert api_view["name"] == listing.name and api_view["url"] == f"/therapists/{listing.slug}"
+    api_view = shared_client.get(f"/api/v1/therapists/{fresh.external_id}").get_json()
+    assert api_view["name"] == fresh.name and api_view["url"] == f"/therapists/{fresh.slug}"
+    assert api_view["availability"] == "accepting"
+    html = shared_client.get(f"/therapists/{stale.slug}").get_data(as_text=True)
+    since = stale.availability_confirmed_on.strftime("%B %Y")
+    assert f"Availability not confirmed since {since}" in html and "Accepting new clients" not in html
+    assert shared_client.get(f"/api/v1/therapists/{stale.external_id}").get_json()["availability"] == "unconfirmed"
 
 
 def test_not_found_pages_are_styled_and_json_under_the_api(shared_client: FlaskClient) -> None:
@@ -166,3 +183,21 @@ def test_relevance_ranks_the_stronger_text_match_first(client: FlaskClient, app:
     assert [r["id"] for r in national["results"]] == ["t-strong", "t-weak"]
     near = api(client, q="kintsugi", postcode="59601", sort="distance")
     assert [r["id"] for r in near["results"]] == ["t-strong", "t-weak"]  # same distance: relevance breaks the tie
+
+
+def test_a_suggestion_is_never_a_place_name(shared_client: FlaskClient) -> None:
+    # "women" was answered "Did you mean owen?" (Owen Sound, ON): spelling comes from the vocabulary only.
+    body = api(shared_client, q="women", postcode="10001")
+    assert body["suggestion"] is None
+
+
+def test_every_way_out_of_an_empty_search_finds_what_it_says(shared_client: FlaskClient) -> None:
+    params = {"postcode": "10001", "radius": "5", "format": "in_person",
+              "modality": "eft", "specialty": "bipolar", "language": "korean"}
+    assert api(shared_client, **params)["total"] == 0
+    html = shared_client.get("/", query_string=params).get_data(as_text=True)
+    offered = re.findall(r'<li><a href="([^"]+)">(\d+) ([^<]+)</a></li>', html.split('class="dead-end"')[1])
+    assert len(offered) >= 2, offered
+    for url, count, label in offered:
+        query = parse_qs(urlsplit(html_lib.unescape(url)).query)
+        assert api(shared_client, **query)["total"] == int(count), (label, query)

@@ -18,8 +18,9 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from whoosh import index as whoosh_index
 
-from conftest import database_url, drop_world
+from conftest import copy_world, database_url, drop_world, world_app
 from directory.models import Listing
 from directory.search.writing import CLAIMS, CURRENT, SearchIndex
 
@@ -156,3 +157,20 @@ def test_four_gunicorn_workers_start_cleanly_on_an_empty_instance(tmp_path: Path
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
         drop_world(tmp_path)
+
+
+def test_an_index_written_before_a_field_existed_is_rebuilt_at_start(sample_world: Path, tmp_path: Path) -> None:
+    # The confirmation-date column came with the freshness rule; an index from before it lacks the column, and a
+    # search for accepting listings would fail on it. Such an index is rebuilt by the first process to start.
+    copy_world(sample_world, tmp_path)
+    index = SearchIndex(str(tmp_path / "indexes"))
+    older = whoosh_index.open_dir(str(index.root / os.readlink(index.root / CURRENT)))
+    writer = older.writer()
+    writer.remove_field("confirmed")
+    writer.commit()
+    assert index.fields_missing() == {"confirmed"}
+    with world_app(tmp_path) as started:
+        assert started.extensions["search"].fields_missing() == set()
+        body = started.test_client().get("/api/v1/search", query_string={"postcode": "10001", "accepting": "1"})
+        assert body.status_code == 200 and body.get_json()["total"] > 0
+        assert started.test_cli_runner().invoke(args=["index", "check"]).exit_code == 0

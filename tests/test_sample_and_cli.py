@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 from flask import Flask
@@ -9,15 +10,17 @@ from flask import Flask
 from directory.geo import postcodes
 from directory.sample import generate
 
+DAY = dt.date(2026, 12, 1)
+
 
 def test_generator_is_deterministic_and_prefix_stable() -> None:
-    assert list(generate(50)) == list(generate(50))
-    assert list(generate(20)) == list(generate(50))[:20]
-    assert list(generate(20, seed=1)) != list(generate(20))
+    assert list(generate(50, today=DAY)) == list(generate(50, today=DAY))
+    assert list(generate(20, today=DAY)) == list(generate(50, today=DAY))[:20]
+    assert list(generate(20, today=DAY, seed=1)) != list(generate(20, today=DAY))
 
 
 def test_generated_listings_are_fictional_real_placed_and_varied() -> None:
-    listings = list(generate(1000))
+    listings = list(generate(1000, today=DAY))
     assert all(l["bio"].startswith("Fictional sample listing.") and l["email"].endswith("@example.org") for l in listings)
     assert all("555-01" in l["phone"] for l in listings)
     assert len({l["external_id"] for l in listings}) == len({l["slug"] for l in listings}) == 1000
@@ -39,7 +42,7 @@ def test_sample_load_command_fills_only_an_empty_database(empty_app: Flask) -> N
     client = empty_app.test_client()
     result = runner.invoke(args=["sample", "load", "--count", "120"])
     assert result.exit_code == 0 and "Loaded 120 sample listings." in result.output
-    published = sum(1 for l in generate(120) if l["published"])
+    published = sum(1 for l in generate(120, today=DAY) if l["published"])
     assert client.get("/api/v1/search").get_json()["total"] == published
     again = runner.invoke(args=["sample", "load", "--count", "120"])
     assert "already has listings" in again.output

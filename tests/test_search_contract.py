@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 from geopy.distance import great_circle
 from sqlalchemy import select
 
+from conftest import SAMPLE_DAY
 from directory.geo import postcodes
 from directory.models import Listing
 from directory.search import engine
@@ -36,6 +38,7 @@ class Row:
     telehealth: bool
     in_person: bool
     accepting: bool
+    confirmed_on: dt.date | None
     licence: str
     postcode: str
 
@@ -53,14 +56,18 @@ def rows(shared_app: Flask) -> list[Row]:
             result.append(Row(
                 listing.id, listing.external_id, listing.name, listing.published, lat, lon,
                 {kind: set(getattr(listing, attr)) for kind, attr in KINDS.items()},
-                listing.telehealth, listing.in_person, listing.accepting_new_clients, listing.license_region,
+                listing.telehealth, listing.in_person, listing.accepting_new_clients,
+                listing.availability_confirmed_on, listing.license_region,
                 listing.postcode,
             ))
         return result
 
 
-def brute_force(rows: list[Row], params: dict[str, Any]) -> tuple[list[tuple[str, float | None]], dict[str, dict[str, int]]]:
-    """Every result (external id, rounded distance) in contract order, and the disjunctive facet counts."""
+def brute_force(rows: list[Row], params: dict[str, Any], today: dt.date = SAMPLE_DAY
+                ) -> tuple[list[tuple[str, float | None]], dict[str, dict[str, int]]]:
+    """Every result (external id, rounded distance) in contract order, and the disjunctive facet counts of all four
+    kinds, on the day `today` (an accepting claim counts when confirmed at most 90 days before it)."""
+    oldest_counted = today - dt.timedelta(days=90)
     origin = postcodes.lookup(params["postcode"]) if params.get("postcode") else None
     fmt = params.get("format", "any")
     units = params.get("units") or ("km" if origin and origin.country == "CA" else "mi")
@@ -73,11 +80,8 @@ def brute_force(rows: list[Row], params: dict[str, Any]) -> tuple[list[tuple[str
     def base_match(row: Row) -> bool:
         if not row.published:
             return False
-        if params.get("accepting") == "1" and not row.accepting:
+        if params.get("accepting") == "1" and not (row.accepting and row.confirmed_on and row.confirmed_on >= oldest_counted):
             return False
-        for kind in ("language", "insurance"):
-            if params.get(kind) and not row.terms[kind] & set(params[kind]):
-                return False
         if origin is None:
             return fmt == "any" or (row.in_person if fmt == "in_person" else row.telehealth)
         in_person = fmt in ("any", "in_person") and row.in_person and distance(row) <= radius
@@ -88,7 +92,7 @@ def brute_force(rows: list[Row], params: dict[str, Any]) -> tuple[list[tuple[str
         return not params.get(kind) or bool(row.terms[kind] & set(params[kind]))
 
     base = [r for r in rows if base_match(r)]
-    matched = [r for r in base if facet_ok(r, "modality") and facet_ok(r, "specialty")]
+    matched = [r for r in base if all(facet_ok(r, kind) for kind in KINDS)]
     if origin is not None:
         matched.sort(key=lambda r: (distance(r), r.name.casefold().encode(), r.id))
         results = [(r.external_id, round(distance(r), 1)) for r in matched]
@@ -96,8 +100,8 @@ def brute_force(rows: list[Row], params: dict[str, Any]) -> tuple[list[tuple[str
         matched.sort(key=lambda r: (r.name.casefold().encode(), r.id))
         results = [(r.external_id, None) for r in matched]
     facets = {}
-    for kind, other in (("modality", "specialty"), ("specialty", "modality")):
-        pool = [r for r in base if facet_ok(r, other)]
+    for kind in KINDS:
+        pool = [r for r in base if all(facet_ok(r, other) for other in KINDS if other != kind)]
         facets[kind] = {slug: sum(1 for r in pool if slug in r.terms[kind]) for slug in vocabulary.slugs(kind)}
     return results, facets
 
@@ -136,7 +140,7 @@ def random_params(rng: random.Random, rows: list[Row]) -> dict[str, Any]:
     if rng.random() < 0.25:
         params["accepting"] = "1"
     params["format"] = rng.choice(["any", "any", "in_person", "telehealth"])
-    params["per_page"] = rng.choice([7, 20, 50, 100])
+    params["per_page"] = rng.choice([5, 7, 20, 50])
     return params
 
 
@@ -174,16 +178,17 @@ def test_ordering_many_ties_by_name_rank_matches_brute_force(
 
 
 def test_the_seeded_mix_exercises_results_telehealth_and_empty_answers(shared_client: FlaskClient, rows: list[Row]) -> None:
-    totals = []
+    pages = []
     remote_only = 0
     for seed in SEEDS:
         params = random_params(random.Random(seed), rows)
         expected, _ = brute_force(rows, params)
-        totals.append(len(expected))
+        pages.append(-(-len(expected) // params["per_page"]))
         if params["format"] == "telehealth" and expected:
             remote_only += 1
-    assert sum(1 for t in totals if t > 20) >= 15, "too few multi-page answers"
-    assert sum(1 for t in totals if t == 0) >= 3, "the empty answer is not exercised"
+    assert sum(1 for n in pages if n > 1) >= 10, "too few multi-page answers"
+    assert sum(1 for n in pages if n > 3) >= 3, "too few long answers"
+    assert sum(1 for n in pages if n == 0) >= 3, "the empty answer is not exercised"
     assert remote_only >= 2, "telehealth-only answers are not exercised"
 
 
@@ -198,6 +203,41 @@ def test_national_filters_match_brute_force(params: dict[str, Any], shared_clien
     results, facets, total = fetch_all(shared_client, params)
     assert results == expected
     assert facets == expected_facets
+
+
+def _availability(row: Row, today: dt.date) -> str:
+    if row.confirmed_on is None or row.confirmed_on < today - dt.timedelta(days=90):
+        return "unconfirmed"
+    return "accepting" if row.accepting else "not_accepting"
+
+
+def test_a_claim_counts_for_90_days_from_its_confirmation_and_not_a_day_longer(
+        shared_app: Flask, shared_client: FlaskClient, rows: list[Row]) -> None:
+    # The clock fixed on the days around one listing's boundary and long after: the filter, the facets and each
+    # result's `availability` against the brute force run on the same day.
+    row = next(r for r in rows if r.published and r.accepting and r.confirmed_on and r.in_person)
+    by_id = {r.external_id: r for r in rows}
+    boundary = row.confirmed_on + dt.timedelta(days=90)
+    days = [boundary - dt.timedelta(days=1), boundary, boundary + dt.timedelta(days=1), SAMPLE_DAY + dt.timedelta(days=400)]
+    near = {"postcode": row.postcode, "radius": 5, "format": "in_person", "per_page": 100}
+    kept = []
+    try:
+        for today in days:
+            shared_app.config["CLOCK"] = lambda today=today: today
+            expected, expected_facets = brute_force(rows, {**near, "accepting": "1"}, today)
+            results, facets, _ = fetch_all(shared_client, {**near, "accepting": "1"})
+            assert results == expected and facets == expected_facets
+            kept.append(row.external_id in [found for found, _ in results])
+            body = shared_client.get("/api/v1/search", query_string=near).get_json()
+            assert body["results"], "the search around the listing finds it at least"
+            for result in body["results"]:
+                listed = by_id[result["id"]]
+                assert result["availability"] == _availability(listed, today), result
+                assert result["availability_confirmed_on"] == (listed.confirmed_on and listed.confirmed_on.isoformat())
+    finally:
+        shared_app.config["CLOCK"] = lambda: SAMPLE_DAY
+    assert kept == [True, True, False, False]
+    assert sum(1 for r in rows if _availability(r, SAMPLE_DAY) == "unconfirmed") > 100  # the sample has stale claims
 
 
 def test_radius_is_inclusive_on_the_reported_distance(shared_client: FlaskClient, rows: list[Row]) -> None:

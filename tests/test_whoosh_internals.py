@@ -65,7 +65,7 @@ def test_the_app_does_not_start_on_an_unverified_whoosh(tmp_path: Path) -> None:
 
 def listing_documents(count: int, first_pk: int) -> list[dict[str, Any]]:
     stamp = dt.datetime(2026, 1, 1)
-    listings = (Listing(id=first_pk + n, updated_at=stamp, **fields) for n, fields in enumerate(generate(count)))
+    listings = (Listing(id=first_pk + n, updated_at=stamp, **fields) for n, fields in enumerate(generate(count, today=dt.date(2026, 12, 1))))
     return [doc for listing in listings if (doc := listing_document(listing)) is not None]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from directory.search.writing import SearchIndex
 from directory.search.text import Phrase, TextQuery, suggest, text_query
 from directory.vocabulary import vocabulary
 
-FACETS = ("modality", "specialty")
+FACETS = ("modality", "specialty", "language", "insurance")  # each counted as if its own filter were unset
 # Relative margin around the radius and the page cutoff inside which vectorised distances are re-checked exactly.
 SLACK = 1e-9
 PYTHON_ORDERING = 20000  # up to this many tied candidates, names are compared directly; beyond, by rank
@@ -42,6 +43,7 @@ class Summary:
     total: int
     facets: dict[str, dict[str, int]]
     suggestion: str | None
+    nearby: int | None  # of the total, in-person matches within the radius (None without an origin)
 
 
 @dataclass(frozen=True)
@@ -99,10 +101,12 @@ def _exact(view: View, origin: Place, units: str, docnum: int) -> float:
 
 @dataclass(frozen=True)
 class Scope:
-    """The listings a search may return before filters (sorted docnums) and, with an origin, their distances."""
+    """The listings a search may return before filters (sorted docnums), with an origin their distances, and which
+    of them are in-person matches within the radius (the rest are online only)."""
 
     docs: np.ndarray
     distances: np.ndarray | None = None
+    near: np.ndarray | None = None
 
     def distances_of(self, docs: np.ndarray) -> np.ndarray:
         """Distances of a sorted subset of the scope (zeros without an origin)."""
@@ -137,16 +141,23 @@ def _geo_scope(view: View, request: SearchRequest, origin: Place, units: str, ra
         docs.append(remote)
         distances.append(_approximate(view, origin, units, remote))
     if len(docs) == 1:
-        return Scope(docs[0], distances[0])
+        return Scope(docs[0], distances[0], near)
     merged = np.concatenate(docs)
     order = np.argsort(merged, kind="stable")
-    return Scope(merged[order], np.concatenate(distances)[order])
+    return Scope(merged[order], np.concatenate(distances)[order], near)
 
 
 def _national_scope(view: View, request: SearchRequest) -> Scope:
     if request.format == "any":
         return Scope(view.every_doc())
     return Scope(view.docs_with("flag", FORMAT_FLAG[request.format]))
+
+
+def _accepting(view: View, since: dt.date) -> np.ndarray:
+    """Listings accepting new clients whose claim was confirmed on `since` or later (sorted docnums): a
+    claim's freshness is decided on the day of the search, from the confirmation date the index holds."""
+    docs = view.docs_with("flag", ACCEPTING_FLAG)
+    return docs[view.column("confirmed")[docs] >= since.toordinal()]
 
 
 def _facet_bits(view: View, kind: str) -> np.ndarray:
@@ -204,13 +215,7 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     else:
         scope = _national_scope(view, request)
 
-    narrowing = [scope.docs]
-    for kind in ("language", "insurance"):
-        if request.filters[kind]:
-            narrowing.append(_any_of(view, kind, request.filters[kind]))
-    if request.accepting:
-        narrowing.append(view.docs_with("flag", ACCEPTING_FLAG))
-    base = intersect(narrowing)
+    base = intersect([scope.docs, _accepting(view, request.fresh_since)]) if request.accepting else scope.docs
 
     text = text_query(request.q)
     if text.query is not None:
@@ -224,6 +229,7 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
         facets[kind] = _facet_counts(view, kind, intersect([base, *others]))
     matched = intersect([base, *selected.values()])
     total = len(matched)
+    nearby = None if scope.near is None else int(np.count_nonzero(contains(scope.near, matched)))
 
     sort = (request.sort or "distance") if origin is not None else "relevance"
     start = (request.page - 1) * request.per_page
@@ -250,4 +256,4 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     pks = view.column("pk")
     hits = [Hit(int(pks[d]), shown[i]) for i, d in enumerate(page.tolist())]
     suggestion = suggest(view, text.words) if text.query is not None and not total else None
-    return Outcome(request, origin, units, radius, sort, total, facets, suggestion, hits, text)
+    return Outcome(request, origin, units, radius, sort, total, facets, suggestion, nearby, hits, text)

@@ -19,13 +19,14 @@ from directory.search.whoosh_internals import (
 )
 
 # Numeric columns are held as NumPy arrays (8 bytes a value instead of a Python float's 32); the rest as lists.
-NUMERIC_COLUMNS = {"pk": np.int64, "lat": np.float64, "lon": np.float64, "stamp": np.float64}
+NUMERIC_COLUMNS = {"pk": np.int64, "lat": np.float64, "lon": np.float64, "stamp": np.float64, "confirmed": np.int64}
 TERM_POSTINGS_CACHE_BYTES = 256 * 2**20  # per searcher; at 1M listings a broad term is a few MB
 BULK_SCORING = 2000  # from this many documents on, BM25 is computed over arrays
 
 
 class OutdatedIndex(RuntimeError):
-    """The live index generation was written before docnum files; `index check --repair` rebuilds it."""
+    """The live index generation was written by an older version (before docnum files, or without a field this
+    one reads); `index check --repair` rebuilds it."""
 
 
 class SegmentValueCache:
@@ -183,6 +184,9 @@ class View:
     def column(self, name: str) -> Any:
         """Per-document values of a column field, indexed by docnum: an array for numbers, else a list."""
         dtype = NUMERIC_COLUMNS.get(name)
+        if name not in self._searcher.schema:
+            raise OutdatedIndex(f"the search index was written by an older version without {name!r}: run "
+                                "`index check --repair`")
 
         def load(leaf: Any) -> Any:
             # A segment with no documents has no column files; Whoosh then raises instead of returning nothing.

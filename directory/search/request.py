@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,12 +27,14 @@ _FALSE = {"0", "false", "off", "no", ""}
 
 
 class InvalidRequest(ValueError):
-    """Bad search input, the one error a view catches; ``code`` is the API error code."""
+    """Bad search input, the one error a view catches; ``code`` is the API error code, ``field`` the parameter at
+    fault (the page marks its input)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
 
 
 class Args(Protocol):
@@ -44,8 +47,10 @@ class Args(Protocol):
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """Everything a search needs, already validated; `origin` is the resolved postcode."""
+    """Everything a search needs, already validated; `origin` is the resolved postcode, `fresh_since` the earliest
+    confirmation date whose "accepting new clients" still counts on the day of the search."""
 
+    fresh_since: dt.date
     origin: Place | None = None
     radius: float | None = None
     units: str | None = None
@@ -83,10 +88,11 @@ def _number(args: Args, name: str, low: float, high: float, integer: bool) -> fl
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
-        raise InvalidRequest("invalid_parameter", f"{name} must be a {'whole ' if integer else ''}number.") from None
+        raise InvalidRequest("invalid_parameter", f"{name} must be a {'whole ' if integer else ''}number.",
+                             name) from None
     # Compared before anything else: a whole number of 309 digits is fine to compare, but not to make a float of.
     if not low <= value <= high or not math.isfinite(value):
-        raise InvalidRequest("invalid_parameter", f"{name} must be between {low:g} and {high:g}.")
+        raise InvalidRequest("invalid_parameter", f"{name} must be between {low:g} and {high:g}.", name)
     return value
 
 
@@ -95,34 +101,36 @@ def _choice(args: Args, name: str, choices: tuple[str, ...]) -> str | None:
     if not raw:
         return None
     if raw not in choices:
-        raise InvalidRequest("invalid_parameter", f"{name} must be one of: {', '.join(choices)}.")
+        raise InvalidRequest("invalid_parameter", f"{name} must be one of: {', '.join(choices)}.", name)
     return raw
 
 
 def _slugs(args: Args, kind: str) -> tuple[str, ...]:
     values = [v.strip() for v in args.getlist(kind) if v.strip()]
     if len(values) > MAX_FILTER_VALUES:
-        raise InvalidRequest("invalid_parameter", f"At most {MAX_FILTER_VALUES} {kind} values.")
+        raise InvalidRequest("invalid_parameter", f"At most {MAX_FILTER_VALUES} {kind} values.", kind)
     for value in values:
         if vocabulary.get(kind, value) is None:
-            raise InvalidRequest("invalid_parameter", f"Unknown {kind} {value[:40]!r}; see /api/v1/vocabulary.")
+            raise InvalidRequest("invalid_parameter", f"Unknown {kind} {value[:40]!r}; see /api/v1/vocabulary.", kind)
     return tuple(dict.fromkeys(values))
 
 
-def parse(args: Args) -> SearchRequest:
-    """Build a SearchRequest from query-string arguments, or raise InvalidRequest."""
+def parse(args: Args, fresh_since: dt.date) -> SearchRequest:
+    """Build a SearchRequest from query-string arguments (for a day whose freshness window starts at
+    `fresh_since`), or raise InvalidRequest."""
     q = " ".join((args.get("q") or "").split())
     if len(q) > MAX_QUERY_CHARS:
-        raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_CHARS} characters.")
+        raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_CHARS} characters.", "q")
     if len(q.split()) > MAX_QUERY_TERMS:
-        raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_TERMS} words.")
+        raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_TERMS} words.", "q")
     accepting = (args.get("accepting") or "").strip().lower()
     if accepting not in _TRUE | _FALSE:
-        raise InvalidRequest("invalid_parameter", "accepting must be 1 or 0.")
+        raise InvalidRequest("invalid_parameter", "accepting must be 1 or 0.", "accepting")
     radius = _number(args, "radius", 1, MAX_RADIUS, integer=False)
     page = _number(args, "page", 1, MAX_PAGE, integer=True)
     per_page = _number(args, "per_page", 1, MAX_PER_PAGE, integer=True)
     request = SearchRequest(
+        fresh_since=fresh_since,
         radius=radius,
         units=_choice(args, "units", ("mi", "km")),
         q=q,
@@ -143,4 +151,4 @@ def parse(args: Args) -> SearchRequest:
     try:
         return dataclasses.replace(request, origin=postcodes.lookup(postcode))
     except PostcodeError as exc:
-        raise InvalidRequest(exc.code, exc.message) from None
+        raise InvalidRequest(exc.code, exc.message, "postcode") from None

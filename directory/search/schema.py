@@ -8,6 +8,7 @@ from typing import Any
 from whoosh import columns
 from whoosh.fields import COLUMN, ID, Schema
 
+from directory.availability import day_number
 from directory.geo import PostcodeError, cell_terms, postcodes, region_country
 from directory.models import Listing
 from directory.search.whoosh_internals import TEXT_ANALYZER, FastKeyword, FastText
@@ -37,6 +38,7 @@ def make_schema() -> Schema:
         lon=COLUMN(columns.NumericColumn("d")),
         sortname=COLUMN(columns.VarBytesColumn()),
         stamp=COLUMN(columns.NumericColumn("d")),
+        confirmed=COLUMN(columns.NumericColumn("i")),  # availability_confirmed_on's day_number
     )
 
 
@@ -92,6 +94,7 @@ def listing_document(listing: Listing) -> dict[str, Any] | None:
         "lon": lon,
         "sortname": sort_name(listing.name),
         "stamp": stamp(listing.updated_at),
+        "confirmed": day_number(listing.availability_confirmed_on),
     }
     for field, attr in FACET_FIELDS.items():
         doc[field] = " ".join(getattr(listing, attr))

@@ -144,7 +144,7 @@ class Drift:
     extra: list[int]
     stale: list[int]
     unplaceable: list[int]
-    outdated: bool = False  # written before docnum files: only a rebuild brings it up to date
+    outdated: bool = False  # written by an older version (see OutdatedIndex): only a rebuild brings it up to date
 
     @property
     def clean(self) -> bool:
@@ -154,7 +154,7 @@ class Drift:
 
 def check(session: Session, index: SearchIndex) -> Drift:
     """Compare the index with the database's searchable listings."""
-    outdated = index.view().outdated()
+    outdated = bool(index.fields_missing()) or index.view().outdated()
     indexed = index.stamps()
     wanted: dict[int, float] = {}
     unplaceable = []

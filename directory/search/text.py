@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from whoosh.query import And, Query, Term
 from whoosh.spelling import ListCorrector
 
-from directory.geo import postcodes
 from directory.search.reading import View
 from directory.search.schema import TEXT_ANALYZER, TEXT_KINDS
 from directory.search.whoosh_internals import stemmed_words
@@ -68,10 +67,9 @@ def text_query(q: str) -> TextQuery:
 
 @functools.lru_cache(maxsize=1)
 def _spelling_words() -> ListCorrector:
-    # Words people search for: every vocabulary name and synonym, and place names. Indexing an unstemmed copy of
-    # every listing's text for spelling doubled the cost of indexing; these lists cover what people misspell.
+    # Words people search for: every vocabulary name and synonym. Indexing an unstemmed copy of every listing's text
+    # for spelling doubled the cost of indexing. Never place or personal names: "women" became "Owen" (Sound, ON).
     texts = [vocabulary.search_text(kind, slug) for kind in KINDS for slug in vocabulary.slugs(kind)]
-    texts += [place.name for place in postcodes.us_places()] + [place.name for place in postcodes.fsa_places()]
     words = {word for text in texts for word in re.findall(r"[a-z]{3,}", text.casefold())}
     return ListCorrector(sorted(words))
 
@@ -88,7 +86,9 @@ def suggest(view: View, words: tuple[str, ...]) -> str | None:
             corrected.append(word)
             continue
         respelled += 1
-        candidates = [c for c in _spelling_words().suggest(word, limit=20, maxdist=2) if known(c)]
+        # Edits allowed by length, as Elasticsearch's AUTO fuzziness: with two, "women" became "bowen".
+        edits = 1 if len(word) <= 5 else 2
+        candidates = [c for c in _spelling_words().suggest(word, limit=20, maxdist=edits) if known(c)]
         best = max(candidates, key=lambda c: difflib.SequenceMatcher(None, word, c).ratio(), default=word)
         corrected.append(best)
     return " ".join(corrected) if corrected != list(words) else None

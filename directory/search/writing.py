@@ -131,6 +131,14 @@ class SearchIndex:
         """Whether a live index is in place."""
         return self._generation_path() is not None
 
+    def fields_missing(self) -> set[str]:
+        """The fields of this code's schema that the live index lacks: written by an older version, it must be
+        rebuilt."""
+        path = self._generation_path()
+        if path is None:
+            return set()
+        return set(make_schema().names()) - set(whoosh_index.open_dir(str(path)).schema.names())
+
     def ensure(self) -> None:
         """Create an empty live index when there is none; never touches an existing one."""
         if self.exists():
@@ -141,8 +149,9 @@ class SearchIndex:
                     self._switch_to(path)
 
     def build_once(self, build: Callable[[], Any]) -> None:
-        """Run `build` (which makes the live index) unless there is one; of several processes starting on a fresh
-        index folder at once, the first builds and the others wait for it, then find the index in place.
+        """Run `build` (which makes the live index) unless there is one with every field; of several processes
+        starting on a fresh (or older) index folder at once, the first builds and the others wait for it, then
+        find the index in place.
 
         The lock is taken even when the index exists: a process that came a moment late must not start serving
         while the first one is still filling the index it just made."""
@@ -151,7 +160,7 @@ class SearchIndex:
             if not file_lock.acquire(handle, FIRST_BUILD_TIMEOUT):
                 raise IndexBusy(f"another process has been building the first index for over {FIRST_BUILD_TIMEOUT:g} s")
             try:
-                if not self.exists():
+                if not self.exists() or self.fields_missing():
                     build()
             finally:
                 file_lock.release(handle)

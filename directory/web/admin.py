@@ -15,7 +15,7 @@ from typing import Any
 from flask import (Blueprint, Flask, Response, abort, current_app, flash, redirect, render_template, request,
                    session, stream_with_context, url_for)
 
-from directory import accounts, db
+from directory import accounts, availability, db
 from directory.audit import audit_spool_path, flush_spool, recent_events, record_event, record_event_now
 from directory.csv_format import COLUMNS, Record, UnusableFile, check_record, csv_chunks, listing_values, template_csv
 from directory.importer import (ImportBusy, ImportMode, import_lock, import_lock_path, recent_runs, record_run,
@@ -94,7 +94,7 @@ def logout() -> Response:
 @admin_required
 def home() -> str:
     """Counts and the latest imports."""
-    counts = status_counts(db.session(), current_app.config["STALE_AFTER_DAYS"])
+    counts = status_counts(db.session(), availability.fresh_since())
     return render_template("admin/home.html", counts=counts, runs=recent_runs(db.session(), 5))
 
 
@@ -300,7 +300,7 @@ def import_runs() -> str:
 @bp.get("/imports/<id:run_id>")
 @admin_required
 def import_run(run_id: int) -> str:
-    """One import: live progress while it runs (the page refreshes itself), then its result."""
+    """One import: live progress while it runs (the page reloads itself with JavaScript), then its result."""
     run = db.session().get(ImportRun, run_id)
     if run is None:
         abort(404, description="No such import.")
@@ -362,5 +362,6 @@ def stale() -> str:
     """Published listings whose availability was last confirmed more than N days ago (or never)."""
     days = request.args.get("days", current_app.config["STALE_AFTER_DAYS"], type=int) or 1
     days = max(1, min(days, 3650))
-    rows = stale_listings(db.session(), days, 1000)
-    return render_template("admin/stale.html", rows=rows, days=days, today=dt.date.today())
+    today = availability.today()
+    rows = stale_listings(db.session(), today - dt.timedelta(days=days), 1000)
+    return render_template("admin/stale.html", rows=rows, days=days, today=today)

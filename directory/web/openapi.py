@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from directory.search.engine import FACETS
 from directory.search.request import FORMATS, MAX_PAGE, MAX_PER_PAGE, MAX_QUERY_CHARS, MAX_RADIUS, SORTS
 from directory.vocabulary import KINDS, vocabulary
 
@@ -18,6 +19,11 @@ def _param(name: str, schema: dict[str, Any], description: str, repeat: bool = F
 _ERROR = {"type": "object", "required": ["error", "message"],
           "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
 _STRINGS = {"type": "array", "items": {"type": "string"}}
+_AVAILABILITY = {
+    "type": "string", "enum": ["accepting", "not_accepting", "unconfirmed"],
+    "description": "accepting_new_clients as it counts today: `unconfirmed` when availability_confirmed_on is null "
+                   "or more than STALE_AFTER_DAYS (default 90) days ago.",
+}
 _RESULT = {
     "type": "object",
     "properties": {
@@ -26,7 +32,10 @@ _RESULT = {
         "city": {"type": "string"}, "region": {"type": "string"}, "postcode": {"type": "string"},
         "country": {"type": "string", "enum": ["US", "CA"]}, "modalities": _STRINGS, "specialties": _STRINGS,
         "telehealth": {"type": "boolean"}, "in_person": {"type": "boolean"},
-        "accepting_new_clients": {"type": "boolean"}, "url": {"type": "string"}, "snippet": {"type": "string"},
+        "accepting_new_clients": {"type": "boolean"},
+        "availability_confirmed_on": {"type": ["string", "null"], "format": "date"},
+        "availability": _AVAILABILITY,
+        "url": {"type": "string"}, "snippet": {"type": "string"},
     },
 }
 _SEARCH = {
@@ -42,7 +51,7 @@ _SEARCH = {
         "total": {"type": "integer"}, "page": {"type": "integer"}, "per_page": {"type": "integer"},
         "results": {"type": "array", "items": _RESULT},
         "facets": {"type": "object", "properties": {
-            kind: {"type": "object", "additionalProperties": {"type": "integer"}} for kind in ("modality", "specialty")}},
+            kind: {"type": "object", "additionalProperties": {"type": "integer"}} for kind in FACETS}},
         "suggestion": {"type": ["string", "null"]},
     },
 }
@@ -72,7 +81,9 @@ def openapi_document() -> dict[str, Any]:
                     _param("q", {"type": "string", "maxLength": MAX_QUERY_CHARS},
                            "Free text; every word must match; quotes for phrases."),
                     *filters,
-                    _param("accepting", {"type": "string", "enum": ["1", "0"]}, "Only listings accepting clients."),
+                    _param("accepting", {"type": "string", "enum": ["1", "0"]},
+                           "Only listings accepting new clients whose availability was confirmed within "
+                           "STALE_AFTER_DAYS (default 90) days of today."),
                     _param("format", {"type": "string", "enum": list(FORMATS)}, "In-person, telehealth or any."),
                     _param("sort", {"type": "string", "enum": list(SORTS)},
                            "Default distance with a postcode, relevance without."),

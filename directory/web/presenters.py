@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import url_for
 
+from directory.availability import availability
 from directory.models import Listing
 from directory.search.results import Result, Results
 
 
-def result_dict(result: Result) -> dict[str, Any]:
-    """One search result as the API returns it."""
+def _confirmed_on(listing: Listing) -> str | None:
+    return listing.availability_confirmed_on.isoformat() if listing.availability_confirmed_on else None
+
+
+def availability_words(listing: Listing, today: dt.date, fresh_since: dt.date) -> tuple[str, str]:
+    """(state, words) for a card or profile, e.g. ("accepting", "Accepting new clients · confirmed 12 days ago")."""
+    confirmed_on = listing.availability_confirmed_on
+    state = availability(listing.accepting_new_clients, confirmed_on, fresh_since)
+    if confirmed_on is None:
+        return state, "Availability never confirmed"
+    if state == "unconfirmed":
+        return state, f"Availability not confirmed since {confirmed_on.strftime('%B %Y')}"
+    days = (today - confirmed_on).days
+    ago = "today" if days <= 0 else "yesterday" if days == 1 else f"{days} days ago"
+    claim = "Accepting new clients" if state == "accepting" else "Not accepting new clients"
+    return state, f"{claim} · confirmed {ago}"
+
+
+def result_dict(result: Result, fresh_since: dt.date) -> dict[str, Any]:
+    """One search result as the API returns it, its availability judged by the search's window."""
     listing = result.listing
     return {
         "id": listing.external_id,
@@ -28,6 +48,8 @@ def result_dict(result: Result) -> dict[str, Any]:
         "telehealth": listing.telehealth,
         "in_person": listing.in_person,
         "accepting_new_clients": listing.accepting_new_clients,
+        "availability_confirmed_on": _confirmed_on(listing),
+        "availability": availability(listing.accepting_new_clients, listing.availability_confirmed_on, fresh_since),
         "url": url_for("public.profile", slug=listing.slug),
         "snippet": "".join(piece for piece, _ in result.snippet),
     }
@@ -47,14 +69,14 @@ def results_dict(results: Results) -> dict[str, Any]:
         "total": results.total,
         "page": results.request.page,
         "per_page": results.request.per_page,
-        "results": [result_dict(result) for result in results.results],
+        "results": [result_dict(result, results.request.fresh_since) for result in results.results],
         "facets": results.facets,
         "suggestion": results.suggestion,
     }
 
 
-def listing_dict(listing: Listing) -> dict[str, Any]:
-    """Every public field of a listing."""
+def listing_dict(listing: Listing, fresh_since: dt.date) -> dict[str, Any]:
+    """Every public field of a listing, and its availability judged by today's window."""
     return {
         "id": listing.external_id,
         "slug": listing.slug,
@@ -79,8 +101,8 @@ def listing_dict(listing: Listing) -> dict[str, Any]:
         "telehealth": listing.telehealth,
         "in_person": listing.in_person,
         "accepting_new_clients": listing.accepting_new_clients,
-        "availability_confirmed_on": listing.availability_confirmed_on.isoformat()
-        if listing.availability_confirmed_on else None,
+        "availability_confirmed_on": _confirmed_on(listing),
+        "availability": availability(listing.accepting_new_clients, listing.availability_confirmed_on, fresh_since),
         "fee_min": listing.fee_min,
         "fee_max": listing.fee_max,
         "sliding_scale": listing.sliding_scale,

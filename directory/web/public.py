@@ -2,43 +2,110 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, abort, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from directory import db
+from directory import availability, db
 from directory.listings import published_by_slug
-from directory.search import find
-from directory.search.request import RADIUS_CHOICES, InvalidRequest, parse
+from directory.models import Listing
+from directory.search import current_index, find
+from directory.search.dead_ends import ways_out
+from directory.search.request import RADIUS_CHOICES, InvalidRequest, SearchRequest, parse
 from directory.vocabulary import vocabulary
+from directory.web.presenters import availability_words
 
 bp = Blueprint("public", __name__)
 SEARCH_KEYS = ("postcode", "q", "modality", "specialty", "language", "insurance", "accepting", "format")
+PANEL_KINDS = (("modality", "Approach"), ("specialty", "Specialty"), ("language", "Language"), ("insurance", "Insurance"))
+FORMAT_LABELS = {"in_person": "In person", "telehealth": "Online"}
+KEPT_BY_CLEAR_ALL = ("postcode", "radius", "units", "q")
 
 
-def search_url(**changes: object) -> str:
-    """The current search's URL with some parameters replaced (another page, corrected text)."""
+def search_url(**changes: Any) -> str:
+    """The current search's URL with some parameters replaced: a value, a list of values (empty drops it)."""
     args = MultiDict(request.args)
     for key, value in changes.items():
-        args.setlist(key, [str(value)])
+        args.setlist(key, [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)])
     return url_for("public.home", **args.to_dict(flat=False))
+
+
+def _chips(search: SearchRequest) -> list[tuple[str, str]]:
+    """Each active filter as (label, the URL without it)."""
+    chips = []
+    for kind, _ in PANEL_KINDS:
+        chosen = search.filters[kind]
+        for slug in chosen:
+            term = vocabulary.get(kind, slug)
+            chips.append((term.name if term else slug,
+                          search_url(**{kind: [s for s in chosen if s != slug], "page": []})))
+    if search.accepting:
+        chips.append(("Accepting new clients", search_url(accepting=[], page=[])))
+    if search.format != "any":
+        chips.append((FORMAT_LABELS[search.format], search_url(format=[], page=[])))
+    return chips
+
+
+def _clear_all_url() -> str:
+    return url_for("public.home", **{key: request.args.getlist(key) for key in KEPT_BY_CLEAR_ALL
+                                     if request.args.get(key)})
+
+
+def _units(search: SearchRequest | None) -> str:
+    """The unit the radius choices are shown in: as asked, else the searched country's, else miles."""
+    if search is not None and search.origin is not None:
+        return search.units_for(search.origin.country)
+    return request.args.get("units") if request.args.get("units") in ("mi", "km") else "mi"
+
+
+@bp.app_template_filter("tel_href")
+def tel_href(phone: str) -> str:
+    """A phone number as a tel: link (digits and a leading +; an extension dropped)."""
+    number = re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", phone.strip())[0]
+    return "tel:" + re.sub(r"[^\d+]", "", number)
+
+
+@bp.app_template_filter("initials")
+def initials(name: str) -> str:
+    """The initials of a name for a placeholder portrait: its first and last words' first letters."""
+    words = [w for w in re.split(r"[\s.,]+", name) if w[:1].isalpha()]
+    return (words[0][0] + (words[-1][0] if len(words) > 1 else "")).upper() if words else "?"
+
+
+@bp.app_context_processor
+def _availability_wording() -> dict[str, Any]:
+    def availability_of(listing: Listing) -> tuple[str, str]:
+        return availability_words(listing, availability.today(), availability.fresh_since())
+
+    return {"availability_of": availability_of}
 
 
 @bp.get("/")
 def home() -> Any:
     """The search form, and results once something was asked."""
     context: dict[str, Any] = {
-        "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "args": request.args,
-        "outcome": None, "error": None, "search_url": search_url,
+        "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "args": request.args, "panel_kinds": PANEL_KINDS,
+        "outcome": None, "error": None, "error_field": None, "needs_location": False, "ways_out": [],
+        "chips": [], "search_url": search_url, "clear_all_url": _clear_all_url(), "units": _units(None),
     }
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
     try:
-        context["outcome"] = find(parse(request.args))
+        search = parse(request.args, availability.fresh_since())
     except InvalidRequest as exc:
-        context["error"] = exc.message
+        context.update(error=exc.message, error_field=exc.field)
         return render_template("home.html", **context), 400
+    context.update(chips=_chips(search), units=_units(search))
+    if search.origin is None and not search.q:
+        # Filters alone would list every therapist in two countries: ask where instead.
+        context["needs_location"] = True
+        return render_template("home.html", **context)
+    outcome = find(search)
+    context["outcome"] = outcome
+    if not outcome.total:
+        context["ways_out"] = ways_out(current_index(), search)
     return render_template("home.html", **context)
 
 
@@ -51,4 +118,7 @@ def profile(slug: str) -> str:
     listing = published_by_slug(db.session(), slug)
     if listing is None:
         abort(404, description="This listing does not exist or is no longer published.")
-    return render_template("profile.html", listing=listing, vocabulary=vocabulary)
+    back = request.args.get("back", "")
+    # Only a search of this site: anything else would make the link an open redirect.
+    back_url = back if back.startswith("/?") else url_for("public.home")
+    return render_template("profile.html", listing=listing, vocabulary=vocabulary, back_url=back_url)

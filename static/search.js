@@ -1,0 +1,9 @@
+// Niceties only: the page works fully without this file.
+(function () {
+  var panel = document.getElementById("filters");
+  var wide = window.matchMedia("(min-width: 60rem)");
+  // On wide screens the filters are a column beside the results, so always unfolded.
+  function unfold() { if (panel && wide.matches) { panel.open = true; } }
+  unfold();
+  wide.addEventListener("change", unfold);
+})();

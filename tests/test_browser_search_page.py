@@ -1,0 +1,186 @@
+"""Issue 15 in Chromium at 1280x900 and 390x844: results in the first screen, dated availability and contact on
+every card, a way out of every dead end, and nothing axe-core can find on any public page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
+
+from conftest import SAMPLE_DAY, SIZES, axe_violations, live_server
+from directory.models import Listing
+
+AVAILABILITY = re.compile(r"(Accepting new clients|Not accepting new clients) · confirmed (today|yesterday|\d+ days ago)"
+                          r"|Availability not confirmed since \w+ \d{4}|Availability never confirmed")
+
+
+@pytest.fixture(scope="module")
+def live_url(shared_app: Flask) -> Iterator[str]:
+    with live_server(shared_app) as url:
+        yield url
+
+
+def api(live_url: str, **params: Any) -> dict[str, Any]:
+    query = urllib.parse.urlencode(params, doseq=True)
+    with urllib.request.urlopen(f"{live_url}/api/v1/search?{query}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def phone_page(browser: Browser) -> Page:
+    context = browser.new_context(viewport=SIZES["phone"], has_touch=True, is_mobile=True)
+    context.set_default_timeout(15_000)
+    return context.new_page()
+
+
+def test_a_zip_search_shows_the_first_card_whole_without_scrolling(sized_page: Page, live_url: str) -> None:
+    page = sized_page
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(live_url + "/")
+    page.get_by_label("ZIP or postal code").fill("11201")
+    page.get_by_label("Within").select_option("10")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#results-heading")).to_contain_text("within 10 miles of 11201 (Brooklyn, NY)")
+    assert page.evaluate("window.scrollY") == 0
+    card = page.locator(".card").first
+    box, height = card.bounding_box(), page.viewport_size["height"]
+    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, (box, height)
+    expect(card.locator(".availability")).to_have_text(AVAILABILITY)
+    expect(card.locator("a[href^='tel:']")).to_have_count(1)
+    expect(card.locator("a[href^='mailto:']")).to_have_count(1)
+    expect(card.get_by_role("link", name="Website")).to_have_attribute("href", re.compile(r"^https://example\.org/"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    assert requested and all(url.startswith(live_url + "/") for url in requested), requested
+
+
+def test_on_a_phone_filters_apply_from_the_folded_panel_and_chips_remove_them_one_by_one(
+        browser: Browser, live_url: str) -> None:
+    page = phone_page(browser)
+    page.goto(live_url + "/?postcode=10001")
+    panel = page.locator("#filters")
+    expect(panel).not_to_have_attribute("open", re.compile(".*"))
+    panel.locator("summary").click()
+    page.get_by_label("Emotionally Focused Therapy (EFT)").check()
+    page.get_by_label(re.compile(r"^Depression")).check()
+    page.get_by_role("button", name="Apply").first.click()
+    expect(page).to_have_url(re.compile(r"modality=eft.*specialty=depression|specialty=depression.*modality=eft"))
+    expected = api(live_url, postcode="10001", modality="eft", specialty="depression")["total"]
+    heading = page.locator("#results-heading").inner_text()
+    nearby, online = (int(n) for n in re.findall(r"(\d+) (?:online )?therapists?", heading)[:2])
+    assert nearby + online == expected
+    expect(page.locator("#filters summary")).to_have_text("Filters (2)")
+    chips = page.get_by_role("list", name="Active filters")
+    expect(chips.get_by_role("link")).to_have_text([re.compile("Emotionally Focused Therapy"), re.compile("Depression"),
+                                                    "Clear all"])
+    chips.get_by_role("link", name=re.compile("Emotionally Focused Therapy")).click()
+    expect(page).not_to_have_url(re.compile("modality="))
+    expect(page).to_have_url(re.compile("specialty=depression"))
+    page.get_by_role("list", name="Active filters").get_by_role("link", name=re.compile("Depression")).click()
+    expect(page).not_to_have_url(re.compile("specialty="))
+    expect(page.get_by_role("list", name="Active filters")).to_have_count(0)
+    expect(page).to_have_url(re.compile("postcode=10001"))
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def empty_search(live_url: str, shared_app: Flask) -> tuple[dict[str, Any], int]:
+    """An in-person search of 5 miles that finds nobody where 10 miles finds someone, around a listing's postcode
+    (both counts through the API)."""
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        postcodes = session.scalars(select(Listing.postcode).where(Listing.published).distinct()
+                                    .order_by(Listing.postcode)).all()
+    for postcode in postcodes[:300]:
+        params = {"postcode": postcode, "radius": 5, "format": "in_person", "modality": "eft"}
+        if api(live_url, **params)["total"] == 0:
+            wider = api(live_url, **{**params, "radius": 10})["total"]
+            if wider:
+                return params, wider
+    pytest.fail("no empty search with a way out around the sample's postcodes")
+
+
+def test_an_empty_search_offers_a_wider_radius_that_works_when_clicked(
+        sized_page: Page, live_url: str, empty_search: tuple[dict[str, Any], int]) -> None:
+    params, wider = empty_search
+    page = sized_page
+    page.goto(live_url + "/?" + urllib.parse.urlencode(params))
+    expect(page.locator(".dead-end")).to_contain_text("No therapist matches all of this.")
+    link = page.locator(".dead-end a", has_text="within 10 miles")
+    expect(link).to_have_text(f"{wider} within 10 miles")
+    link.click()
+    expect(page).to_have_url(re.compile(r"radius=10"))
+    assert page.locator(".card").count() == min(wider, 20)
+
+
+def test_a_stale_listing_says_its_availability_is_not_confirmed(page: Page, live_url: str, shared_app: Flask) -> None:
+    window_start = SAMPLE_DAY - dt.timedelta(days=90)
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        stale = session.scalars(select(Listing).where(
+            Listing.published, Listing.in_person, Listing.accepting_new_clients,
+            Listing.availability_confirmed_on < window_start).order_by(Listing.id)).first()
+    assert stale is not None
+    page.goto(f"{live_url}/?postcode={stale.postcode}&radius=5&format=in_person&per_page=100")
+    card = page.locator(".card", has=page.get_by_role("link", name=stale.name, exact=True))
+    expect(card.locator(".availability")).to_have_text(
+        f"Availability not confirmed since {stale.availability_confirmed_on.strftime('%B %Y')}")
+    card.get_by_role("link", name=stale.name, exact=True).click()
+    expect(page.locator(".availability")).to_contain_text("Availability not confirmed since")
+    page.get_by_role("link", name="← Back to the search").click()
+    expect(page).to_have_url(re.compile(rf"postcode={stale.postcode.replace(' ', '[+ ]|%20')}.*per_page=100"))
+
+
+def test_without_a_place_the_page_asks_for_one_and_past_the_end_it_links_to_the_last_page(
+        page: Page, live_url: str) -> None:
+    page.goto(live_url + "/?modality=eft&specialty=depression")
+    expect(page.locator("#results-heading")).to_have_text("Where should we look?")
+    expect(page.locator(".card")).to_have_count(0)
+    page.goto(live_url + "/?postcode=10001&page=999")
+    expect(page.get_by_text("No therapist matches")).to_have_count(0)
+    total = api(live_url, postcode="10001")["total"]
+    last = -(-total // 20)
+    page.get_by_role("link", name=f"Go to page {last}").click()
+    expect(page.locator(".card")).to_have_count(total - (last - 1) * 20)
+
+
+def test_an_error_is_tied_to_its_field_which_takes_the_focus(page: Page, live_url: str) -> None:
+    page.goto(live_url + "/?postcode=ABCDE")
+    field = page.get_by_label("ZIP or postal code")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_attribute("aria-describedby", "search-error")
+    expect(page.locator("#search-error")).to_contain_text("is not a US ZIP code")
+    expect(field).to_be_focused()
+
+
+def test_the_crisis_line_is_in_the_banner_with_a_large_target(sized_page: Page, live_url: str) -> None:
+    page = sized_page
+    for path in ("/", "/nope", "/admin/login"):
+        page.goto(live_url + path)
+        link = page.get_by_role("banner").get_by_role("link", name="988")
+        box = link.bounding_box()
+        assert box is not None and box["width"] >= 44 and box["height"] >= 44, (path, box)
+
+
+@pytest.fixture(scope="module")
+def public_paths(live_url: str, empty_search: tuple[dict[str, Any], int]) -> list[str]:
+    params, _ = empty_search
+    slug = api(live_url, postcode="10001")["results"][0]["slug"]
+    return ["/", "/?postcode=11201&radius=10&modality=eft", "/?" + urllib.parse.urlencode(params),
+            f"/therapists/{slug}", "/nope", "/?postcode=ABCDE", "/?modality=eft"]
+
+
+def test_no_public_page_has_an_accessibility_violation(sized_page: Page, live_url: str, public_paths: list[str]) -> None:
+    found = {}
+    for path in public_paths:
+        sized_page.goto(live_url + path)
+        violations = axe_violations(sized_page)
+        if violations:
+            found[path] = violations
+    assert found == {}
