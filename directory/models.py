@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, String, Text, func
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, LargeBinary, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from directory.db import Base
@@ -51,6 +51,7 @@ class Listing(Base):
     sliding_scale: Mapped[bool] = mapped_column(Boolean, default=False)
     gender: Mapped[str] = mapped_column(String(40), default="")
     bio: Mapped[str] = mapped_column(Text, default="")
+    photo: Mapped[str] = mapped_column(String(64), default="", server_default="")  # a Photo's digest, or none
     published: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow, index=True)
@@ -98,6 +99,16 @@ class ImportRun(Base):
     warnings: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str] = mapped_column(Text, default="")
     errors_csv: Mapped[str] = mapped_column(Text, default="")
+
+
+class Photo(Base):
+    """A listing photo as served: a JPEG of at most 600x600 without metadata, named by its SHA-256."""
+
+    __tablename__ = "photos"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class AuditEvent(Base):

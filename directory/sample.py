@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
+import io
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image, ImageColor, ImageDraw
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from directory import photos
 from directory.geo import Place, great_circle_km, postcodes
 from directory.listings import make_slug
-from directory.models import Listing
+from directory.models import Listing, Photo
 from directory.vocabulary import vocabulary
 
 SEED = 20261122
@@ -171,7 +176,7 @@ def _confirmed_on(rng: random.Random, today: dt.date) -> dt.date | None:
         return None
     if roll < 0.75:
         return today - dt.timedelta(days=int((roll - 0.1) / 0.65 * 90))
-    return today - dt.timedelta(days=90 + int((roll - 0.75) / 0.25 * 400))
+    return today - dt.timedelta(days=91 + int((roll - 0.75) / 0.25 * 400))  # day 90 still counts
 
 
 def generate(count: int, *, today: dt.date, seed: int = SEED) -> Iterator[dict[str, Any]]:
@@ -234,7 +239,44 @@ def generate(count: int, *, today: dt.date, seed: int = SEED) -> Iterator[dict[s
             "gender": rng.choice(["woman", "man", "non-binary", ""]),
             "bio": bio,
             "published": rng.random() < 0.97,
+            # By the id's hash, not the generator, so adding photos left every other sample value as it was.
+            "photo": _portrait_for(external_id),
         }
+
+
+PORTRAIT_SHARE = 0.35
+# (background top, background bottom, figure): soft, non-photographic colours, so nobody mistakes them for a face.
+PORTRAIT_COLOURS = [("#dce8f2", "#a9c6de", "#4d6a85"), ("#f2e6dc", "#dec3a9", "#85654d"),
+                    ("#e3f2dc", "#bcdea9", "#55854d"), ("#efdcf2", "#d2a9de", "#7a4d85"),
+                    ("#f2f0dc", "#ded8a9", "#857c4d"), ("#dcf2ef", "#a9ded6", "#4d857d")]
+
+
+@functools.lru_cache(maxsize=None)
+def portraits() -> dict[str, bytes]:
+    """The sample's placeholder portraits (a head-and-shoulders figure on a gradient), drawn here with Pillow and
+    prepared like an upload: digest → JPEG."""
+    made = {}
+    for top, bottom, figure in PORTRAIT_COLOURS:
+        image = Image.new("RGB", (240, 240), top)
+        draw = ImageDraw.Draw(image)
+        start, end = ImageColor.getrgb(top), ImageColor.getrgb(bottom)
+        for y in range(240):
+            draw.line([(0, y), (239, y)], fill=tuple(a + (b - a) * y // 239 for a, b in zip(start, end)))
+        draw.ellipse((80, 50, 160, 130), fill=figure)
+        draw.ellipse((40, 140, 200, 300), fill=figure)
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        jpeg = photos.prepare(out.getvalue())
+        made[hashlib.sha256(jpeg).hexdigest()] = jpeg
+    return made
+
+
+def _portrait_for(external_id: str) -> str:
+    roll = int(hashlib.sha256(external_id.encode()).hexdigest()[:8], 16)
+    if roll % 1000 >= PORTRAIT_SHARE * 1000:
+        return ""
+    digests = sorted(portraits())
+    return digests[roll % len(digests)]
 
 
 def load_if_empty(session_factory: sessionmaker[Session], count: int, today: dt.date) -> int:
@@ -244,6 +286,7 @@ def load_if_empty(session_factory: sessionmaker[Session], count: int, today: dt.
         if session.scalar(select(exists().where(Listing.id.isnot(None)))):
             return 0
         session.add_all(Listing(**fields) for fields in generate(count, today=today))
+        session.add_all(Photo(digest=digest, data=jpeg) for digest, jpeg in portraits().items())
         try:
             session.commit()
         except IntegrityError:

@@ -6,4 +6,8 @@
   function unfold() { if (panel && wide.matches) { panel.open = true; } }
   unfold();
   wide.addEventListener("change", unfold);
+  // After a search, the keyboard starts at the results (the next Tab is the first card) without the page moving:
+  // the form stays in view above them.
+  var results = document.querySelector("[data-focus-first]");
+  if (results) { results.focus({ preventScroll: true }); }
 })();

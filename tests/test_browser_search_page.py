@@ -59,6 +59,8 @@ def test_a_zip_search_shows_the_first_card_whole_without_scrolling(sized_page: P
     expect(card.locator("a[href^='mailto:']")).to_have_count(1)
     expect(card.get_by_role("link", name="Website")).to_have_attribute("href", re.compile(r"^https://example\.org/"))
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    page.keyboard.press("Tab")  # the keyboard starts at the results: one Tab reaches the first therapist
+    expect(card.locator("h3 a")).to_be_focused()
     assert requested and all(url.startswith(live_url + "/") for url in requested), requested
 
 

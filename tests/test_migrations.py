@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_there_is_exactly_one_head_and_the_code_names_it() -> None:
-    assert migrate.heads() == [migrate.HEAD] == ["0003"]
+    assert migrate.heads() == [migrate.HEAD] == ["0004"]
 
 
 def test_a_start_on_an_up_to_date_database_does_not_import_alembic(shared_app: Flask) -> None:
@@ -59,14 +59,14 @@ def _flask(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 def test_db_commands_upgrade_show_and_downgrade(tmp_path: Path) -> None:
     try:
         shown = _flask(tmp_path, "db", "current")  # the app itself upgraded the empty database at start
-        assert shown.returncode == 0 and "database: 0003  newest: 0003" in shown.stdout, shown.stderr
+        assert shown.returncode == 0 and "database: 0004  newest: 0004" in shown.stdout, shown.stderr
         down = _flask(tmp_path, "db", "downgrade", AUTO_MIGRATE="0")
-        assert down.returncode == 0 and "The database schema is at 0002." in down.stdout, down.stderr
+        assert down.returncode == 0 and "The database schema is at 0003." in down.stdout, down.stderr
         behind = _flask(tmp_path, "db", "current", AUTO_MIGRATE="0")
-        assert behind.returncode == 1 and "database: 0002  newest: 0003" in behind.stdout
+        assert behind.returncode == 1 and "database: 0003  newest: 0004" in behind.stdout
         assert "run `flask --app app db upgrade`" in behind.stderr
         up = _flask(tmp_path, "db", "upgrade", AUTO_MIGRATE="0")
-        assert up.returncode == 0 and "The database schema is at 0003." in up.stdout, up.stderr
+        assert up.returncode == 0 and "The database schema is at 0004." in up.stdout, up.stderr
     finally:
         drop_world(tmp_path)
 
@@ -82,7 +82,7 @@ def test_a_database_made_before_migrations_is_adopted_with_its_rows(tmp_path: Pa
             connection.execute(text("INSERT INTO audit_events (at, actor, action, detail) "
                                     "VALUES (CURRENT_TIMESTAMP, 'ops', 'edit', 'kept')"))
         started = _flask(tmp_path, "db", "current")
-        assert started.returncode == 0 and "database: 0003" in started.stdout, started.stderr
+        assert started.returncode == 0 and "database: 0004" in started.stdout, started.stderr
         with engine.connect() as connection:
             assert connection.execute(text("SELECT detail FROM audit_events")).scalars().all() == ["kept"]
     finally:

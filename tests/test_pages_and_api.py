@@ -16,6 +16,7 @@ from conftest import SAMPLE_DAY
 from directory.models import Listing
 from directory.search.text import snippet, text_query
 from directory.web.openapi import openapi_document
+from directory.web.public import initials, tel_href
 
 CRISIS = "988"
 
@@ -201,3 +202,18 @@ def test_every_way_out_of_an_empty_search_finds_what_it_says(shared_client: Flas
     for url, count, label in offered:
         query = parse_qs(urlsplit(html_lib.unescape(url)).query)
         assert api(shared_client, **query)["total"] == int(count), (label, query)
+
+
+@pytest.mark.parametrize(("phone", "href"), [
+    ("(212) 555-0142", "tel:2125550142"), ("+1 416 555 0199", "tel:+14165550199"),
+    ("(212) 555-0142 ext. 12", "tel:2125550142"), ("212-555-0142 x7", "tel:2125550142"),
+    ("555-1234 / 555-9876", "tel:5551234"),
+])
+def test_a_phone_number_becomes_one_dialable_link(phone: str, href: str) -> None:
+    assert tel_href(phone) == href
+
+
+@pytest.mark.parametrize(("name", "letters"), [("Jane Smith", "JS"), ("Dr. Jane Q. Smith", "JS"), ("Madonna", "M"),
+                                                ("", "?"), ("Prof Ana de la Cruz", "AC")])
+def test_initials_leave_out_titles(name: str, letters: str) -> None:
+    assert initials(name) == letters

@@ -11,7 +11,7 @@ from directory.search.writing import SearchIndex
 from directory.vocabulary import vocabulary
 
 WIDER_RADII = 2  # how many of the next radius choices are offered
-MAX_REMOVALS = 8  # filters offered for removal, in the order the panel lists them: each costs one more search
+MAX_REMOVALS = 8  # filters offered for removal, the broad ones first: each costs one more search
 
 
 @dataclass(frozen=True)
@@ -26,19 +26,19 @@ class WayOut:
 
 def _removals(request: SearchRequest) -> list[tuple[str, dict[str, list[str]], SearchRequest]]:
     removals = []
+    if request.accepting:
+        removals.append(("without “accepting new clients”", {"accepting": [], "page": []},
+                         dataclasses.replace(request, accepting=False)))
+    if request.format != "any":
+        removals.append(("in person or online", {"format": [], "page": []}, dataclasses.replace(request, format="any")))
+    if request.q and request.origin is not None:  # without a place, no words means no search at all
+        removals.append((f"without the words “{request.q}”", {"q": [], "page": []}, dataclasses.replace(request, q="")))
     for kind, values in request.filters.items():
         for value in values:
             term = vocabulary.get(kind, value)
             rest = tuple(v for v in values if v != value)
             removals.append((f"without {term.name if term else value}", {kind: list(rest), "page": []},
                              dataclasses.replace(request, **{kind: rest})))
-    if request.accepting:
-        removals.append(("without “accepting new clients”", {"accepting": [], "page": []},
-                         dataclasses.replace(request, accepting=False)))
-    if request.format != "any":
-        removals.append(("in person or online", {"format": [], "page": []}, dataclasses.replace(request, format="any")))
-    if request.q:
-        removals.append((f"without the words “{request.q}”", {"q": [], "page": []}, dataclasses.replace(request, q="")))
     return removals[:MAX_REMOVALS]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from flask import (Blueprint, Flask, Response, abort, current_app, flash, redirect, render_template, request,
                    session, stream_with_context, url_for)
 
-from directory import accounts, availability, db
+from directory import accounts, availability, db, photos
 from directory.audit import audit_spool_path, flush_spool, recent_events, record_event, record_event_now
 from directory.csv_format import COLUMNS, Record, UnusableFile, check_record, csv_chunks, listing_values, template_csv
 from directory.importer import (ImportBusy, ImportMode, import_lock, import_lock_path, recent_runs, record_run,
@@ -147,10 +147,19 @@ def edit_listing(listing_id: int) -> Any:
     values = {column: _as_stored(request.form.get(column, "").strip(), stored[column]) for column in COLUMNS}
     values["external_id"] = listing.external_id  # the import key never changes here
     fields, errors, _warnings = check_record(Record(0, [], values))
-    if errors:
-        by_field: dict[str, list[str]] = {}
-        for issue in errors:
-            by_field.setdefault(issue.field, []).append(issue.message)
+    by_field: dict[str, list[str]] = {}
+    for issue in errors:
+        by_field.setdefault(issue.field, []).append(issue.message)
+    upload = request.files.get("photo")
+    if upload is not None and upload.filename:
+        try:
+            fields["photo"] = photos.store(db.session(), photos.prepare(upload.read(photos.MAX_BYTES + 1)))
+        except photos.PhotoError as exc:
+            by_field["photo"] = [str(exc)]
+    elif request.form.get("remove_photo") == "1":
+        fields["photo"] = ""
+    if by_field:
+        db.session().rollback()
         return render_template("admin/edit.html", listing=listing, values=values, errors=by_field), 400
     for name, value in fields.items():
         if getattr(listing, name) != value:

@@ -9,7 +9,9 @@ from flask import url_for
 
 from directory.availability import availability
 from directory.models import Listing
+from directory.search.request import SearchRequest
 from directory.search.results import Result, Results
+from directory.vocabulary import vocabulary
 
 
 def _confirmed_on(listing: Listing) -> str | None:
@@ -28,6 +30,18 @@ def availability_words(listing: Listing, today: dt.date, fresh_since: dt.date) -
     ago = "today" if days <= 0 else "yesterday" if days == 1 else f"{days} days ago"
     claim = "Accepting new clients" if state == "accepting" else "Not accepting new clients"
     return state, f"{claim} · confirmed {ago}"
+
+
+def matched_first(listing: Listing, request: SearchRequest) -> tuple[list[str], list[str]]:
+    """A card's specialty and approach names: (those the search's filters chose, the others), specialties first."""
+    matched: list[str] = []
+    rest: list[str] = []
+    for kind, slugs in (("specialty", listing.specialties), ("modality", listing.modalities)):
+        for slug in slugs:
+            term = vocabulary.get(kind, slug)
+            if term is not None:
+                (matched if slug in request.filters[kind] else rest).append(term.name)
+    return matched, rest
 
 
 def result_dict(result: Result, fresh_since: dt.date) -> dict[str, Any]:

@@ -5,23 +5,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, Response, abort, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from directory import availability, db
+from directory import availability, db, photos
 from directory.listings import published_by_slug
 from directory.models import Listing
 from directory.search import current_index, find
 from directory.search.dead_ends import ways_out
+from directory.search.text import text_query
 from directory.search.request import RADIUS_CHOICES, InvalidRequest, SearchRequest, parse
 from directory.vocabulary import vocabulary
-from directory.web.presenters import availability_words
+from directory.web.presenters import availability_words, matched_first
 
 bp = Blueprint("public", __name__)
 SEARCH_KEYS = ("postcode", "q", "modality", "specialty", "language", "insurance", "accepting", "format")
 PANEL_KINDS = (("modality", "Approach"), ("specialty", "Specialty"), ("language", "Language"), ("insurance", "Insurance"))
 FORMAT_LABELS = {"in_person": "In person", "telehealth": "Online"}
 KEPT_BY_CLEAR_ALL = ("postcode", "radius", "units", "q")
+_TITLES = {"dr", "mr", "mrs", "ms", "mx", "prof"}
 
 
 def search_url(**changes: Any) -> str:
@@ -53,33 +55,49 @@ def _clear_all_url() -> str:
                                      if request.args.get(key)})
 
 
-def _units(search: SearchRequest | None) -> str:
-    """The unit the radius choices are shown in: as asked, else the searched country's, else miles."""
+def _units(search: SearchRequest | None) -> str | None:
+    """The unit the radius choices are shown in: as asked, else the searched country's, else None (miles in the
+    US, km in Canada, decided by the postcode)."""
     if search is not None and search.origin is not None:
         return search.units_for(search.origin.country)
-    return request.args.get("units") if request.args.get("units") in ("mi", "km") else "mi"
+    return request.args.get("units") if request.args.get("units") in ("mi", "km") else None
+
+
+def _picked(search: SearchRequest | None) -> dict[str, Any]:
+    """What the panel shows as chosen: the parsed request's values (so `accepting=yes` ticks its box and a value
+    with stray spaces stays ticked), or the raw arguments when they could not be parsed."""
+    if search is not None:
+        return {**search.filters, "accepting": search.accepting, "format": search.format}
+    return {**{kind: request.args.getlist(kind) for kind, _ in PANEL_KINDS},
+            "accepting": request.args.get("accepting") in ("1", "true", "on", "yes"),
+            "format": request.args.get("format", "any")}
 
 
 @bp.app_template_filter("tel_href")
 def tel_href(phone: str) -> str:
-    """A phone number as a tel: link (digits and a leading +; an extension dropped)."""
-    number = re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", phone.strip())[0]
+    """A phone number as a tel: link: the first of several ("555-1234 / 555-9876"), its digits and a leading +,
+    an extension dropped."""
+    first = re.split(r"[/,;]", phone)[0]
+    number = re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+\s*$", first.strip())[0]
     return "tel:" + re.sub(r"[^\d+]", "", number)
 
 
 @bp.app_template_filter("initials")
 def initials(name: str) -> str:
     """The initials of a name for a placeholder portrait: its first and last words' first letters."""
-    words = [w for w in re.split(r"[\s.,]+", name) if w[:1].isalpha()]
+    words = [w for w in re.split(r"[\s.,]+", name) if w[:1].isalpha() and w.casefold() not in _TITLES]
     return (words[0][0] + (words[-1][0] if len(words) > 1 else "")).upper() if words else "?"
 
 
 @bp.app_context_processor
 def _availability_wording() -> dict[str, Any]:
-    def availability_of(listing: Listing) -> tuple[str, str]:
-        return availability_words(listing, availability.today(), availability.fresh_since())
+    # Read once per page, so every card of a page is judged on the same day as its search.
+    today, since = availability.today(), availability.fresh_since()
 
-    return {"availability_of": availability_of}
+    def availability_of(listing: Listing) -> tuple[str, str]:
+        return availability_words(listing, today, since)
+
+    return {"availability_of": availability_of, "matched_first": matched_first}
 
 
 @bp.get("/")
@@ -89,6 +107,7 @@ def home() -> Any:
         "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "args": request.args, "panel_kinds": PANEL_KINDS,
         "outcome": None, "error": None, "error_field": None, "needs_location": False, "ways_out": [],
         "chips": [], "search_url": search_url, "clear_all_url": _clear_all_url(), "units": _units(None),
+        "picked": _picked(None),
     }
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
@@ -97,8 +116,8 @@ def home() -> Any:
     except InvalidRequest as exc:
         context.update(error=exc.message, error_field=exc.field)
         return render_template("home.html", **context), 400
-    context.update(chips=_chips(search), units=_units(search))
-    if search.origin is None and not search.q:
+    context.update(chips=_chips(search), units=_units(search), picked=_picked(search))
+    if search.origin is None and text_query(search.q).query is None:
         # Filters alone would list every therapist in two countries: ask where instead.
         context["needs_location"] = True
         return render_template("home.html", **context)
@@ -107,6 +126,20 @@ def home() -> Any:
     if not outcome.total:
         context["ways_out"] = ways_out(current_index(), search)
     return render_template("home.html", **context)
+
+
+@bp.get("/photos/<digest>.jpg")
+def photo(digest: str) -> Response:
+    """A listing photo by its content hash: the same name always means the same bytes, so it is cached for a year.
+
+    :raise 404: when there is no such photo.
+    """
+    data = photos.photo_bytes(db.session(), digest) if re.fullmatch(r"[0-9a-f]{64}", digest) else None
+    if data is None:
+        abort(404, description="No such photo.")
+    response = Response(data, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
 
 
 @bp.get("/therapists/<slug>")
