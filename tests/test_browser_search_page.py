@@ -61,6 +61,12 @@ def test_a_zip_search_shows_the_first_card_whole_without_scrolling(sized_page: P
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
     page.keyboard.press("Tab")  # the keyboard starts at the results: one Tab reaches the first therapist
     expect(card.locator("h3 a")).to_be_focused()
+    # With words and four filters (a row of chips, a snippet, matched terms) the first card still fits.
+    page.goto(live_url + "/?postcode=10001&q=couples&modality=eft&specialty=depression&language=spanish&accepting=1")
+    expect(page.get_by_role("list", name="Active filters").get_by_role("link")).to_have_count(5)
+    box = page.locator(".card").first.bounding_box()
+    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, (box, height)
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
     assert requested and all(url.startswith(live_url + "/") for url in requested), requested
 
 
