@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import random
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from flask import Flask
@@ -283,3 +285,25 @@ def test_text_matches_brute_force_including_phrases(q: str, shared_app: Flask, s
     results, _, total = fetch_all(shared_client, {"q": q, "per_page": 100})
     assert total == len(expected)
     assert {r[0] for r in results} == expected
+
+
+def test_the_ways_out_of_an_empty_search_are_counted_as_the_brute_force_counts_them(
+        shared_client: FlaskClient, rows: list[Row]) -> None:
+    # Each offered change (a wider radius, one filter removed) is run by the brute force on the changed parameters.
+    params = {"postcode": "10001", "radius": "5", "format": "in_person", "modality": ["eft"],
+              "specialty": ["bipolar"], "language": ["korean"]}
+    assert brute_force(rows, params)[0] == []
+    page = shared_client.get("/", query_string=params).get_data(as_text=True)
+    offered = re.findall(r'<li><a href="/\?([^"]+)">(\d+) ([^<]+)</a></li>', page.split('class="dead-end"')[1])
+    expected = {}
+    for radius in ("10", "25"):
+        expected[f"within {radius} miles"] = len(brute_force(rows, {**params, "radius": radius})[0])
+    expected["in person or online"] = len(brute_force(rows, {**params, "format": "any"})[0])
+    for kind, names in (("modality", "Emotionally Focused Therapy (EFT)"), ("specialty", "Bipolar disorder"),
+                        ("language", "Korean")):
+        expected[f"without {names}"] = len(brute_force(rows, {**params, kind: []})[0])
+    assert len(offered) >= 2 and {label: int(count) for _, count, label in offered} == {
+        label: count for label, count in expected.items() if count}
+    for query, count, _ in offered:  # and each link opens a search finding that many
+        linked = parse_qs(html.unescape(query))
+        assert shared_client.get("/api/v1/search", query_string=linked).get_json()["total"] == int(count)
