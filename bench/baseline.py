@@ -74,8 +74,8 @@ class Baseline:
                              f"({','.join(':' + n for n in names)}))")
                 params.update(zip(names, values))
         if request.accepting:
-            where.append("d.accepting AND d.confirmed >= :fresh_since")
-            params["fresh_since"] = request.fresh_since.toordinal()
+            where.append("d.accepting AND d.confirmed BETWEEN :fresh_since AND :fresh_until")
+            params.update(fresh_since=request.fresh.since.toordinal(), fresh_until=request.fresh.until.toordinal())
         join, score = "", "0.0"
         if text_query(request.q).query is not None:
             join = "JOIN fts ON fts.rowid = d.id AND fts MATCH :match"

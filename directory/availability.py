@@ -1,9 +1,11 @@
 """Whether a listing's "accepting new clients" still counts: only while it was confirmed within STALE_AFTER_DAYS of
-today. The rule is applied when it is read, never stored, because the answer changes every midnight."""
+today, and not after today (a date in the future is a typing error, not a confirmation). The rule is applied when it
+is read, never stored, because the answer changes every midnight."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Literal
 
 from flask import current_app
@@ -17,9 +19,22 @@ def today() -> dt.date:
     return current_app.config["CLOCK"]()
 
 
-def fresh_since() -> dt.date:
-    """The earliest confirmation date that still counts today."""
-    return today() - dt.timedelta(days=current_app.config["STALE_AFTER_DAYS"])
+@dataclass(frozen=True)
+class Window:
+    """The confirmation dates whose claim counts on the day `until`: from `since` to `until`, both included."""
+
+    since: dt.date
+    until: dt.date
+
+    def holds(self, confirmed_on: dt.date | None) -> bool:
+        """Whether a confirmation on that date (None: never) still counts."""
+        return confirmed_on is not None and self.since <= confirmed_on <= self.until
+
+
+def window() -> Window:
+    """Today's window, by the app's clock and STALE_AFTER_DAYS."""
+    day = today()
+    return Window(day - dt.timedelta(days=current_app.config["STALE_AFTER_DAYS"]), day)
 
 
 def day_number(confirmed_on: dt.date | None) -> int:
@@ -27,9 +42,9 @@ def day_number(confirmed_on: dt.date | None) -> int:
     return confirmed_on.toordinal() if confirmed_on else NEVER
 
 
-def availability(accepting: bool, confirmed_on: dt.date | None, since: dt.date) -> Availability:
-    """What a listing's claim means on a day whose window starts at `since`: a claim never or not recently
-    confirmed is no claim at all, whichever way it points."""
-    if confirmed_on is None or confirmed_on < since:
+def availability(accepting: bool, confirmed_on: dt.date | None, fresh: Window) -> Availability:
+    """What a listing's claim means in a window: a claim never, not recently or not yet confirmed is no claim at
+    all, whichever way it points."""
+    if not fresh.holds(confirmed_on):
         return "unconfirmed"
     return "accepting" if accepting else "not_accepting"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 import unicodedata
@@ -12,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from directory.availability import Window
 from directory.models import Listing
 
 
@@ -51,25 +51,27 @@ def count_all(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Listing)) or 0
 
 
-def _stale(fresh_since: dt.date) -> list[ColumnElement[Any]]:
-    # Only what the public sees can mislead them; a listing never confirmed is as stale as one confirmed long ago.
+def _stale(fresh: Window) -> list[ColumnElement[Any]]:
+    # Only what the public sees can mislead them; a listing never confirmed is as stale as one confirmed long ago
+    # (or dated in the future, which is a typing error).
     return [Listing.published, or_(Listing.availability_confirmed_on.is_(None),
-                                   Listing.availability_confirmed_on < fresh_since)]
+                                   Listing.availability_confirmed_on < fresh.since,
+                                   Listing.availability_confirmed_on > fresh.until)]
 
 
-def status_counts(session: Session, fresh_since: dt.date) -> dict[str, int]:
+def status_counts(session: Session, fresh: Window) -> dict[str, int]:
     """How many listings are published, unpublished, and stale (see `stale_listings`)."""
     return {
         "published": session.scalar(select(func.count()).where(Listing.published)) or 0,
         "unpublished": session.scalar(select(func.count()).where(~Listing.published)) or 0,
-        "stale": session.scalar(select(func.count()).where(*_stale(fresh_since))) or 0,
+        "stale": session.scalar(select(func.count()).where(*_stale(fresh))) or 0,
     }
 
 
-def stale_listings(session: Session, fresh_since: dt.date, limit: int) -> Sequence[Listing]:
-    """Published listings whose availability was last confirmed before `fresh_since` or never: the never confirmed
+def stale_listings(session: Session, fresh: Window, limit: int) -> Sequence[Listing]:
+    """Published listings whose availability confirmation is outside the window (or missing): the never confirmed
     first, then the oldest confirmed."""
-    return session.scalars(select(Listing).where(*_stale(fresh_since))
+    return session.scalars(select(Listing).where(*_stale(fresh))
                            .order_by(Listing.availability_confirmed_on.is_(None).desc(),
                                      Listing.availability_confirmed_on, Listing.name).limit(limit)).all()
 

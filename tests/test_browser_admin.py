@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from PIL import Image
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -92,6 +93,35 @@ def test_saving_the_edit_form_unchanged_in_chromium_changes_nothing(page: Page, 
     assert after is not None
     assert {k: v for k, v in listing_values(after).items() if before[0][k] != v} == {}
     assert after.updated_at == before[1]
+
+
+def test_a_photo_uploaded_in_chromium_shows_on_the_card_and_others_keep_their_initials(
+        page: Page, admin_url: str, session: Session, tmp_path: Path) -> None:
+    listing = session.scalars(select(Listing).where(Listing.published, Listing.in_person, Listing.photo == "")
+                              .order_by(Listing.id)).first()
+    assert listing is not None
+    picture = tmp_path / "portrait.png"
+    Image.new("RGB", (900, 700), "teal").save(picture)
+    page.goto(admin_url + f"/admin/listings/{listing.id}/edit")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.set_input_files("#f-photo", str(picture))
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text(f"Saved {listing.name}.")).to_be_visible()
+    page.goto(f"{admin_url}/?postcode={listing.postcode}&radius=5&format=in_person&per_page=100")
+    card = page.locator(".card", has=page.get_by_role("link", name=listing.name, exact=True))
+    photo = card.get_by_role("img", name=f"Photo of {listing.name}")
+    expect(photo).to_be_visible()
+    assert photo.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [600, 467]  # loaded, scaled to 600
+    box = photo.bounding_box()
+    assert box is not None and round(box["width"]) == round(box["height"]) == 48
+    other = session.scalars(select(Listing).where(Listing.published, Listing.photo == "", Listing.id != listing.id)
+                            .order_by(Listing.id)).first()
+    assert other is not None
+    page.goto(f"{admin_url}/therapists/{other.slug}")
+    expect(page.locator("span.avatar")).to_have_text(re.compile(r"^[A-Z]{1,2}$"))
+    expect(page.locator("img.avatar")).to_have_count(0)
 
 
 def test_no_admin_page_has_an_accessibility_violation(sized_page: Page, admin_url: str, app: Flask,

@@ -68,7 +68,7 @@ def rows(shared_app: Flask) -> list[Row]:
 def brute_force(rows: list[Row], params: dict[str, Any], today: dt.date = SAMPLE_DAY
                 ) -> tuple[list[tuple[str, float | None]], dict[str, dict[str, int]]]:
     """Every result (external id, rounded distance) in contract order, and the disjunctive facet counts of all four
-    kinds, on the day `today` (an accepting claim counts when confirmed at most 90 days before it)."""
+    kinds, on the day `today` (an accepting claim counts when confirmed at most 90 days before it, and not after)."""
     oldest_counted = today - dt.timedelta(days=90)
     origin = postcodes.lookup(params["postcode"]) if params.get("postcode") else None
     fmt = params.get("format", "any")
@@ -82,7 +82,8 @@ def brute_force(rows: list[Row], params: dict[str, Any], today: dt.date = SAMPLE
     def base_match(row: Row) -> bool:
         if not row.published:
             return False
-        if params.get("accepting") == "1" and not (row.accepting and row.confirmed_on and row.confirmed_on >= oldest_counted):
+        if params.get("accepting") == "1" and not (
+                row.accepting and row.confirmed_on and oldest_counted <= row.confirmed_on <= today):
             return False
         if origin is None:
             return fmt == "any" or (row.in_person if fmt == "in_person" else row.telehealth)
@@ -208,7 +209,7 @@ def test_national_filters_match_brute_force(params: dict[str, Any], shared_clien
 
 
 def _availability(row: Row, today: dt.date) -> str:
-    if row.confirmed_on is None or row.confirmed_on < today - dt.timedelta(days=90):
+    if row.confirmed_on is None or not today - dt.timedelta(days=90) <= row.confirmed_on <= today:
         return "unconfirmed"
     return "accepting" if row.accepting else "not_accepting"
 
@@ -220,7 +221,9 @@ def test_a_claim_counts_for_90_days_from_its_confirmation_and_not_a_day_longer(
     row = next(r for r in rows if r.published and r.accepting and r.confirmed_on and r.in_person)
     by_id = {r.external_id: r for r in rows}
     boundary = row.confirmed_on + dt.timedelta(days=90)
-    days = [boundary - dt.timedelta(days=1), boundary, boundary + dt.timedelta(days=1), SAMPLE_DAY + dt.timedelta(days=400)]
+    # Also the day before its confirmation: a date after today is a typing error, not a claim.
+    days = [row.confirmed_on - dt.timedelta(days=1), boundary - dt.timedelta(days=1), boundary,
+            boundary + dt.timedelta(days=1), SAMPLE_DAY + dt.timedelta(days=400)]
     near = {"postcode": row.postcode, "radius": 5, "format": "in_person", "per_page": 100}
     kept = []
     try:
@@ -230,6 +233,11 @@ def test_a_claim_counts_for_90_days_from_its_confirmation_and_not_a_day_longer(
             results, facets, _ = fetch_all(shared_client, {**near, "accepting": "1"})
             assert results == expected and facets == expected_facets
             kept.append(row.external_id in [found for found, _ in results])
+            if today < row.confirmed_on:
+                shown = shared_client.get(f"/api/v1/therapists/{row.external_id}").get_json()
+                assert shown["availability"] == "unconfirmed"
+                profile = shared_client.get(shown["url"]).get_data(as_text=True)
+                assert "Availability not confirmed (its date is in the future)" in profile
             body = shared_client.get("/api/v1/search", query_string=near).get_json()
             assert body["results"], "the search around the listing finds it at least"
             for result in body["results"]:
@@ -238,7 +246,7 @@ def test_a_claim_counts_for_90_days_from_its_confirmation_and_not_a_day_longer(
                 assert result["availability_confirmed_on"] == (listed.confirmed_on and listed.confirmed_on.isoformat())
     finally:
         shared_app.config["CLOCK"] = lambda: SAMPLE_DAY
-    assert kept == [True, True, False, False]
+    assert kept == [False, True, True, False, False]
     assert sum(1 for r in rows if _availability(r, SAMPLE_DAY) == "unconfirmed") > 100  # the sample has stale claims
 
 

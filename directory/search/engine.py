@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from directory.availability import Window
 from directory.geo import Place, cells_covering, great_circle_km, great_circle_km_many, km_to, to_km
 from directory.search.docsets import contains, intersect, union
 from directory.search.reading import View
@@ -153,11 +153,12 @@ def _national_scope(view: View, request: SearchRequest) -> Scope:
     return Scope(view.docs_with("flag", FORMAT_FLAG[request.format]))
 
 
-def _accepting(view: View, since: dt.date) -> np.ndarray:
-    """Listings accepting new clients whose claim was confirmed on `since` or later (sorted docnums): a
-    claim's freshness is decided on the day of the search, from the confirmation date the index holds."""
+def _accepting(view: View, fresh: Window) -> np.ndarray:
+    """Listings accepting new clients whose claim was confirmed within the window (sorted docnums): a claim's
+    freshness is decided on the day of the search, from the confirmation date the index holds."""
     docs = view.docs_with("flag", ACCEPTING_FLAG)
-    return docs[view.column("confirmed")[docs] >= since.toordinal()]
+    confirmed = view.column("confirmed")[docs]
+    return docs[(confirmed >= fresh.since.toordinal()) & (confirmed <= fresh.until.toordinal())]
 
 
 def _facet_bits(view: View, kind: str) -> np.ndarray:
@@ -215,7 +216,7 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     else:
         scope = _national_scope(view, request)
 
-    base = intersect([scope.docs, _accepting(view, request.fresh_since)]) if request.accepting else scope.docs
+    base = intersect([scope.docs, _accepting(view, request.fresh)]) if request.accepting else scope.docs
 
     text = text_query(request.q)
     if text.query is not None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from directory.availability import Window
 from directory.geo import Place, PostcodeError, postcodes
 from directory.vocabulary import vocabulary
 
@@ -47,10 +47,10 @@ class Args(Protocol):
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """Everything a search needs, already validated; `origin` is the resolved postcode, `fresh_since` the earliest
-    confirmation date whose "accepting new clients" still counts on the day of the search."""
+    """Everything a search needs, already validated; `origin` is the resolved postcode, `fresh` the confirmation
+    dates whose "accepting new clients" counts on the day of the search."""
 
-    fresh_since: dt.date
+    fresh: Window
     origin: Place | None = None
     radius: float | None = None
     units: str | None = None
@@ -115,9 +115,9 @@ def _slugs(args: Args, kind: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def parse(args: Args, fresh_since: dt.date) -> SearchRequest:
-    """Build a SearchRequest from query-string arguments (for a day whose freshness window starts at
-    `fresh_since`), or raise InvalidRequest."""
+def parse(args: Args, fresh: Window) -> SearchRequest:
+    """Build a SearchRequest from query-string arguments (for the day of the window `fresh`), or raise
+    InvalidRequest."""
     q = " ".join((args.get("q") or "").split())
     if len(q) > MAX_QUERY_CHARS:
         raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_CHARS} characters.", "q")
@@ -130,7 +130,7 @@ def parse(args: Args, fresh_since: dt.date) -> SearchRequest:
     page = _number(args, "page", 1, MAX_PAGE, integer=True)
     per_page = _number(args, "per_page", 1, MAX_PER_PAGE, integer=True)
     request = SearchRequest(
-        fresh_since=fresh_since,
+        fresh=fresh,
         radius=radius,
         units=_choice(args, "units", ("mi", "km")),
         q=q,

@@ -16,6 +16,7 @@ from flask import (Blueprint, Flask, Response, abort, current_app, flash, redire
                    session, stream_with_context, url_for)
 
 from directory import accounts, availability, db, photos
+from directory.availability import Window
 from directory.audit import audit_spool_path, flush_spool, recent_events, record_event, record_event_now
 from directory.csv_format import COLUMNS, Record, UnusableFile, check_record, csv_chunks, listing_values, template_csv
 from directory.importer import (ImportBusy, ImportMode, import_lock, import_lock_path, recent_runs, record_run,
@@ -94,7 +95,7 @@ def logout() -> Response:
 @admin_required
 def home() -> str:
     """Counts and the latest imports."""
-    counts = status_counts(db.session(), availability.fresh_since())
+    counts = status_counts(db.session(), availability.window())
     return render_template("admin/home.html", counts=counts, runs=recent_runs(db.session(), 5))
 
 
@@ -372,5 +373,5 @@ def stale() -> str:
     days = request.args.get("days", current_app.config["STALE_AFTER_DAYS"], type=int) or 1
     days = max(1, min(days, 3650))
     today = availability.today()
-    rows = stale_listings(db.session(), today - dt.timedelta(days=days), 1000)
+    rows = stale_listings(db.session(), Window(today - dt.timedelta(days=days), today), 1000)
     return render_template("admin/stale.html", rows=rows, days=days, today=today)

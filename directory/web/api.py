@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 
 from directory import db
-from directory.availability import fresh_since
+from directory.availability import window
 from directory.listings import published_by_external_id
 from directory.search import find
 from directory.search.request import InvalidRequest, parse
@@ -23,7 +23,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def search() -> Any:
     """Search listings by postcode, radius, filters and free text."""
     try:
-        results = find(parse(request.args, fresh_since()))
+        results = find(parse(request.args, window()))
     except InvalidRequest as exc:
         return api_error(400, exc.code, exc.message)
     return jsonify(results_dict(results))
@@ -38,7 +38,7 @@ def therapist(external_id: str) -> Response:
     listing = published_by_external_id(db.session(), external_id)
     if listing is None:
         abort(404, description=f"No published listing with id {external_id[:100]!r}.")
-    return jsonify(listing_dict(listing, fresh_since()))
+    return jsonify(listing_dict(listing, window()))
 
 
 @bp.get("/vocabulary")

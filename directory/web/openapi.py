@@ -21,8 +21,8 @@ _ERROR = {"type": "object", "required": ["error", "message"],
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _AVAILABILITY = {
     "type": "string", "enum": ["accepting", "not_accepting", "unconfirmed"],
-    "description": "accepting_new_clients as it counts today: `unconfirmed` when availability_confirmed_on is null "
-                   "or more than STALE_AFTER_DAYS (default 90) days ago.",
+    "description": "accepting_new_clients as it counts today: `unconfirmed` when availability_confirmed_on is null, "
+                   "after today, or more than STALE_AFTER_DAYS (default 90) days ago.",
 }
 _RESULT = {
     "type": "object",

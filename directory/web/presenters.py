@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import url_for
 
-from directory.availability import availability
+from directory.availability import Window, availability
 from directory.models import Listing
 from directory.search.request import SearchRequest
 from directory.search.results import Result, Results
@@ -18,16 +17,18 @@ def _confirmed_on(listing: Listing) -> str | None:
     return listing.availability_confirmed_on.isoformat() if listing.availability_confirmed_on else None
 
 
-def availability_words(listing: Listing, today: dt.date, fresh_since: dt.date) -> tuple[str, str]:
+def availability_words(listing: Listing, fresh: Window) -> tuple[str, str]:
     """(state, words) for a card or profile, e.g. ("accepting", "Accepting new clients · confirmed 12 days ago")."""
     confirmed_on = listing.availability_confirmed_on
-    state = availability(listing.accepting_new_clients, confirmed_on, fresh_since)
+    state = availability(listing.accepting_new_clients, confirmed_on, fresh)
     if confirmed_on is None:
         return state, "Availability never confirmed"
+    if confirmed_on > fresh.until:
+        return state, "Availability not confirmed (its date is in the future)"
     if state == "unconfirmed":
         return state, f"Availability not confirmed since {confirmed_on.strftime('%B %Y')}"
-    days = (today - confirmed_on).days
-    ago = "today" if days <= 0 else "yesterday" if days == 1 else f"{days} days ago"
+    days = (fresh.until - confirmed_on).days
+    ago = "today" if days == 0 else "yesterday" if days == 1 else f"{days} days ago"
     claim = "Accepting new clients" if state == "accepting" else "Not accepting new clients"
     return state, f"{claim} · confirmed {ago}"
 
@@ -44,7 +45,7 @@ def matched_first(listing: Listing, request: SearchRequest) -> tuple[list[str], 
     return matched, rest
 
 
-def result_dict(result: Result, fresh_since: dt.date) -> dict[str, Any]:
+def result_dict(result: Result, fresh: Window) -> dict[str, Any]:
     """One search result as the API returns it, its availability judged by the search's window."""
     listing = result.listing
     return {
@@ -63,7 +64,7 @@ def result_dict(result: Result, fresh_since: dt.date) -> dict[str, Any]:
         "in_person": listing.in_person,
         "accepting_new_clients": listing.accepting_new_clients,
         "availability_confirmed_on": _confirmed_on(listing),
-        "availability": availability(listing.accepting_new_clients, listing.availability_confirmed_on, fresh_since),
+        "availability": availability(listing.accepting_new_clients, listing.availability_confirmed_on, fresh),
         "url": url_for("public.profile", slug=listing.slug),
         "snippet": "".join(piece for piece, _ in result.snippet),
     }
@@ -83,13 +84,13 @@ def results_dict(results: Results) -> dict[str, Any]:
         "total": results.total,
         "page": results.request.page,
         "per_page": results.request.per_page,
-        "results": [result_dict(result, results.request.fresh_since) for result in results.results],
+        "results": [result_dict(result, results.request.fresh) for result in results.results],
         "facets": results.facets,
         "suggestion": results.suggestion,
     }
 
 
-def listing_dict(listing: Listing, fresh_since: dt.date) -> dict[str, Any]:
+def listing_dict(listing: Listing, fresh: Window) -> dict[str, Any]:
     """Every public field of a listing, and its availability judged by today's window."""
     return {
         "id": listing.external_id,
@@ -116,7 +117,7 @@ def listing_dict(listing: Listing, fresh_since: dt.date) -> dict[str, Any]:
         "in_person": listing.in_person,
         "accepting_new_clients": listing.accepting_new_clients,
         "availability_confirmed_on": _confirmed_on(listing),
-        "availability": availability(listing.accepting_new_clients, listing.availability_confirmed_on, fresh_since),
+        "availability": availability(listing.accepting_new_clients, listing.availability_confirmed_on, fresh),
         "fee_min": listing.fee_min,
         "fee_max": listing.fee_max,
         "sliding_scale": listing.sliding_scale,

@@ -92,10 +92,10 @@ def initials(name: str) -> str:
 @bp.app_context_processor
 def _availability_wording() -> dict[str, Any]:
     # Read once per page, so every card of a page is judged on the same day as its search.
-    today, since = availability.today(), availability.fresh_since()
+    fresh = availability.window()
 
     def availability_of(listing: Listing) -> tuple[str, str]:
-        return availability_words(listing, today, since)
+        return availability_words(listing, fresh)
 
     return {"availability_of": availability_of, "matched_first": matched_first}
 
@@ -112,7 +112,7 @@ def home() -> Any:
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
     try:
-        search = parse(request.args, availability.fresh_since())
+        search = parse(request.args, availability.window())
     except InvalidRequest as exc:
         context.update(error=exc.message, error_field=exc.field)
         return render_template("home.html", **context), 400
