@@ -237,15 +237,14 @@ def test_a_long_near_miss_respells_only_its_first_few_unknown_words(shared_clien
     # Item 14: 24 unknown words meant 24 scans of the spelling list (0.4 s, 1.5 s in a fresh worker).
     from directory.search import text as search_text
 
-    corrector = search_text._spelling_words()
     calls: list[str] = []
-    original = corrector.suggest
+    original = search_text.candidates
 
-    def counted(word: str, **kwargs: object) -> list[str]:
+    def counted(word: str, *args: object) -> list[tuple[str, int]]:
         calls.append(word)
-        return original(word, **kwargs)
+        return original(word, *args)
 
-    monkeypatch.setattr(corrector, "suggest", counted)
+    monkeypatch.setattr(search_text, "candidates", counted)
     q = " ".join(["depresion", "anxeity", "grieff", "lonelyness", *[f"zq{chr(97 + i)}x" for i in range(20)]])
     body = shared_client.get("/api/v1/search", query_string={"q": q}).get_json()
     assert body["total"] == 0 and len(calls) == search_text.MAX_RESPELLED

@@ -187,9 +187,27 @@ def test_relevance_ranks_the_stronger_text_match_first(client: FlaskClient, app:
 
 
 def test_a_suggestion_is_never_a_place_name(shared_client: FlaskClient) -> None:
-    # "women" was answered "Did you mean owen?" (Owen Sound, ON): spelling comes from the vocabulary only.
+    # "women" was answered "Did you mean owen?" (Owen Sound, ON): names and places are never spelling words.
     body = api(shared_client, q="women", postcode="10001")
     assert body["suggestion"] is None
+
+
+def test_suggestions_come_from_bio_words_never_from_names_or_places(client: FlaskClient, app: Flask) -> None:
+    with app.app_context(), app.extensions["db"]() as session:
+        session.add(Listing(external_id="t-sand", slug="t-sand", name="Marisol Quennell", city="Saskatoon",
+                            country="CA", postcode="S7K 1J5", in_person=True,
+                            bio="Play and sandtray work for children. Ask Dr. Rowena Tillbury about it; quennell and "
+                                "saskatoon written in lower case are still this listing's own name and city."))
+        session.commit()
+    # A bio word that no vocabulary entry holds, misspelt by one transposition and by two edits.
+    assert api(client, q="sandtary")["suggestion"] == "sandtray"
+    assert api(client, q="sandtrya children")["suggestion"] == "sandtray children"
+    assert api(client, q="sandtray")["total"] == 1
+    # A name or place inside the text is found when spelt right, but never offered as a respelling.
+    for right, wrong in (("rowena", "rowenna"), ("tillbury", "tilbury"), ("quennell", "quenell"),
+                         ("saskatoon", "saskatun")):
+        assert api(client, q=right)["total"] == 1, right
+        assert api(client, q=wrong)["suggestion"] is None, wrong
 
 
 def test_every_way_out_of_an_empty_search_finds_what_it_says(shared_client: FlaskClient) -> None:

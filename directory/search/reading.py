@@ -108,6 +108,10 @@ class View:
         """Whether any document of this generation (deleted ones included) holds the term."""
         return (field, term) in self._searcher.reader()
 
+    def terms(self, field: str) -> list[str]:
+        """Every term of a field in this generation, deleted documents' included."""
+        return [term.decode("utf-8") for term in self._searcher.reader().lexicon(field)]
+
     def doc_frequency(self, field: str, term: str) -> int:
         """How many documents hold the term."""
         return self._searcher.doc_frequency(field, term)

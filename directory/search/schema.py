@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from whoosh import columns
@@ -11,7 +12,7 @@ from whoosh.fields import COLUMN, ID, Schema
 from directory.availability import day_number
 from directory.geo import PostcodeError, cell_terms, postcodes, region_country
 from directory.models import Listing
-from directory.search.whoosh_internals import TEXT_ANALYZER, FastKeyword, FastText
+from directory.search.whoosh_internals import TEXT_ANALYZER, FastKeyword, FastText, stem_of
 from directory.vocabulary import vocabulary
 
 FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
@@ -19,6 +20,7 @@ TEXT_KINDS = ("modality", "specialty")  # the vocabulary kinds whose names and s
 # Terms of the `flag` field, and the one a search's session format (other than "any") looks up.
 TELEHEALTH_FLAG, IN_PERSON_FLAG, ACCEPTING_FLAG = "telehealth", "in_person", "accepting"
 FORMAT_FLAG = {"in_person": IN_PERSON_FLAG, "telehealth": TELEHEALTH_FLAG}
+_LETTERS = re.compile(r"[^\W\d_]{3,}")
 
 
 def make_schema() -> Schema:
@@ -33,6 +35,7 @@ def make_schema() -> Schema:
         insurance=FastKeyword(),
         licence=ID(),
         flag=FastKeyword(),
+        words=FastKeyword(),  # the bio's own words, unstemmed: what spelling suggestions are made of
         pk=COLUMN(columns.NumericColumn("q")),
         lat=COLUMN(columns.NumericColumn("d")),
         lon=COLUMN(columns.NumericColumn("d")),
@@ -69,6 +72,15 @@ def sort_name(name: str) -> bytes:
     return name.casefold().encode("utf-8")
 
 
+def bio_words(listing: Listing) -> list[str]:
+    """The bio's words that a spelling suggestion may offer, unstemmed: those written in lower case, never the
+    listing's own name or city. A capitalised word may be a person or a place ("women" must not become "Owen"), and
+    after "Dr." even a sentence's first word may be; a common word is written in lower case in some bio."""
+    own = set(_LETTERS.findall(f"{listing.name} {listing.city}".casefold()))
+    return sorted({word for word in _LETTERS.findall(listing.bio) if word.islower() and word not in own
+                   and stem_of(word)})
+
+
 def listing_document(listing: Listing) -> dict[str, Any] | None:
     """The index document of a listing, or None when it must not be searchable (unpublished or unplaceable)."""
     location = listing.published and location_of(listing.latitude, listing.longitude, listing.postcode)
@@ -89,6 +101,7 @@ def listing_document(listing: Listing) -> dict[str, Any] | None:
         "cell": " ".join(cell_terms(lat, lon)),
         "licence": licence_term(listing.license_region),
         "flag": " ".join(flags),
+        "words": " ".join(bio_words(listing)),
         "pk": listing.id,
         "lat": lat,
         "lon": lon,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from dataclasses import dataclass
 
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 from whoosh.query import And, Query, Term
-from whoosh.spelling import ListCorrector
 
 from directory.search.reading import View
 from directory.search.schema import TEXT_ANALYZER, TEXT_KINDS
@@ -16,10 +16,12 @@ from directory.search.whoosh_internals import stemmed_words
 from directory.vocabulary import KINDS, vocabulary
 
 FIELD = "text"
+SPELLING_FIELD = "words"
 SNIPPET_CHARS = 200
 # Unknown words respelled per search: each costs a scan of the word list (a 24-word near miss took 0.4 s); text with
 # more unknown words than this is rarely a typo.
 MAX_RESPELLED = 4
+CANDIDATES = 20  # the closest words looked up in the index per respelled word, so at most 80 lookups a search
 _CHUNKS = re.compile(r'"([^"]*)"|([^\s"]+)')
 
 
@@ -66,18 +68,30 @@ def text_query(q: str) -> TextQuery:
 
 
 @functools.lru_cache(maxsize=1)
-def _spelling_words() -> ListCorrector:
-    # Words people search for: every vocabulary name and synonym. Indexing an unstemmed copy of every listing's text
-    # for spelling doubled the cost of indexing. Never place or personal names: "women" became "Owen" (Sound, ON).
+def _vocabulary_words() -> frozenset[str]:
     texts = [vocabulary.search_text(kind, slug) for kind in KINDS for slug in vocabulary.slugs(kind)]
-    words = {word for text in texts for word in re.findall(r"[a-z]{3,}", text.casefold())}
-    return ListCorrector(sorted(words))
+    return frozenset(word for text in texts for word in re.findall(r"[a-z]{3,}", text.casefold()))
+
+
+def spelling_words(view: View) -> list[str]:
+    """Words people search for that the index holds: every vocabulary name and synonym and the words of bios,
+    never personal or place names (the index keeps bio words apart from names, see `bio_words`)."""
+    return view.derived("spelling-words", lambda: sorted(_vocabulary_words() | set(view.terms(SPELLING_FIELD))))
+
+
+def candidates(word: str, words: list[str], edits: int) -> list[tuple[str, int]]:
+    """The closest words within `edits` (a transposition counts as one), closest first, at most CANDIDATES."""
+    found = process.extract(word, words, scorer=OSA.distance, score_cutoff=edits, limit=CANDIDATES)
+    return [(candidate, distance) for candidate, distance, _ in found]
 
 
 def suggest(view: View, words: tuple[str, ...]) -> str | None:
     """A respelling of the user's words that the index knows, or None when there is nothing better."""
     def known(word: str) -> bool:
         return all(view.has_term(FIELD, stem) for stem in _stems(word))
+
+    def listings(word: str) -> int:
+        return min((view.doc_frequency(FIELD, stem) for stem in _stems(word)), default=0)
 
     corrected = []
     respelled = 0
@@ -88,9 +102,9 @@ def suggest(view: View, words: tuple[str, ...]) -> str | None:
         respelled += 1
         # Edits allowed by length, as Elasticsearch's AUTO fuzziness: with two, "women" became "bowen".
         edits = 1 if len(word) <= 5 else 2
-        candidates = [c for c in _spelling_words().suggest(word, limit=20, maxdist=edits) if known(c)]
-        best = max(candidates, key=lambda c: difflib.SequenceMatcher(None, word, c).ratio(), default=word)
-        corrected.append(best)
+        found = [(distance, -listings(c), c) for c, distance in candidates(word, spelling_words(view), edits)
+                 if known(c)]
+        corrected.append(min(found)[2] if found else word)
     return " ".join(corrected) if corrected != list(words) else None
 
 

@@ -204,7 +204,7 @@ def _encoded_positions(positions: tuple[int, ...]) -> bytes:
 
 
 @functools.lru_cache(maxsize=200_000)
-def _stem_of(word: str) -> str | None:
+def stem_of(word: str) -> str | None:
     """What the analyzer makes of one word: its stem, or None when it is a stopword or too short."""
     return next((token.text for token in TEXT_ANALYZER(word)), None)
 
@@ -214,7 +214,7 @@ def stemmed_words(text: str) -> Iterator[tuple[str | None, int, int]]:
     and where it starts and ends: what `TEXT_ANALYZER(text, chars=True, removestops=False)` gives, without the
     token pipeline, which costs about a microsecond a word."""
     for match in _WORDS.finditer(text):
-        yield _stem_of(match.group()), match.start(), match.end()
+        yield stem_of(match.group()), match.start(), match.end()
 
 
 class FastText(TEXT):
@@ -230,7 +230,7 @@ class FastText(TEXT):
         positions: dict[str, list[int]] = {}
         at = None
         for raw, match in enumerate(_WORDS.finditer(value)):  # not stemmed_words: its generator costs 10% here
-            stem = _stem_of(match.group())
+            stem = stem_of(match.group())
             if stem is not None:
                 # The stop filter keeps the first kept word's own position and counts on from there.
                 at = raw if at is None else at + 1
