@@ -6,6 +6,22 @@
   function unfold() { if (panel && wide.matches) { panel.open = true; } }
   unfold();
   wide.addEventListener("change", unfold);
+  // Radius choices in the unit the search will use: the one picked, else the country the postcode is from.
+  var postcode = document.getElementById("postcode");
+  var units = document.getElementById("units");
+  var radius = document.getElementById("radius");
+  function relabel() {
+    var unit = units.value || (/^\s*\d{5}/.test(postcode.value) ? "mi" : /^\s*[a-z]\d[a-z]/i.test(postcode.value) ? "km" : "");
+    if (!unit) { return; }
+    var word = unit === "mi" ? "miles" : "km";
+    Array.prototype.forEach.call(radius.options, function (option) {
+      option.text = (option.value || option.getAttribute("data-default-" + unit)) + " " + word;
+    });
+  }
+  if (postcode && units && radius) {
+    postcode.addEventListener("input", relabel);
+    units.addEventListener("change", relabel);
+  }
   // After a search, the keyboard starts at the results (the next Tab is the first card) without the page moving:
   // the form stays in view above them.
   var results = document.querySelector("[data-focus-first]");

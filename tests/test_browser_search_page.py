@@ -70,6 +70,47 @@ def test_a_zip_search_shows_the_first_card_whole_without_scrolling(sized_page: P
     assert requested and all(url.startswith(live_url + "/") for url in requested), requested
 
 
+@pytest.mark.parametrize("size", list(SIZES))
+def test_without_javascript_filters_are_a_column_on_wide_screens_and_fold_on_phones(
+        size: str, browser: Browser, live_url: str) -> None:
+    phone = size == "phone"
+    context = browser.new_context(viewport=SIZES[size], java_script_enabled=False, has_touch=phone, is_mobile=phone)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(live_url + "/?postcode=10001&specialty=depression")
+    eft = page.get_by_label("Emotionally Focused Therapy (EFT)")
+    if phone:
+        expect(eft).to_be_hidden()
+        page.locator("#filters summary").click()
+    else:
+        expect(page.locator("#filters summary")).to_be_hidden()
+        expect(page.get_by_role("heading", name="Filters (1)")).to_be_visible()
+    expect(eft).to_be_visible()
+    eft.check()
+    page.get_by_role("button", name="Apply").first.click()
+    expect(page).to_have_url(re.compile(r"modality=eft"))
+    expected = api(live_url, postcode="10001", modality="eft", specialty="depression")["total"]
+    heading = page.locator("#results-heading").inner_text()
+    assert sum(int(n) for n in re.findall(r"(\d+) (?:online )?therapists?", heading)[:2]) == expected, heading
+    context.close()
+
+
+def test_radius_choices_follow_the_unit_of_the_postcode_being_typed(page: Page, live_url: str) -> None:
+    page.goto(live_url + "/")
+    radius = page.get_by_label("Within")
+    expect(radius.locator("option").first).to_have_text("25 miles / 40 km")
+    page.goto(live_url + "/?postcode=M5V+3L9&radius=10")
+    expect(radius.locator("option:checked")).to_have_text("10 km")
+    page.get_by_label("ZIP or postal code").fill("11201")
+    expect(radius.locator("option")).to_have_text(["25 miles", "5 miles", "10 miles", "25 miles", "50 miles",
+                                                   "100 miles"])
+    page.locator("#units").select_option("km")
+    expect(radius.locator("option:checked")).to_have_text("10 km")
+    expect(radius.locator("option").first).to_have_text("40 km")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#results-heading")).to_contain_text("within 10 km of 11201")
+
+
 def test_on_a_phone_filters_apply_from_the_folded_panel_and_chips_remove_them_one_by_one(
         browser: Browser, live_url: str) -> None:
     page = phone_page(browser)

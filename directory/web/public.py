@@ -14,7 +14,7 @@ from directory.models import Listing
 from directory.search import current_index, find
 from directory.search.dead_ends import ways_out
 from directory.search.text import text_query
-from directory.search.request import RADIUS_CHOICES, InvalidRequest, SearchRequest, parse
+from directory.search.request import DEFAULT_RADIUS, RADIUS_CHOICES, InvalidRequest, SearchRequest, parse
 from directory.vocabulary import vocabulary
 from directory.web.presenters import availability_words, matched_first
 
@@ -104,7 +104,7 @@ def _availability_wording() -> dict[str, Any]:
 def home() -> Any:
     """The search form, and results once something was asked."""
     context: dict[str, Any] = {
-        "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "args": request.args, "panel_kinds": PANEL_KINDS,
+        "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "default_radius": DEFAULT_RADIUS, "args": request.args, "panel_kinds": PANEL_KINDS,
         "outcome": None, "error": None, "error_field": None, "needs_location": False, "ways_out": [],
         "chips": [], "search_url": search_url, "clear_all_url": _clear_all_url(), "units": _units(None),
         "picked": _picked(None),
