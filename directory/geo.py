@@ -47,9 +47,28 @@ _CA_CODE_BY_NAME = {name: code for code, name in CA_REGIONS.items()} | {
     "Northwest Territory": "NT", "Nunavut Territory": "NU",
 }
 
-_US_ZIP = re.compile(r"^(\d{5})(?:-?\d{4})?$")
+_US_ZIP = re.compile(r"^([0-9]{5})(?:-?[0-9]{4})?$")
 # Canada Post never uses D, F, I, O, Q, U, nor W and Z as the first letter.
-_CA_POSTAL = re.compile(r"^([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z])(\d[ABCEGHJ-NPRSTV-Z]\d)?$")
+_CA_FIRST, _CA_LETTER, _DIGIT = "[ABCEGHJ-NPRSTVXY]", "[ABCEGHJ-NPRSTV-Z]", "[0-9]"
+_CA_POSTAL = re.compile(f"^({_CA_FIRST}{_DIGIT}{_CA_LETTER})({_DIGIT}{_CA_LETTER}{_DIGIT})?$")
+
+
+def _spaced(*parts: str) -> str:
+    gap = r"[ \t\r\n]*"  # ASCII whitespace only: what the pattern means in Python and in JSON Schema alike
+    return gap + gap.join(parts) + gap
+
+
+def _either_case(letters: str) -> str:
+    return letters[:-1] + letters[1:-1].lower() + "]"
+
+
+# Every string normalise_postcode accepts, as one regular expression: spaces anywhere, either case. The API's
+# OpenAPI document states it as the postcode parameter's pattern.
+POSTCODE_PATTERN = "^(?:{us}|{ca})$".format(
+    us=_spaced(*[_DIGIT] * 5, "(?:-?", *[_DIGIT] * 4) + ")?",
+    ca=_spaced(_either_case(_CA_FIRST), _DIGIT, _either_case(_CA_LETTER),
+               "(?:" + _DIGIT, _either_case(_CA_LETTER), _DIGIT) + ")?",
+)
 
 
 class PostcodeError(ValueError):
@@ -85,13 +104,14 @@ def region_country(region: str) -> str | None:
 
 def normalise_postcode(raw: str) -> tuple[str, str]:
     """Return (country, canonical postcode) for a ZIP, ZIP+4, postal code or FSA, or raise PostcodeError."""
-    compact = re.sub(r"\s+", "", raw or "").upper()
+    compact = re.sub(r"[ \t\r\n]+", "", raw or "").upper()
     if not compact:
         raise PostcodeError("invalid_postcode", "Enter a US ZIP code or a Canadian postal code.")
-    us = _US_ZIP.match(compact)
+    well_formed = re.fullmatch(POSTCODE_PATTERN, raw) is not None
+    us = _US_ZIP.match(compact) if well_formed else None
     if us:
         return "US", us.group(1)
-    ca = _CA_POSTAL.match(compact)
+    ca = _CA_POSTAL.match(compact) if well_formed else None
     if ca:
         fsa, ldu = ca.groups()
         return "CA", f"{fsa} {ldu}" if ldu else fsa

@@ -101,7 +101,7 @@ def test_home_page_form_works_without_javascript(shared_client: FlaskClient) -> 
 
 def test_page_shows_a_clear_message_for_a_bad_postcode(shared_client: FlaskClient) -> None:
     response = shared_client.get("/", query_string={"postcode": "99999"})
-    assert response.status_code == 400
+    assert response.status_code == 422  # well formed, but no data holds it
     assert "ZIP code 99999 is not in our US postcode data." in response.get_data(as_text=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,19 +23,24 @@ MAX_QUERY_TERMS = 24
 MAX_FILTER_VALUES = 30
 FORMATS = ("any", "in_person", "telehealth")
 SORTS = ("distance", "relevance")
-_TRUE = {"1", "true", "on", "yes"}
-_FALSE = {"0", "false", "off", "no", ""}
+_SPACE = r"[ \t\r\n]"
+# The text's word limit as a regular expression (ASCII whitespace separates words), so that the OpenAPI document
+# states exactly what is refused; each word must be followed by a separator before the next, so matching is linear.
+QUERY_PATTERN = rf"^{_SPACE}*(?:[^ \t\r\n]+(?:{_SPACE}+[^ \t\r\n]+){{0,{MAX_QUERY_TERMS - 1}}})?{_SPACE}*$"
+NUMBER_PATTERN = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"  # JSON's number grammar
+INTEGER_PATTERN = r"^-?(?:0|[1-9][0-9]*)$"
 
 
 class InvalidRequest(ValueError):
     """Bad search input, the one error a view catches; ``code`` is the API error code, ``field`` the parameter at
-    fault (the page marks its input)."""
+    fault (the page marks its input), ``status`` 400, or 422 for a well-formed postcode that no data holds."""
 
-    def __init__(self, code: str, message: str, field: str) -> None:
+    def __init__(self, code: str, message: str, field: str, status: int = 400) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.status = status
 
 
 class Args(Protocol):
@@ -81,15 +87,17 @@ class SearchRequest:
         return self.radius if self.radius is not None else DEFAULT_RADIUS[self.units_for(country)]
 
 
+# Every parameter is taken as written, as the OpenAPI document states it; an empty value is the same as leaving the
+# parameter out, since the search page's form sends every field whether filled in or not.
+
+
 def _number(args: Args, name: str, low: float, high: float, integer: bool) -> float | None:
-    raw = (args.get(name) or "").strip()
+    raw = args.get(name) or ""
     if not raw:
         return None
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        raise InvalidRequest("invalid_parameter", f"{name} must be a {'whole ' if integer else ''}number.",
-                             name) from None
+    if not re.fullmatch(INTEGER_PATTERN if integer else NUMBER_PATTERN, raw):
+        raise InvalidRequest("invalid_parameter", f"{name} must be a {'whole ' if integer else ''}number.", name)
+    value = int(raw) if integer else float(raw)
     # Compared before anything else: a whole number of 309 digits is fine to compare, but not to make a float of.
     if not low <= value <= high or not math.isfinite(value):
         raise InvalidRequest("invalid_parameter", f"{name} must be between {low:g} and {high:g}.", name)
@@ -97,7 +105,7 @@ def _number(args: Args, name: str, low: float, high: float, integer: bool) -> fl
 
 
 def _choice(args: Args, name: str, choices: tuple[str, ...]) -> str | None:
-    raw = (args.get(name) or "").strip()
+    raw = args.get(name) or ""
     if not raw:
         return None
     if raw not in choices:
@@ -106,7 +114,7 @@ def _choice(args: Args, name: str, choices: tuple[str, ...]) -> str | None:
 
 
 def _slugs(args: Args, kind: str) -> tuple[str, ...]:
-    values = [v.strip() for v in args.getlist(kind) if v.strip()]
+    values = [v for v in args.getlist(kind) if v]
     if len(values) > MAX_FILTER_VALUES:
         raise InvalidRequest("invalid_parameter", f"At most {MAX_FILTER_VALUES} {kind} values.", kind)
     for value in values:
@@ -118,14 +126,13 @@ def _slugs(args: Args, kind: str) -> tuple[str, ...]:
 def parse(args: Args, fresh: Window) -> SearchRequest:
     """Build a SearchRequest from query-string arguments (for the day of the window `fresh`), or raise
     InvalidRequest."""
-    q = " ".join((args.get("q") or "").split())
-    if len(q) > MAX_QUERY_CHARS:
+    raw_q = args.get("q") or ""
+    if len(raw_q) > MAX_QUERY_CHARS:
         raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_CHARS} characters.", "q")
-    if len(q.split()) > MAX_QUERY_TERMS:
+    if not re.fullmatch(QUERY_PATTERN, raw_q):
         raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_TERMS} words.", "q")
-    accepting = (args.get("accepting") or "").strip().lower()
-    if accepting not in _TRUE | _FALSE:
-        raise InvalidRequest("invalid_parameter", "accepting must be 1 or 0.", "accepting")
+    q = " ".join(raw_q.split())
+    accepting = _choice(args, "accepting", ("1", "0"))
     radius = _number(args, "radius", 1, MAX_RADIUS, integer=False)
     page = _number(args, "page", 1, MAX_PAGE, integer=True)
     per_page = _number(args, "per_page", 1, MAX_PER_PAGE, integer=True)
@@ -138,17 +145,17 @@ def parse(args: Args, fresh: Window) -> SearchRequest:
         specialty=_slugs(args, "specialty"),
         language=_slugs(args, "language"),
         insurance=_slugs(args, "insurance"),
-        accepting=accepting in _TRUE,
+        accepting=accepting == "1",
         format=_choice(args, "format", FORMATS) or "any",
         sort=_choice(args, "sort", SORTS),
         page=int(page or 1),
         per_page=int(per_page or 20),
     )
     # Last, so that a request with a bad parameter and a bad postcode reports the parameter, as it always has.
-    postcode = (args.get("postcode") or "").strip()
+    postcode = args.get("postcode") or ""
     if not postcode:
         return request
     try:
         return dataclasses.replace(request, origin=postcodes.lookup(postcode))
     except PostcodeError as exc:
-        raise InvalidRequest(exc.code, exc.message, "postcode") from None
+        raise InvalidRequest(exc.code, exc.message, "postcode", 422 if exc.code == "unknown_postcode" else 400) from None

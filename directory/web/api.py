@@ -25,7 +25,7 @@ def search() -> Any:
     try:
         results = find(parse(request.args, window()))
     except InvalidRequest as exc:
-        return api_error(400, exc.code, exc.message)
+        return api_error(exc.status, exc.code, exc.message)
     return jsonify(results_dict(results))
 
 

@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, ServiceUnavailable
 
 from directory import db
 from directory.search.reading import OutdatedIndex
@@ -23,15 +23,20 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
     status = exc.code or 500
     if status == 413:
         limit = current_app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
         exc.description = f"The upload is larger than the {limit:g} MB limit. Split the file and import the parts."
     if _wants_json():
         code = (exc.name or "error").lower().replace(" ", "_")
-        return api_error(status, code, exc.description or exc.name)
-    return render_template("error.html", status=status, title=exc.name, message=exc.description), status
+        response, status = api_error(status, code, exc.description or exc.name)
+    else:
+        response = current_app.make_response(
+            render_template("error.html", status=status, title=exc.name, message=exc.description))
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110 requires it on every 405
+    return response, status
 
 
 def _rollback() -> None:
@@ -43,13 +48,13 @@ def _rollback() -> None:
             log.exception("rolling back after an error failed")
 
 
-def _unexpected_error(exc: Exception) -> tuple[Response | str, int]:
+def _unexpected_error(exc: Exception) -> tuple[Response, int]:
     log.exception("unhandled error on %s", request.path)
     _rollback()
     return _http_error(InternalServerError())
 
 
-def _database_busy(exc: OperationalError) -> tuple[Response | str, int]:
+def _database_busy(exc: OperationalError) -> tuple[Response, int]:
     if not db.is_busy(exc):
         return _unexpected_error(exc)
     # SQLite allows one writer, which a big import holds for its write phase; on PostgreSQL an import holds the rows
@@ -60,7 +65,7 @@ def _database_busy(exc: OperationalError) -> tuple[Response | str, int]:
                                           "please try again in a minute."))
 
 
-def _outdated_index(exc: OutdatedIndex) -> tuple[Response | str, int]:
+def _outdated_index(exc: OutdatedIndex) -> tuple[Response, int]:
     # An operator's job, not a bug: say so (and log it) instead of a bare 500.
     log.error("%s", exc)
     return _http_error(ServiceUnavailable("Search is being rebuilt; please try again in a few minutes."))

@@ -123,6 +123,7 @@ def listing_dict(listing: Listing, fresh: Window) -> dict[str, Any]:
         "sliding_scale": listing.sliding_scale,
         "gender": listing.gender,
         "bio": listing.bio,
+        "photo_url": url_for("public.photo", digest=listing.photo) if listing.photo else None,
         "url": url_for("public.profile", slug=listing.slug),
-        "updated_at": listing.updated_at.isoformat(timespec="seconds"),
+        "updated_at": listing.updated_at.isoformat(timespec="seconds") + "Z",  # stored as naive UTC
     }

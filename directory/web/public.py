@@ -64,12 +64,12 @@ def _units(search: SearchRequest | None) -> str | None:
 
 
 def _picked(search: SearchRequest | None) -> dict[str, Any]:
-    """What the panel shows as chosen: the parsed request's values (so `accepting=yes` ticks its box and a value
-    with stray spaces stays ticked), or the raw arguments when they could not be parsed."""
+    """What the panel shows as chosen: the parsed request's values, or the raw arguments when they could not be
+    parsed (so that fixing one bad field keeps the others)."""
     if search is not None:
         return {**search.filters, "accepting": search.accepting, "format": search.format}
     return {**{kind: request.args.getlist(kind) for kind, _ in PANEL_KINDS},
-            "accepting": request.args.get("accepting") in ("1", "true", "on", "yes"),
+            "accepting": request.args.get("accepting") == "1",
             "format": request.args.get("format", "any")}
 
 
@@ -115,7 +115,7 @@ def home() -> Any:
         search = parse(request.args, availability.window())
     except InvalidRequest as exc:
         context.update(error=exc.message, error_field=exc.field)
-        return render_template("home.html", **context), 400
+        return render_template("home.html", **context), exc.status
     context.update(chips=_chips(search), units=_units(search), picked=_picked(search))
     if search.origin is None and text_query(search.q).query is None:
         # Filters alone would list every therapist in two countries: ask where instead.
