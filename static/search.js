@@ -6,8 +6,9 @@
   function unfold() { if (panel && wide.matches) { panel.open = true; } }
   unfold();
   wide.addEventListener("change", unfold);
-  // Radius choices in the unit the search will use: the one picked, else the country the postcode is from.
-  var postcode = document.getElementById("postcode");
+  // Radius choices in the unit the search will use: the one picked, else the country a postcode is from (a place
+  // name keeps them as they are until the search says where it is).
+  var postcode = document.getElementById("location");
   var units = document.getElementById("units");
   var radius = document.getElementById("radius");
   function relabel() {

@@ -40,6 +40,8 @@ BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
 SERVER_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 RUN = f"dirtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"  # this run's databases are named after it
 URL_FILE = "database-url"  # in a world's folder: where its database is
+# Every test app (and every server a test starts) reads one place table, built once, where `make run` keeps it.
+os.environ.setdefault("PLACES_DIR", str(Path(__file__).resolve().parent.parent / "instance"))
 
 
 def on_postgresql() -> bool:

@@ -25,7 +25,7 @@ def distances(page: Page) -> list[float]:
 def test_search_filter_and_open_a_profile(page: Page, live_url: str) -> None:
     page.goto(live_url + "/")
     expect(page.get_by_role("banner")).to_contain_text("988")
-    page.get_by_label("ZIP or postal code").fill("10001")
+    page.get_by_label("ZIP, postal code or place").fill("10001")
     page.get_by_label("Within").select_option("25")
     page.get_by_role("button", name="Search").click()
 
@@ -55,10 +55,10 @@ def test_search_filter_and_open_a_profile(page: Page, live_url: str) -> None:
 
 def test_keyboard_search_and_error_message(page: Page, live_url: str) -> None:
     page.goto(live_url + "/")
-    page.get_by_label("ZIP or postal code").fill("ABCDE")
-    page.get_by_label("ZIP or postal code").press("Enter")
+    page.get_by_label("ZIP, postal code or place").fill("1000")
+    page.get_by_label("ZIP, postal code or place").press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("is not a US ZIP code")
-    page.get_by_label("ZIP or postal code").fill("m5v3l9")
+    page.get_by_label("ZIP, postal code or place").fill("m5v3l9")
     page.get_by_label("Keywords").fill("depresion")
     page.get_by_label("Keywords").press("Enter")
     expect(page.locator(".suggestion")).to_contain_text("depression")

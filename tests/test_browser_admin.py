@@ -65,7 +65,7 @@ def test_admin_imports_a_fixed_file_and_the_listing_is_searchable(page: Page, ad
     expect(page.locator("#run-status")).to_contain_text("done", timeout=30_000)
 
     page.goto(admin_url + "/")
-    page.get_by_label("ZIP or postal code").fill("M5V 3L9")
+    page.get_by_label("ZIP, postal code or place").fill("M5V 3L9")
     page.get_by_label("Keywords").fill("Meadowlark")
     page.get_by_role("button", name="Search").click()
     expect(page.locator(".card h3 a")).to_have_text("Playwright Meadowlark")

@@ -46,7 +46,7 @@ def test_a_zip_search_shows_the_first_card_whole_without_scrolling(sized_page: P
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto(live_url + "/")
-    page.get_by_label("ZIP or postal code").fill("11201")
+    page.get_by_label("ZIP, postal code or place").fill("11201")
     page.get_by_label("Within").select_option("10")
     page.get_by_role("button", name="Search", exact=True).click()
     expect(page.locator("#results-heading")).to_contain_text("within 10 miles of 11201 (Brooklyn, NY)")
@@ -101,7 +101,7 @@ def test_radius_choices_follow_the_unit_of_the_postcode_being_typed(page: Page, 
     expect(radius.locator("option").first).to_have_text("25 miles / 40 km")
     page.goto(live_url + "/?postcode=M5V+3L9&radius=10")
     expect(radius.locator("option:checked")).to_have_text("10 km")
-    page.get_by_label("ZIP or postal code").fill("11201")
+    page.get_by_label("ZIP, postal code or place").fill("11201")
     expect(radius.locator("option")).to_have_text(["25 miles", "5 miles", "10 miles", "25 miles", "50 miles",
                                                    "100 miles"])
     page.locator("#units").select_option("km")
@@ -136,7 +136,7 @@ def test_on_a_phone_filters_apply_from_the_folded_panel_and_chips_remove_them_on
     page.get_by_role("list", name="Active filters").get_by_role("link", name=re.compile("Depression")).click()
     expect(page).not_to_have_url(re.compile("specialty="))
     expect(page.get_by_role("list", name="Active filters")).to_have_count(0)
-    expect(page).to_have_url(re.compile("postcode=10001"))
+    expect(page).to_have_url(re.compile("location=10001"))
     page.context.close()
 
 
@@ -201,7 +201,7 @@ def test_without_a_place_the_page_asks_for_one_and_past_the_end_it_links_to_the_
 
 def test_an_error_is_tied_to_its_field_which_takes_the_focus(page: Page, live_url: str) -> None:
     page.goto(live_url + "/?postcode=ABCDE")
-    field = page.get_by_label("ZIP or postal code")
+    field = page.get_by_label("ZIP, postal code or place")
     expect(field).to_have_attribute("aria-invalid", "true")
     expect(field).to_have_attribute("aria-describedby", "search-error")
     expect(page.locator("#search-error")).to_contain_text("is not a US ZIP code")
@@ -233,3 +233,35 @@ def test_no_public_page_has_an_accessibility_violation(sized_page: Page, live_ur
         if violations:
             found[path] = violations
     assert found == {}
+
+
+def test_a_place_name_an_ambiguous_one_and_a_typo_in_the_location_box(sized_page: Page, live_url: str) -> None:
+    page = sized_page
+    page.goto(live_url + "/")
+    box = page.get_by_label("ZIP, postal code or place")
+    heading = page.locator("#results-heading")
+    box.fill("Brooklyn, NY")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(heading).to_contain_text("of Brooklyn, NY (the centre of the borough)")
+    box_of_card, height = page.locator(".card").first.bounding_box(), page.viewport_size["height"]
+    assert box_of_card is not None and box_of_card["y"] + box_of_card["height"] <= height
+    assert axe_violations(page) == []
+
+    box.fill("Springfield")
+    page.get_by_role("button", name="Search", exact=True).click()
+    choices = page.get_by_role("list", name="Places of that name").get_by_role("link")
+    expect(choices.first).to_have_text("Springfield, MO")
+    expect(box).to_have_attribute("aria-invalid", "true")
+    expect(box).to_be_focused()
+    assert axe_violations(page) == []
+    choices.filter(has_text="Springfield, IL").click()
+    expect(heading).to_contain_text("of Springfield, IL")
+    expect(box).to_have_value("Springfield, IL")
+
+    box.fill("Poughkepsie")
+    box.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("Did you mean Poughkeepsie, NY")
+    assert axe_violations(page) == []
+    page.get_by_role("list", name="Close names").get_by_role("link", name="Poughkeepsie, NY").click()
+    expect(heading).to_contain_text("of Poughkeepsie, NY")
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]

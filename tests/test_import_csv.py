@@ -108,6 +108,14 @@ def test_unknown_columns_warn_once_and_short_zips_are_padded(app: Flask, session
     assert session.scalar(select(Listing.postcode).where(Listing.external_id == "imp-z0")) == "02108"
 
 
+def test_a_postcode_with_spreadsheet_spaces_still_places_the_row(app: Flask, session: Session) -> None:
+    # The API's postcode grammar takes ASCII spaces only; a spreadsheet's no-break or ideographic space is normal.
+    rows = [{**GOOD, "external_id": "imp-nb", "postcode": "M5V\u00a03L9", "region": "ON", "country": "CA"},
+            {**GOOD, "external_id": "imp-ideo", "postcode": "10001\u3000"}]
+    report = do_import(app, make_csv(rows))
+    assert report.created == 2, [e.message for e in report.errors.first]
+
+
 def test_every_validation_error_is_reported_with_its_line(app: Flask, session: Session) -> None:
     before = listing_count(session)
     rows = [

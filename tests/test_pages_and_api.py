@@ -85,7 +85,7 @@ def test_snippet_marks_matched_words_and_is_escaped_on_the_page(shared_client: F
 def test_home_page_form_works_without_javascript(shared_client: FlaskClient) -> None:
     html = shared_client.get("/").get_data(as_text=True)
     assert '<form class="search" id="search" method="get"' in html
-    for field in ("postcode", "radius", "units", "q", "accepting", "sort"):
+    for field in ("location", "radius", "units", "q", "accepting", "sort"):
         assert re.search(rf'<label for="{field}"', html), field
     # The panel's inputs sit beside the results but belong to the GET form, so a plain submit carries them.
     assert 'form="search" name="modality" value="eft"' in html and 'form="search" name="specialty" value="depression"' in html
@@ -159,13 +159,13 @@ def test_openapi_matches_what_the_api_accepts_and_returns(shared_client: FlaskCl
     assert document == openapi_document() and document["openapi"].startswith("3.")
     search = document["paths"]["/api/v1/search"]["get"]
     documented = {p["name"] for p in search["parameters"]}
-    assert documented == {"postcode", "radius", "units", "q", "modality", "specialty", "language", "insurance",
+    assert documented == {"location", "postcode", "radius", "units", "q", "modality", "specialty", "language", "insurance",
                           "accepting", "format", "sort", "page", "per_page"}
     body = api(shared_client, postcode="10001", q="depression")
     schema = search["responses"]["200"]["content"]["application/json"]["schema"]
     assert set(schema["required"]) == set(body)
     assert set(schema["properties"]["results"]["items"]["properties"]) == set(body["results"][0])
-    for name in documented - {"postcode", "q"}:
+    for name in documented - {"location", "postcode", "q"}:
         enum = next(p for p in search["parameters"] if p["name"] == name)["schema"]
         enum = enum.get("items", enum).get("enum")
         if enum:

@@ -17,7 +17,7 @@ from geopy.distance import great_circle
 from sqlalchemy import select
 
 from conftest import SAMPLE_DAY
-from directory.geo import postcodes
+from directory.geo import Place, postcodes
 from directory.models import Listing
 from directory.search import engine
 from directory.search.schema import TEXT_ANALYZER, listing_document
@@ -65,12 +65,14 @@ def rows(shared_app: Flask) -> list[Row]:
         return result
 
 
-def brute_force(rows: list[Row], params: dict[str, Any], today: dt.date = SAMPLE_DAY
+def brute_force(rows: list[Row], params: dict[str, Any], today: dt.date = SAMPLE_DAY, origin: Place | None = None
                 ) -> tuple[list[tuple[str, float | None]], dict[str, dict[str, int]]]:
     """Every result (external id, rounded distance) in contract order, and the disjunctive facet counts of all four
-    kinds, on the day `today` (an accepting claim counts when confirmed at most 90 days before it, and not after)."""
+    kinds, on the day `today` (an accepting claim counts when confirmed at most 90 days before it, and not after),
+    from `origin` when given, else from the postcode."""
     oldest_counted = today - dt.timedelta(days=90)
-    origin = postcodes.lookup(params["postcode"]) if params.get("postcode") else None
+    if origin is None:
+        origin = postcodes.lookup(params["postcode"]) if params.get("postcode") else None
     fmt = params.get("format", "any")
     units = params.get("units") or ("km" if origin and origin.country == "CA" else "mi")
     radius = float(params.get("radius") or (40 if units == "km" else 25))
@@ -315,3 +317,20 @@ def test_the_ways_out_of_an_empty_search_are_counted_as_the_brute_force_counts_t
     for query, count, _ in offered:  # and each link opens a search finding that many
         linked = parse_qs(html.unescape(query))
         assert shared_client.get("/api/v1/search", query_string=linked).get_json()["total"] == int(count)
+
+
+@pytest.mark.parametrize("location, extra", [
+    ("Brooklyn, NY", {"radius": "10"}), ("Toronto", {}), ("st jerome", {"radius": "50", "format": "in_person"}),
+    ("Queens", {"specialty": ["depression"], "radius": "5"}), ("Halifax NS", {"format": "telehealth"}),
+    ("Springfield, IL", {"radius": "100", "accepting": "1"}), ("The Bronx", {"units": "km", "radius": "12.5"}),
+])
+def test_a_place_searches_exactly_as_its_point_given_as_coordinates(
+        location: str, extra: dict[str, Any], shared_client: FlaskClient, rows: list[Row]) -> None:
+    params = {"location": location, "per_page": 100, **extra}
+    results, facets, total = fetch_all(shared_client, params)
+    origin = shared_client.get("/api/v1/search", query_string=params).get_json()["origin"]
+    point = Place("", origin["country"], origin["region"], origin["lat"], origin["lon"], origin["place"], "point")
+    expected, expected_facets = brute_force(rows, {k: v for k, v in params.items() if k != "location"}, origin=point)
+    assert total == len(expected) and total > 0
+    assert results == expected
+    assert facets == expected_facets

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from directory.availability import Window
-from directory.geo import Place, PostcodeError, postcodes
+from directory.geo import POSTCODE_PATTERN, Place, PostcodeError, postcodes
+from directory.places import PlaceError, places
 from directory.vocabulary import vocabulary
 
 RADIUS_CHOICES = (5, 10, 25, 50, 100)
@@ -19,6 +20,7 @@ DEFAULT_RADIUS = {"mi": 25, "km": 40}
 MAX_PER_PAGE = 100
 MAX_PAGE = 1000
 MAX_QUERY_CHARS = 200
+MAX_LOCATION_CHARS = 100
 MAX_QUERY_TERMS = 24
 MAX_FILTER_VALUES = 30
 FORMATS = ("any", "in_person", "telehealth")
@@ -33,14 +35,16 @@ INTEGER_PATTERN = r"^-?(?:0|[1-9][0-9]*)$"
 
 class InvalidRequest(ValueError):
     """Bad search input, the one error a view catches; ``code`` is the API error code, ``field`` the parameter at
-    fault (the page marks its input), ``status`` 400, or 422 for a well-formed postcode that no data holds."""
+    fault (the page marks its input), ``status`` 400, or 422 for a well-formed postcode that no data holds or a
+    place name that names no place or several."""
 
-    def __init__(self, code: str, message: str, field: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, field: str, status: int = 400, choices: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
         self.status = status
+        self.choices = choices  # for a place name: the places it may mean, or close names
 
 
 class Args(Protocol):
@@ -151,11 +155,28 @@ def parse(args: Args, fresh: Window) -> SearchRequest:
         page=int(page or 1),
         per_page=int(per_page or 20),
     )
-    # Last, so that a request with a bad parameter and a bad postcode reports the parameter, as it always has.
-    postcode = args.get("postcode") or ""
-    if not postcode:
-        return request
+    # Last, so that a request with a bad parameter and a bad location reports the parameter, as it always has.
+    return dataclasses.replace(request, origin=_origin(args))
+
+
+def _origin(args: Args) -> Place | None:
+    """Where the search is from: `location` (a postcode or a place name) or, when it is absent, `postcode`."""
+    field = "location" if args.get("location") else "postcode"
+    text = args.get(field) or ""
+    if len(text) > MAX_LOCATION_CHARS:
+        raise InvalidRequest("invalid_parameter", f"{field} is limited to {MAX_LOCATION_CHARS} characters.", field)
+    if not text.strip():
+        return None
     try:
-        return dataclasses.replace(request, origin=postcodes.lookup(postcode))
+        if field == "postcode" or re.fullmatch(POSTCODE_PATTERN, text):
+            return postcodes.lookup(text)
+        try:
+            return places.resolve(text)
+        except PlaceError as exc:
+            if exc.code == "unknown_place" and any(c.isdigit() for c in text):
+                postcodes.lookup(text)  # digits and no place: a mistyped postcode, said as such
+            raise InvalidRequest(exc.code, exc.message, field, 422, exc.choices) from None
     except PostcodeError as exc:
-        raise InvalidRequest(exc.code, exc.message, "postcode", 422 if exc.code == "unknown_postcode" else 400) from None
+        # Any text is a well-formed location, so what names nowhere is a 422 there; `postcode` has a pattern.
+        status = 422 if exc.code == "unknown_postcode" or field == "location" else 400
+        raise InvalidRequest(exc.code, exc.message, field, status) from None

@@ -21,11 +21,11 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 @bp.get("/search")
 def search() -> Any:
-    """Search listings by postcode, radius, filters and free text."""
+    """Search listings by location (postcode or place), radius, filters and free text."""
     try:
         results = find(parse(request.args, window()))
     except InvalidRequest as exc:
-        return api_error(exc.status, exc.code, exc.message)
+        return api_error(exc.status, exc.code, exc.message, exc.choices)
     return jsonify(results_dict(results))
 
 

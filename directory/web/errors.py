@@ -14,9 +14,12 @@ from directory.search.reading import OutdatedIndex
 log = logging.getLogger(__name__)
 
 
-def api_error(status: int, code: str, message: str) -> tuple[Response, int]:
-    """A JSON error response."""
-    return jsonify(error=code, message=message), status
+def api_error(status: int, code: str, message: str, choices: tuple[str, ...] = ()) -> tuple[Response, int]:
+    """A JSON error response; `choices` (what a place name may have meant) only when there are some."""
+    body: dict[str, object] = {"error": code, "message": message}
+    if choices:
+        body["choices"] = list(choices)
+    return jsonify(body), status
 
 
 def _wants_json() -> bool:

@@ -13,6 +13,7 @@ from directory.search.engine import FACETS
 from directory.search.request import (
     FORMATS,
     MAX_FILTER_VALUES,
+    MAX_LOCATION_CHARS,
     MAX_PAGE,
     MAX_PER_PAGE,
     MAX_QUERY_CHARS,
@@ -23,14 +24,17 @@ from directory.search.request import (
 )
 from directory.vocabulary import KINDS, vocabulary
 
-VERSION = "2.0.0"
+VERSION = "3.0.0"
 # What each error status means, with the codes its body may carry. Every operation lists the statuses it returns.
 ERRORS = {
     "400": ("Bad input: the parameter named in the message is malformed, out of range or unknown.",
             ["invalid_parameter", "query_too_long", "invalid_postcode"]),
     "404": ("No such published listing.", ["not_found"]),
     "405": ("The method is not GET (or HEAD); the Allow header lists the ones that are.", ["method_not_allowed"]),
-    "422": ("The postcode is well formed but not in the packaged US or Canadian postcode data.", ["unknown_postcode"]),
+    "422": ("Well formed, but it names nowhere we know: a postcode missing from the packaged data, a location "
+            "with digits that is neither a place nor a postcode (`invalid_postcode`), a place name that names no "
+            "place (`choices` are close names) or several (`choices` are the places, most populous first; each, as "
+            "a location, names one).", ["unknown_postcode", "invalid_postcode", "unknown_place", "ambiguous_place"]),
     "503": ("The database is busy with an import, or the index is being rebuilt; try again in a minute.",
             ["service_unavailable"]),
 }
@@ -108,13 +112,16 @@ _LISTING = _object({
     "updated_at": _string("When the listing last changed (UTC).", format="date-time"),
 }, "Every public field of a published listing.")
 _ORIGIN = _object({
-    "postcode": _string("The postcode as understood (normalised)."),
+    "kind": _string("What the location was read as.", enum=["postcode", "place"]),
+    "postcode": _nullable(_string("The postcode as understood (normalised); null for a place.")),
     "country": _string("", enum=["US", "CA"]),
     "region": _string("State or province code."),
     "lat": {"type": "number"},
     "lon": {"type": "number"},
     "place": _string("A readable name, e.g. \"Brooklyn, NY\"."),
-}, "Where distances are measured from: the postcode's point.")
+    "centre": _nullable(_string("For a place, what its point is, e.g. \"the centre of the borough\"; null for a "
+                                "postcode.")),
+}, "Where distances are measured from: the postcode's point, or the place's.")
 _COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
 _SEARCH = _object({
     "origin": {"oneOf": [{"type": "null"}, _ORIGIN]},
@@ -148,8 +155,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _error(status: str) -> dict[str, Any]:
     description, codes = ERRORS[status]
-    body = _object({"error": _string("A stable code.", enum=codes), "message": _string("Says what to change.")},
-                   "An error.")
+    fields = {"error": _string("A stable code.", enum=codes), "message": _string("Says what to change.")}
+    if status == "422":
+        fields["choices"] = {**_STRINGS, "minItems": 1, "description": "Locations to offer instead, e.g. "
+                                                                       "\"Springfield, IL\"."}
+    body = _object(fields, "An error.", optional=("choices",))
     response = _json(body, description)
     if status == "405":
         response["headers"] = {"Allow": {"required": True, "description": "The methods this path answers.",
@@ -172,9 +182,14 @@ def _search_parameters() -> list[dict[str, Any]]:
                       f"{kind} slug; repeat for any of several (at most {MAX_FILTER_VALUES}).", True)
                for kind in KINDS]
     return [
+        _param("location", {"type": "string", "maxLength": MAX_LOCATION_CHARS},
+               "Where to search from: a postcode (as `postcode` takes it) or a US or Canadian place name, with or "
+               "without its state or province (\"Brooklyn, NY\", \"st jerome\", \"Toronto\"). Accents, case, "
+               "punctuation and St/Saint, Ste/Sainte, Mt/Mount, Ft/Fort do not matter. Only spaces: absent. Without "
+               "`location` and `postcode` the search is national, by relevance."),
         _param("postcode", {"type": "string", "pattern": POSTCODE_PATTERN},
                "US ZIP (12345 or 12345-6789) or Canadian postal code or FSA (A1A 1A1, A1A), in either case, "
-               "spaces anywhere. Without it the search is national, by relevance."),
+               "spaces anywhere. Ignored when `location` is given."),
         _param("radius", {"type": "number", "minimum": 1, "maximum": MAX_RADIUS},
                "In `units`, written as a JSON number; default 25 mi or 40 km."),
         _param("units", {"type": "string", "enum": ["mi", "km"]}, "Default mi in the US, km in Canada."),
@@ -211,7 +226,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             "/api/v1/search": _operation(
-                "Search listings", "Published listings near a postcode (or nationally), filtered and paged.",
+                "Search listings", "Published listings near a location (or nationally), filtered and paged.",
                 _json(_SEARCH, "A page of results."), ["400", "405", "422", "503"],
                 parameters=_search_parameters()),
             "/api/v1/therapists/{id}": _operation(

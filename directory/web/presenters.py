@@ -75,8 +75,9 @@ def results_dict(results: Results) -> dict[str, Any]:
     origin = results.origin
     return {
         "origin": None if origin is None else {
-            "postcode": origin.postcode, "country": origin.country, "region": origin.region,
-            "lat": origin.lat, "lon": origin.lon, "place": origin.name,
+            "kind": "place" if origin.precision == "place" else "postcode",
+            "postcode": origin.postcode or None, "country": origin.country, "region": origin.region,
+            "lat": origin.lat, "lon": origin.lon, "place": origin.name, "centre": origin.centre or None,
         },
         "units": results.units,
         "radius": results.radius,

@@ -19,10 +19,10 @@ from directory.vocabulary import vocabulary
 from directory.web.presenters import availability_words, matched_first
 
 bp = Blueprint("public", __name__)
-SEARCH_KEYS = ("postcode", "q", "modality", "specialty", "language", "insurance", "accepting", "format")
+SEARCH_KEYS = ("location", "postcode", "q", "modality", "specialty", "language", "insurance", "accepting", "format")
 PANEL_KINDS = (("modality", "Approach"), ("specialty", "Specialty"), ("language", "Language"), ("insurance", "Insurance"))
 FORMAT_LABELS = {"in_person": "In person", "telehealth": "Online"}
-KEPT_BY_CLEAR_ALL = ("postcode", "radius", "units", "q")
+KEPT_BY_CLEAR_ALL = ("location", "postcode", "radius", "units", "q")
 _TITLES = {"dr", "mr", "mrs", "ms", "mx", "prof"}
 
 
@@ -114,7 +114,7 @@ def home() -> Any:
     try:
         search = parse(request.args, availability.window())
     except InvalidRequest as exc:
-        context.update(error=exc.message, error_field=exc.field)
+        context.update(error=exc.message, error_field=exc.field, error_code=exc.code, error_choices=exc.choices)
         return render_template("home.html", **context), exc.status
     context.update(chips=_chips(search), units=_units(search), picked=_picked(search))
     if search.origin is None and text_query(search.q).query is None:
