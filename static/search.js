@@ -8,19 +8,19 @@
   wide.addEventListener("change", unfold);
   // Radius choices in the unit the search will use: the one picked, else the country a postcode is from (a place
   // name keeps them as they are until the search says where it is).
-  var postcode = document.getElementById("location");
+  var place = document.getElementById("location");
   var units = document.getElementById("units");
   var radius = document.getElementById("radius");
   function relabel() {
-    var unit = units.value || (/^\s*\d{5}/.test(postcode.value) ? "mi" : /^\s*[a-z]\d[a-z]/i.test(postcode.value) ? "km" : "");
+    var unit = units.value || (/^\s*\d{5}/.test(place.value) ? "mi" : /^\s*[a-z]\d[a-z]/i.test(place.value) ? "km" : "");
     if (!unit) { return; }
     var word = unit === "mi" ? "miles" : "km";
     Array.prototype.forEach.call(radius.options, function (option) {
       option.text = (option.value || option.getAttribute("data-default-" + unit)) + " " + word;
     });
   }
-  if (postcode && units && radius) {
-    postcode.addEventListener("input", relabel);
+  if (place && units && radius) {
+    place.addEventListener("input", relabel);
     units.addEventListener("change", relabel);
   }
   // After a search, the keyboard starts at the results (the next Tab is the first card) without the page moving:

@@ -40,8 +40,8 @@ def test_the_version_changes_whenever_the_contract_does() -> None:
 
 
 def test_schemathesis_finds_nothing_in_positive_and_negative_modes(shared_app: Flask) -> None:
-    # Every check, both modes, a fixed seed, bounded examples (and time: the subprocess timeout); the repository's schemathesis.toml applies
-    # (it is found from the working directory), as it does for `st run` by hand.
+    # Every check, both modes, a fixed seed, bounded examples (and time: the subprocess timeout); the repository's
+    # schemathesis.toml applies (it is found from the working directory), as it does for `st run` by hand.
     with live_server(shared_app) as url:
         done = subprocess.run(
             [str(SCHEMATHESIS), "run", f"{url}/api/v1/openapi.json", "--checks", "all", "--mode", "all",
@@ -111,3 +111,20 @@ def test_every_405_names_the_allowed_methods(shared_client: FlaskClient) -> None
     for path in ("/api/v1/search", "/api/v1/vocabulary", "/api/v1/therapists/x", "/api/v1/openapi.json", "/"):
         response = shared_client.post(path)
         assert response.status_code == 405 and set(response.headers["Allow"].split(", ")) >= {"GET", "HEAD"}, path
+
+
+@pytest.mark.parametrize("params, status, understood", [
+    ({"page": "1" + "0" * 4400}, 400, None),  # Python cannot read a whole number that long: it was a 500
+    ({"per_page": "9" * 30}, 400, None),
+    ({"postcode": " " * 150 + "12345"}, 400, None),  # the documented maxLength
+    ({"location": " ", "postcode": "12345"}, 200, "12345"),  # a blank location is absent
+    ({"location": "12345\u00a0"}, 200, "12345"),  # pasted text brings a no-break space
+    ({"location": "Brooklyn NY 11201"}, 200, "11201"),  # a place followed by its postcode is the postcode
+    ({"location": "Toronto, ON M5V 3L9"}, 200, "M5V 3L9"),
+])
+def test_location_and_number_edges(params: dict[str, str], status: int, understood: str | None,
+                                   shared_client: FlaskClient) -> None:
+    response = shared_client.get("/api/v1/search", query_string=params)
+    assert response.status_code == status, response.get_json()
+    if understood:
+        assert response.get_json()["origin"]["postcode"] == understood

@@ -31,6 +31,7 @@ _SPACE = r"[ \t\r\n]"
 QUERY_PATTERN = rf"^{_SPACE}*(?:[^ \t\r\n]+(?:{_SPACE}+[^ \t\r\n]+){{0,{MAX_QUERY_TERMS - 1}}})?{_SPACE}*$"
 NUMBER_PATTERN = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"  # JSON's number grammar
 INTEGER_PATTERN = r"^-?(?:0|[1-9][0-9]*)$"
+_TRAILING_POSTCODE = re.compile(r"[^\d ,][ ,]+([0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])$")
 
 
 class InvalidRequest(ValueError):
@@ -101,9 +102,10 @@ def _number(args: Args, name: str, low: float, high: float, integer: bool) -> fl
         return None
     if not re.fullmatch(INTEGER_PATTERN if integer else NUMBER_PATTERN, raw):
         raise InvalidRequest("invalid_parameter", f"{name} must be a {'whole ' if integer else ''}number.", name)
-    value = int(raw) if integer else float(raw)
-    # Compared before anything else: a whole number of 309 digits is fine to compare, but not to make a float of.
-    if not low <= value <= high or not math.isfinite(value):
+    # Python refuses to read a whole number of over 4,300 digits, and one longer than the bound is out of range.
+    too_long = integer and len(raw.lstrip("-")) > len(str(int(high)))
+    value = 0 if too_long else int(raw) if integer else float(raw)
+    if too_long or not low <= value <= high or not math.isfinite(value):
         raise InvalidRequest("invalid_parameter", f"{name} must be between {low:g} and {high:g}.", name)
     return value
 
@@ -135,7 +137,7 @@ def parse(args: Args, fresh: Window) -> SearchRequest:
         raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_CHARS} characters.", "q")
     if not re.fullmatch(QUERY_PATTERN, raw_q):
         raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_TERMS} words.", "q")
-    q = " ".join(raw_q.split())
+    q = " ".join(re.findall(r"[^ \t\r\n]+", raw_q))  # words as the limit counts them
     accepting = _choice(args, "accepting", ("1", "0"))
     radius = _number(args, "radius", 1, MAX_RADIUS, integer=False)
     page = _number(args, "page", 1, MAX_PAGE, integer=True)
@@ -160,23 +162,33 @@ def parse(args: Args, fresh: Window) -> SearchRequest:
 
 
 def _origin(args: Args) -> Place | None:
-    """Where the search is from: `location` (a postcode or a place name) or, when it is absent, `postcode`."""
-    field = "location" if args.get("location") else "postcode"
-    text = args.get(field) or ""
-    if len(text) > MAX_LOCATION_CHARS:
-        raise InvalidRequest("invalid_parameter", f"{field} is limited to {MAX_LOCATION_CHARS} characters.", field)
-    if not text.strip():
-        return None
+    """Where the search is from: `location` (a postcode or a place name) or, when it is blank, `postcode`."""
+    for name in ("location", "postcode"):
+        if len(args.get(name) or "") > MAX_LOCATION_CHARS:
+            raise InvalidRequest("invalid_parameter", f"{name} is limited to {MAX_LOCATION_CHARS} characters.", name)
+    location = " ".join((args.get("location") or "").split())  # pasted text brings no-break and other spaces
+    if location:
+        return _located(location)
+    postcode = args.get("postcode") or ""
     try:
-        if field == "postcode" or re.fullmatch(POSTCODE_PATTERN, text):
-            return postcodes.lookup(text)
+        return postcodes.lookup(postcode) if postcode else None
+    except PostcodeError as exc:
+        status = 422 if exc.code == "unknown_postcode" else 400
+        raise InvalidRequest(exc.code, exc.message, "postcode", status) from None
+
+
+def _located(text: str) -> Place:
+    """A location's place: a postcode, a place name, or a place name with its postcode ("Brooklyn, NY 11201", where
+    the postcode is the more precise). Any text is a well-formed location, so what names nowhere is a 422."""
+    trailing = _TRAILING_POSTCODE.search(text)
+    try:
+        if re.fullmatch(POSTCODE_PATTERN, text) or trailing:
+            return postcodes.lookup(trailing.group(1) if trailing else text)
         try:
             return places.resolve(text)
         except PlaceError as exc:
             if exc.code == "unknown_place" and any(c.isdigit() for c in text):
                 postcodes.lookup(text)  # digits and no place: a mistyped postcode, said as such
-            raise InvalidRequest(exc.code, exc.message, field, 422, exc.choices) from None
+            raise InvalidRequest(exc.code, exc.message, "location", 422, exc.choices) from None
     except PostcodeError as exc:
-        # Any text is a well-formed location, so what names nowhere is a 422 there; `postcode` has a pattern.
-        status = 422 if exc.code == "unknown_postcode" or field == "location" else 400
-        raise InvalidRequest(exc.code, exc.message, field, status) from None
+        raise InvalidRequest(exc.code, exc.message, "location", 422) from None

@@ -74,8 +74,8 @@ def _vocabulary_words() -> frozenset[str]:
 
 
 def spelling_words(view: View) -> list[str]:
-    """Words people search for that the index holds: every vocabulary name and synonym and the words of bios,
-    never personal or place names (the index keeps bio words apart from names, see `bio_words`)."""
+    """Words a suggestion may offer: every vocabulary name and synonym and the words of this index's bios, never
+    personal or place names (the index keeps bio words apart from names, see `bio_words`)."""
     return view.derived("spelling-words", lambda: sorted(_vocabulary_words() | set(view.terms(SPELLING_FIELD))))
 
 

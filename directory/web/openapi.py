@@ -24,7 +24,7 @@ from directory.search.request import (
 )
 from directory.vocabulary import KINDS, vocabulary
 
-VERSION = "3.0.0"
+VERSION = "3.0.1"
 # What each error status means, with the codes its body may carry. Every operation lists the statuses it returns.
 ERRORS = {
     "400": ("Bad input: the parameter named in the message is malformed, out of range or unknown.",
@@ -185,9 +185,10 @@ def _search_parameters() -> list[dict[str, Any]]:
         _param("location", {"type": "string", "maxLength": MAX_LOCATION_CHARS},
                "Where to search from: a postcode (as `postcode` takes it) or a US or Canadian place name, with or "
                "without its state or province (\"Brooklyn, NY\", \"st jerome\", \"Toronto\"). Accents, case, "
-               "punctuation and St/Saint, Ste/Sainte, Mt/Mount, Ft/Fort do not matter. Only spaces: absent. Without "
-               "`location` and `postcode` the search is national, by relevance."),
-        _param("postcode", {"type": "string", "pattern": POSTCODE_PATTERN},
+               "punctuation and St/Saint, Ste/Sainte, Mt/Mount, Ft/Fort do not matter; a place name followed by its "
+               "postcode is the postcode. Only spaces: absent. Without `location` and `postcode` the search is "
+               "national, by relevance."),
+        _param("postcode", {"type": "string", "maxLength": MAX_LOCATION_CHARS, "pattern": POSTCODE_PATTERN},
                "US ZIP (12345 or 12345-6789) or Canadian postal code or FSA (A1A 1A1, A1A), in either case, "
                "spaces anywhere. Ignored when `location` is given."),
         _param("radius", {"type": "number", "minimum": 1, "maximum": MAX_RADIUS},

@@ -104,7 +104,8 @@ def _availability_wording() -> dict[str, Any]:
 def home() -> Any:
     """The search form, and results once something was asked."""
     context: dict[str, Any] = {
-        "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "default_radius": DEFAULT_RADIUS, "args": request.args, "panel_kinds": PANEL_KINDS,
+        "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "default_radius": DEFAULT_RADIUS,
+        "args": request.args, "panel_kinds": PANEL_KINDS,
         "outcome": None, "error": None, "error_field": None, "needs_location": False, "ways_out": [],
         "chips": [], "search_url": search_url, "clear_all_url": _clear_all_url(), "units": _units(None),
         "picked": _picked(None),
