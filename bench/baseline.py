@@ -81,7 +81,7 @@ class Baseline:
             join = "JOIN fts ON fts.rowid = d.id AND fts MATCH :match"
             params["match"] = " ".join(f'"{word}"' for word in request.q.split() if word.strip('"'))
             score = "-bm25(fts)"
-        distance, order = "0.0", "relevance DESC, d.sortname, d.id"
+        distance, nearby, order = "0.0", "0", "relevance DESC, d.sortname, d.id"
         if origin is not None:
             units, radius = request.units_for(origin.country), request.radius_for(origin.country)
             min_lat, max_lat, lon_ranges = bounding_box(origin.lat, origin.lon, to_km(units, radius))
@@ -97,7 +97,9 @@ class Baseline:
             where.append("(" + " OR ".join({"any": [near, remote], "in_person": [near], "telehealth": [remote]}[
                 request.format]) + ")")
             distance = DISTANCE
-            order = ("distance, relevance DESC" if (request.sort or "distance") == "distance"
+            if request.format == "any":  # in-person matches first, then those seen online only
+                nearby = near
+            order = ("nearby DESC, distance, relevance DESC" if (request.sort or "distance") == "distance"
                      else "relevance DESC, distance") + ", d.sortname, d.id"
         elif request.format != "any":
             where.append(f"d.{request.format}")
@@ -105,7 +107,8 @@ class Baseline:
         body = f"FROM docs d {join}" + (" WHERE " + " AND ".join(where) if where else "")
         # FTS5's bm25() cannot sit beside a window function, hence the materialised step.
         rows = self.db.execute(
-            f"WITH hits AS MATERIALIZED (SELECT d.id, d.sortname, {distance} AS distance, {score} AS relevance {body})"
+            f"WITH hits AS MATERIALIZED (SELECT d.id, d.sortname, {distance} AS distance, {nearby} AS nearby, "
+            f"{score} AS relevance {body})"
             f" SELECT id, count(*) OVER () FROM hits d ORDER BY {order} LIMIT :limit OFFSET :offset", params).fetchall()
         if rows:
             return rows[0][1], [row[0] for row in rows]

@@ -99,7 +99,10 @@ def brute_force(rows: list[Row], params: dict[str, Any], today: dt.date = SAMPLE
     base = [r for r in rows if base_match(r)]
     matched = [r for r in base if all(facet_ok(r, kind) for kind in KINDS)]
     if origin is not None:
-        matched.sort(key=lambda r: (distance(r), r.name.casefold().encode(), r.id))
+        def online_only(row: Row) -> bool:  # with format=any, in-person matches come first
+            return fmt == "any" and not (row.in_person and distance(row) <= radius)
+
+        matched.sort(key=lambda r: (online_only(r), distance(r), r.name.casefold().encode(), r.id))
         results = [(r.external_id, round(distance(r), 1)) for r in matched]
     else:
         matched.sort(key=lambda r: (r.name.casefold().encode(), r.id))

@@ -20,6 +20,7 @@ from directory.vocabulary import vocabulary
 FACETS = ("modality", "specialty", "language", "insurance")  # each counted as if its own filter were unset
 # Relative margin around the radius and the page cutoff inside which vectorised distances are re-checked exactly.
 SLACK = 1e-9
+ONLINE_AFTER = 1e6  # added to an online-only result's distance for ordering: more than any distance on Earth
 PYTHON_ORDERING = 20000  # up to this many tied candidates, names are compared directly; beyond, by rank
 
 
@@ -237,15 +238,23 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     stop = start + request.per_page
     distances = scope.distances_of(matched)
     if sort == "distance" and origin is not None and units is not None:
+        # In-person matches come first, then those seen online only ("34 within 10 miles, plus 12 online"): for
+        # ordering, an online-only distance is pushed past every in-person one.
+        def nearest_first(distances: np.ndarray) -> np.ndarray:
+            if scope.near is None or request.format != "any":
+                return distances
+            return distances + np.where(contains(scope.near, matched), 0.0, ONLINE_AFTER)
+
         # Relevance only breaks distance ties, so only the results that can reach this page are scored, and their
         # distances made exact first so that the order is geopy's.
         if len(matched) > stop:
-            window = distances <= np.partition(distances, stop - 1)[stop - 1] * (1 + SLACK)
+            key = nearest_first(distances)
+            window = key <= np.partition(key, stop - 1)[stop - 1] * (1 + SLACK)
             matched, distances = matched[window], distances[window]
         distances = np.fromiter((_exact(view, origin, units, d) for d in matched.tolist()), dtype=np.float64,
                                 count=len(matched))
         scores = _scores(view, text, matched)
-        page = _page(view, matched, distances, -scores, start, stop)
+        page = _page(view, matched, nearest_first(distances), -scores, start, stop)
     else:
         scores = _scores(view, text, matched)
         page = _page(view, matched, -scores, distances, start, stop)

@@ -24,7 +24,7 @@ from directory.search.request import (
 )
 from directory.vocabulary import KINDS, vocabulary
 
-VERSION = "3.0.1"
+VERSION = "4.0.0"
 # What each error status means, with the codes its body may carry. Every operation lists the statuses it returns.
 ERRORS = {
     "400": ("Bad input: the parameter named in the message is malformed, out of range or unknown.",
@@ -205,8 +205,9 @@ def _search_parameters() -> list[dict[str, Any]]:
                "in_person: seen in person within the radius; telehealth: online and licensed in the postcode's "
                "state or province; any (default): either."),
         _param("sort", {"type": "string", "enum": list(SORTS)},
-               "distance (default with a postcode: then relevance, name, id) or relevance (then distance, name, "
-               "id). Without a postcode always relevance."),
+               "distance (default with a location: with format=any the in-person matches first, then those seen "
+               "online only, each by distance; ties by relevance, name, id) or relevance (then distance, name, "
+               "id). Without a location always relevance."),
         _param("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
                "1-based page, written as a JSON integer; default 1."),
         _param("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
