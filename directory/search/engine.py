@@ -231,7 +231,8 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
         facets[kind] = _facet_counts(view, kind, intersect([base, *others]))
     matched = intersect([base, *selected.values()])
     total = len(matched)
-    nearby = None if scope.near is None else int(np.count_nonzero(contains(scope.near, matched)))
+    in_person = None if scope.near is None else contains(scope.near, matched)
+    nearby = None if in_person is None else int(np.count_nonzero(in_person))
 
     sort = (request.sort or "distance") if origin is not None else "relevance"
     start = (request.page - 1) * request.per_page
@@ -240,21 +241,19 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     if sort == "distance" and origin is not None and units is not None:
         # In-person matches come first, then those seen online only ("34 within 10 miles, plus 12 online"): for
         # ordering, an online-only distance is pushed past every in-person one.
-        def nearest_first(distances: np.ndarray) -> np.ndarray:
-            if scope.near is None or request.format != "any":
-                return distances
-            return distances + np.where(contains(scope.near, matched), 0.0, ONLINE_AFTER)
-
+        online_after = np.zeros(len(matched))
+        if in_person is not None and request.format == "any":
+            online_after[~in_person] = ONLINE_AFTER
         # Relevance only breaks distance ties, so only the results that can reach this page are scored, and their
         # distances made exact first so that the order is geopy's.
         if len(matched) > stop:
-            key = nearest_first(distances)
+            key = distances + online_after
             window = key <= np.partition(key, stop - 1)[stop - 1] * (1 + SLACK)
-            matched, distances = matched[window], distances[window]
+            matched, distances, online_after = matched[window], distances[window], online_after[window]
         distances = np.fromiter((_exact(view, origin, units, d) for d in matched.tolist()), dtype=np.float64,
                                 count=len(matched))
         scores = _scores(view, text, matched)
-        page = _page(view, matched, nearest_first(distances), -scores, start, stop)
+        page = _page(view, matched, distances + online_after, -scores, start, stop)
     else:
         scores = _scores(view, text, matched)
         page = _page(view, matched, -scores, distances, start, stop)
