@@ -32,7 +32,7 @@ import zipcodes
 from rapidfuzz import fuzz, process
 
 from directory import file_lock
-from directory.geo import CA_CODE_BY_NAME, CA_REGIONS, US_REGIONS, Place
+from directory.geo import CA_CODE_BY_NAME, CA_REGIONS, US_REGIONS, Place, great_circle_km_many
 
 EXTRA_PLACES = Path(__file__).with_name("places.json")
 BUILD_SECONDS = 300  # a build takes 6 s; a process waiting longer than this for another's gives up
@@ -100,9 +100,7 @@ def centre(points: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
     """The weighted centre of a place's code points, or of their densest cluster when they spread further than
     CLUSTER_KM (two towns of one name in one state; a name some codes use far from the rest)."""
     def km_from(lat: float, lon: float) -> np.ndarray:
-        dlat = np.radians(points[:, 0] - lat)
-        dlon = np.radians(points[:, 1] - lon) * np.cos(np.radians(lat))
-        return 6371.0 * np.hypot(dlat, dlon)
+        return great_circle_km_many(lat, lon, points[:, 0], points[:, 1])
 
     lat, lon = np.average(points, axis=0, weights=weights)
     if km_from(lat, lon).max() <= CLUSTER_KM:

@@ -25,10 +25,10 @@ MAX_QUERY_TERMS = 24
 MAX_FILTER_VALUES = 30
 FORMATS = ("any", "in_person", "telehealth")
 SORTS = ("distance", "relevance")
-_SPACE = r"[ \t\r\n]"
+_SPACE, _WORD = r"[ \t\r\n]", r"[^ \t\r\n]+"
 # The text's word limit as a regular expression (ASCII whitespace separates words), so that the OpenAPI document
 # states exactly what is refused; each word must be followed by a separator before the next, so matching is linear.
-QUERY_PATTERN = rf"^{_SPACE}*(?:[^ \t\r\n]+(?:{_SPACE}+[^ \t\r\n]+){{0,{MAX_QUERY_TERMS - 1}}})?{_SPACE}*$"
+QUERY_PATTERN = rf"^{_SPACE}*(?:{_WORD}(?:{_SPACE}+{_WORD}){{0,{MAX_QUERY_TERMS - 1}}})?{_SPACE}*$"
 NUMBER_PATTERN = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"  # JSON's number grammar
 INTEGER_PATTERN = r"^-?(?:0|[1-9][0-9]*)$"
 _TRAILING_POSTCODE = re.compile(r"[^\d ,][ ,]+([0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])$")
@@ -137,7 +137,7 @@ def parse(args: Args, fresh: Window) -> SearchRequest:
         raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_CHARS} characters.", "q")
     if not re.fullmatch(QUERY_PATTERN, raw_q):
         raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_TERMS} words.", "q")
-    q = " ".join(re.findall(r"[^ \t\r\n]+", raw_q))  # words as the limit counts them
+    q = " ".join(re.findall(_WORD, raw_q))  # words as the limit counts them
     accepting = _choice(args, "accepting", ("1", "0"))
     radius = _number(args, "radius", 1, MAX_RADIUS, integer=False)
     page = _number(args, "page", 1, MAX_PAGE, integer=True)
