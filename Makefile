@@ -4,9 +4,15 @@ BIN := $(VENV)/bin
 
 .PHONY: run test chromium bench
 
+# What the service runs on; `make run` and a production install take only this.
 $(BIN)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# The test tools and code checks, on top.
+$(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 run: $(BIN)/.installed
@@ -22,7 +28,7 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-test: $(BIN)/.installed node_modules/.installed chromium
+test: $(BIN)/.dev-installed node_modules/.installed chromium
 	timeout 900 $(BIN)/python -m pytest
 	@if $(BIN)/python tests/postgres_server.py; then \
 		echo "== the same suite on PostgreSQL"; \
