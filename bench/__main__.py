@@ -34,14 +34,15 @@ sys.path.insert(0, str(REPO))
 
 from bench.baseline import Baseline, build  # noqa: E402
 from directory import create_app  # noqa: E402
-from directory.availability import window  # noqa: E402
-from directory.csv_format import COLUMNS, listing_row  # noqa: E402
 from directory.geo import postcodes  # noqa: E402
+from directory.imports.csv_writing import listing_row  # noqa: E402
+from directory.imports.row_rules import COLUMNS  # noqa: E402
 from directory.listings import all_listings, published_by_ids  # noqa: E402
 from directory.models import Listing  # noqa: E402
 from directory.sample import METROS, generate  # noqa: E402
-from directory.search import find  # noqa: E402
 from directory.search.request import parse  # noqa: E402
+from directory.search.results import find  # noqa: E402
+from directory.web.app_state import current_index, fresh_window  # noqa: E402
 
 CLASSES = ("r5", "r25", "r100", "modality", "mod_spec_accepting", "text_near", "text_national", "telehealth_region",
            "page10")
@@ -163,12 +164,12 @@ def run_queries(app: Any, baseline: Baseline, mix: list[tuple[str, dict[str, Any
         from directory import db
 
         for warm_name, warm_args in mix[: len(CLASSES)]:
-            find(parse(_args(warm_args), window()))
+            find(current_index(), db.session(), parse(_args(warm_args), fresh_window()))
         for name, args in mix:
             # Parsing resolves the postcode, so it is timed with the search, as the baseline times its lookup.
             started = time.perf_counter()
-            request = parse(_args(args), window())
-            found = find(request)
+            request = parse(_args(args), fresh_window())
+            found = find(current_index(), db.session(), request)
             timings[name]["project"].append(time.perf_counter() - started)
             started = time.perf_counter()
             origin = postcodes.lookup(args["postcode"]) if args.get("postcode") else None

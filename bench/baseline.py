@@ -11,8 +11,9 @@ from typing import Any
 
 from directory.availability import day_number
 from directory.geo import EARTH_RADIUS_KM, KM_PER_MILE, Place, bounding_box, to_km
+from directory.search.documents import listing_document, sort_name
+from directory.search.index.fields import licence_term
 from directory.search.request import SearchRequest
-from directory.search.schema import licence_term, listing_document, sort_name
 from directory.search.text import text_query
 
 SCHEMA = """

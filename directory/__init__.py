@@ -64,8 +64,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    from directory import cli, db, migrate, sample, search
+    from directory import cli, db, migrate, sample
     from directory.places import places
+    from directory.search import sync
     from directory.web import admin, api, errors, public, security, storable_input
 
     places.use(Path(app.config["PLACES_DIR"]))  # built on a fresh instance (6 s), then only opened
@@ -78,7 +79,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         log.error("the database schema is behind this code: run `flask --app app db upgrade`")
     storable_input.init_app(app)
     security.init_app(app)
-    search.init_app(app)
+    index = sync.open_index(app.config["INDEX_DIR"], app.config["INDEX_LOCK_TIMEOUT"], db.factory(app))
+    app.extensions["search"] = index
     cli.init_app(app)
     errors.init_app(app)
     app.register_blueprint(public.bp)
@@ -91,6 +93,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
         # On a fresh instance the sample is loaded by the process that builds the first index, while the others
         # wait: none of them serves before the index holds the sample.
-        search.build_if_missing(app, then=load_sample)
+        sync.build_if_missing(db.factory(app), index, then=load_sample)
         load_sample()
     return app

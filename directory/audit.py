@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,14 +34,20 @@ def record_event(session: Session, actor: str, action: str, detail: str = "") ->
     session.add(AuditEvent(actor=actor, action=action, detail=detail[:2000]))
 
 
+def commit_event(session: Session, actor: str, action: str, detail: str = "") -> None:
+    """Record an audit event of an action that changes nothing else (an export), and commit it."""
+    record_event(session, actor, action, detail)
+    session.commit()
+
+
 def recent_events(session: Session, limit: int) -> Sequence[AuditEvent]:
     """The latest `limit` audit events, newest first."""
     return session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).all()
 
 
-def audit_spool_path(app: Flask) -> Path:
-    """Where this instance spools audit events while the database is busy."""
-    return Path(app.instance_path) / "audit-spool.jsonl"
+def audit_spool_path(instance_path: str | os.PathLike[str]) -> Path:
+    """Where the instance in this folder spools audit events while the database is busy."""
+    return Path(instance_path) / "audit-spool.jsonl"
 
 
 def record_event_now(factory: sessionmaker[Session], spool: Path, actor: str, action: str, detail: str = "") -> None:

@@ -1,6 +1,7 @@
 """Whether a listing's "accepting new clients" still counts: only while it was confirmed within STALE_AFTER_DAYS of
 today, and not after today (a date in the future is a typing error, not a confirmation). The rule is applied when it
-is read, never stored, because the answer changes every midnight."""
+is read, never stored, because the answer changes every midnight. Callers pass the day and the setting (the web
+reads them from the app in web/app_state.py); a search applies the rule in search/accepting.py."""
 
 from __future__ import annotations
 
@@ -8,15 +9,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from flask import current_app
-
 Availability = Literal["accepting", "not_accepting", "unconfirmed"]
 NEVER = 0  # the day number of "never confirmed": before every real date
-
-
-def today() -> dt.date:
-    """Today by the app's one clock (config CLOCK, a function returning a date), so tests can fix the day."""
-    return current_app.config["CLOCK"]()
 
 
 @dataclass(frozen=True)
@@ -31,10 +25,9 @@ class Window:
         return confirmed_on is not None and self.since <= confirmed_on <= self.until
 
 
-def window() -> Window:
-    """Today's window, by the app's clock and STALE_AFTER_DAYS."""
-    day = today()
-    return Window(day - dt.timedelta(days=current_app.config["STALE_AFTER_DAYS"]), day)
+def window_on(today: dt.date, stale_after_days: int) -> Window:
+    """The window that counts on `today`: confirmations of the last `stale_after_days` days, today included."""
+    return Window(today - dt.timedelta(days=stale_after_days), today)
 
 
 def day_number(confirmed_on: dt.date | None) -> int:

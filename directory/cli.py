@@ -14,14 +14,17 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from directory import accounts, availability, db, migrate, sample
-from directory.csv_format import UnusableFile, csv_chunks
-from directory.importer import ImportBusy, ImportMode, ImportReport, import_lock_path, run_import
+from directory import accounts, db, migrate, sample
+from directory.imports.csv_reading import UnusableFile
+from directory.imports.csv_writing import csv_chunks
+from directory.imports.lock import ImportBusy, ImportLock
+from directory.imports.pipeline import run_import
+from directory.imports.report import ImportMode, ImportReport
 from directory.listings import all_listings, count_all
-from directory.search import current_index
-from directory.search.writing import IndexBusy, RebuildFailed
+from directory.search.index.storage import IndexBusy, RebuildFailed
 from directory.search.sync import check, rebuild
 from directory.search.sync import repair as repair_drift
+from directory.web.app_state import current_index, today
 
 index_cli = AppGroup("index", help="Build and check the search index.")
 db_cli = AppGroup("db", help="The database schema (Alembic migrations).")
@@ -94,7 +97,7 @@ def db_current() -> None:
 @click.option("--count", default=2000, show_default=True, help="How many listings to generate.")
 def sample_load(count: int) -> None:
     """Load fictional sample listings into an empty database."""
-    added = sample.load_if_empty(db.factory(), count, availability.today())
+    added = sample.load_if_empty(db.factory(), count, today())
     click.echo(f"Loaded {added} sample listings." if added else "The database already has listings; nothing loaded.")
 
 
@@ -148,7 +151,7 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
 
     try:
         report = run_import(db.factory(), file, filename=file.name, mode=mode, actor=actor,
-                            lock_path=import_lock_path(current_app), progress=progress)
+                            lock=ImportLock(current_app.instance_path), progress=progress)
     except UnusableFile as exc:
         click.echo(f"error: {file} is not a usable listings CSV: {exc}", err=True)
         sys.exit(2)

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, copy_world, csrf_token, world_app
 from directory import accounts
-from directory.importer import ImportBusy, import_lock
+from directory.imports.lock import ImportBusy, ImportLock
 from directory.models import AdminUser, AuditEvent, ImportRun, Listing
-from directory.search.writing import PARALLEL_BATCH
+from directory.search.index.storage import PARALLEL_BATCH
 
 from test_import_csv import GOOD, make_csv
 
@@ -257,7 +257,7 @@ def test_a_second_import_while_one_runs_gets_409(admin_client: FlaskClient, app:
     held = threading.Event()
 
     def hold() -> None:
-        with import_lock(Path(app.instance_path) / "import.lock", "someone@example.org"):
+        with ImportLock(app.instance_path).held("someone@example.org"):
             held.set()
             release.wait(20)
 
@@ -275,7 +275,7 @@ def test_a_second_import_while_one_runs_gets_409(admin_client: FlaskClient, app:
         result = runner.invoke(args=["import-csv", str(path)])
         assert result.exit_code == 1 and "An import is running (started by someone@example.org" in result.output
         with pytest.raises(ImportBusy):
-            with import_lock(Path(app.instance_path) / "import.lock", "third"):
+            with ImportLock(app.instance_path).held("third"):
                 pass
     finally:
         release.set()

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token
 from directory import db
-from directory.csv_format import RECORD_LIMIT, UnusableFile
-from directory.importer import REPORTED_IN_FULL
+from directory.imports.csv_reading import RECORD_LIMIT, UnusableFile
+from directory.imports.report import REPORTED_IN_FULL
 from directory.models import ImportRun
 from test_admin import upload
 from test_import_csv import GOOD, do_import, make_csv

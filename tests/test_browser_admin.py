@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, axe_violations, live_server
 from directory import accounts
-from directory.csv_format import listing_values
+from directory.imports.csv_writing import listing_values
 from directory.models import ImportRun, Listing
 from test_import_csv import GOOD, make_csv
 

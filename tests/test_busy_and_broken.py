@@ -18,7 +18,9 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token, on_postgresql
-from directory.importer import ImportMode, import_lock, record_run
+from directory.imports.lock import ImportLock
+from directory.imports.report import ImportMode
+from directory.imports.runs import record_run
 from directory.models import AuditEvent, ImportRun, Listing
 
 from test_import_csv import GOOD, make_csv
@@ -167,7 +169,7 @@ def test_a_web_import_whose_process_died_is_shown_as_failed(app: Flask, admin_cl
     page = admin_client.get(f"/admin/imports/{dead.id}").get_data(as_text=True)
     assert "stopped before writing anything" in page and RELOADS not in page
     # A run whose import holds the lock (it is running) and one too young to hold it yet stay as they are.
-    with import_lock(Path(app.instance_path) / "import.lock", "someone@example.org"):
+    with ImportLock(app.instance_path).held("someone@example.org"):
         page = admin_client.get(f"/admin/imports/{alive.id}").get_data(as_text=True)
         assert RELOADS in page and 'http-equiv="refresh"' not in page  # no meta refresh (WCAG 2.2.1)
     assert RELOADS in admin_client.get(f"/admin/imports/{young.id}").get_data(as_text=True)

@@ -16,9 +16,11 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from directory.importer import ImportMode, run_import
+from directory.imports.lock import ImportLock
+from directory.imports.pipeline import run_import
+from directory.imports.report import ImportMode
 from directory.models import ImportRun, Listing
-from directory.search.writing import PARALLEL_BATCH
+from directory.search.index.storage import PARALLEL_BATCH
 
 from test_import_csv import GOOD, make_csv
 
@@ -140,7 +142,7 @@ def test_searches_see_the_old_listings_until_the_import_commits(app: Flask, sess
     searcher.start()
     try:
         report = run_import(app.extensions["db"], path, filename="big.csv", mode=ImportMode(),
-                            actor="test", lock_path=Path(app.instance_path) / "import.lock")
+                            actor="test", lock=ImportLock(app.instance_path))
     finally:
         time.sleep(0.2)
         done.set()

@@ -16,8 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from whoosh import index as whoosh_index
 
-from directory.csv_format import COLUMNS, template_csv
-from directory.importer import ImportMode, run_import
+from directory.imports.csv_writing import template_csv
+from directory.imports.lock import ImportLock
+from directory.imports.pipeline import run_import
+from directory.imports.report import ImportMode
+from directory.imports.row_rules import COLUMNS
 from directory.models import ImportRun, Listing
 
 GOOD = {
@@ -43,7 +46,7 @@ def do_import(app: Flask, data: bytes | str, **mode: bool) -> Any:
     path.write_bytes(data)
     with app.app_context():
         return run_import(app.extensions["db"], path, filename="t.csv", mode=ImportMode(**mode), actor="test",
-                          lock_path=Path(app.instance_path) / "import.lock")
+                          lock=ImportLock(app.instance_path))
 
 
 def listing_count(session: Session) -> int:
@@ -67,7 +70,7 @@ def test_a_good_row_is_created_and_searchable(app: Flask, session: Session) -> N
 def test_rows_are_still_indexed_after_the_commit_when_the_import_cannot_stream_them(
     app: Flask, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from directory.search.writing import IndexBusy
+    from directory.search.index.storage import IndexBusy
 
     def busy(bulk: bool) -> None:
         raise IndexBusy("another writer holds the index")

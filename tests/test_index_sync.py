@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from directory.models import Listing
-from directory.search.writing import PARALLEL_BATCH, IndexBusy
-from directory.search.segments import BATCH_SIZE
+from directory.search.index.segments import BATCH_SIZE
+from directory.search.index.storage import PARALLEL_BATCH, IndexBusy
 from directory.search.sync import index_flushed
 
 
@@ -121,7 +121,7 @@ def test_check_reports_missing_and_extra_documents(app: Flask, runner: FlaskCliR
     first = first_published(session)
     index.write([str(first.id)], [])
     unpublished = session.scalars(select(Listing).where(~Listing.published)).first()
-    from directory.search.schema import listing_document
+    from directory.search.documents import listing_document
 
     unpublished.published = True
     ghost = listing_document(unpublished)
@@ -225,7 +225,7 @@ def test_a_streamed_write_is_dropped_when_the_transaction_is_not_committed(
     app: Flask, client: FlaskClient, session: Session, expected: int
 ) -> None:
     index = app.extensions["search"]
-    before = len(index.view().every_doc())
+    before = len(index.snapshot().every_doc())
     for end in ("rollback", "close"):
         # Enough listings for a full batch to reach the workers when the write uses them.
         listings = [Listing(external_id=f"t-{end}-{n}", slug=f"t-{end}-{n}", name="Vanishing Quillfeather",
@@ -239,4 +239,4 @@ def test_a_streamed_write_is_dropped_when_the_transaction_is_not_committed(
             pass
         assert multiprocessing.active_children() == []  # and stopped its index workers
     index.write([], [])
-    assert len(index.view().every_doc()) == before
+    assert len(index.snapshot().every_doc()) == before

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from conftest import csrf_token
 from directory import photos
-from directory.csv_format import listing_values
+from directory.imports.csv_writing import listing_values
 from directory.models import Listing, Photo
 
 

@@ -22,7 +22,7 @@ from whoosh import index as whoosh_index
 
 from conftest import copy_world, database_url, drop_world, world_app
 from directory.models import Listing
-from directory.search.writing import CLAIMS, CURRENT, SearchIndex
+from directory.search.index.storage import CLAIMS, CURRENT, SearchIndex
 
 from test_import_csv import GOOD, make_csv
 

@@ -20,7 +20,8 @@ from conftest import SAMPLE_DAY
 from directory.geo import Place, postcodes
 from directory.models import Listing
 from directory.search import engine
-from directory.search.schema import TEXT_ANALYZER, listing_document
+from directory.search.documents import listing_document
+from directory.search.index.fields import TEXT_ANALYZER
 from directory.vocabulary import vocabulary
 
 KINDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}

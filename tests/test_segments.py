@@ -14,7 +14,7 @@ from whoosh import index as whoosh_index
 from whoosh.fields import ID, TEXT, Schema
 from whoosh.index import FileIndex
 
-from directory.search.segments import BATCH_SIZE, ParallelWriter, WorkerFailed
+from directory.search.index.segments import BATCH_SIZE, ParallelWriter, WorkerFailed
 
 COUNT = 3 * BATCH_SIZE + 7
 
@@ -90,8 +90,9 @@ from whoosh import index
 from whoosh.fields import ID, TEXT, Schema
 from directory.models import Listing
 from directory.sample import generate
-from directory.search.schema import listing_document, make_schema
-from directory.search.segments import BATCH_SIZE, ParallelWriter, WorkerFailed
+from directory.search.documents import listing_document
+from directory.search.index.fields import make_schema
+from directory.search.index.segments import BATCH_SIZE, ParallelWriter, WorkerFailed
 
 ix = index.create_in({str(tmp_path)!r}, Schema(id=ID, text=TEXT))
 text = "words enough to fill a pipe " * 10

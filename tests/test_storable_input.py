@@ -13,7 +13,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from conftest import csrf_token
 from test_import_csv import GOOD, do_import, make_csv
 
-from directory.csv_format import UnusableFile
+from directory.imports.csv_reading import UnusableFile
 
 
 @pytest.mark.parametrize("path", ["/api/v1/therapists/x%00", "/api/v1/therapists/%00", "/therapists/x%00",

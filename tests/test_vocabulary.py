@@ -16,9 +16,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from directory.importer import ImportMode, run_import
+from directory.imports.lock import ImportLock
+from directory.imports.pipeline import run_import
+from directory.imports.report import ImportMode
 from directory.models import Listing
-from directory.search.schema import TEXT_ANALYZER, listing_document
+from directory.search.documents import listing_document
+from directory.search.index.fields import TEXT_ANALYZER
 from directory.vocabulary import KINDS, TermError, vocabulary
 from conftest import csrf_token
 
@@ -218,7 +221,7 @@ def test_a_spreadsheet_of_real_spellings_imports_strictly(app: Flask, session: S
     path.write_text(out.getvalue(), encoding="utf-8")
     with app.app_context():
         report = run_import(app.extensions["db"], path, filename="spellings.csv", mode=ImportMode(), actor="test",
-                            lock_path=Path(app.instance_path) / "import.lock")
+                            lock=ImportLock(app.instance_path))
     assert report.errors.first == [] and report.rejected == 0 and report.written
     assert report.created == len(rows)
     for row, expected in rows:

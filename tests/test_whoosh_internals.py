@@ -1,4 +1,4 @@
-"""Tripwires for directory/search/whoosh_internals.py: each shortcut through Whoosh's internals gives what Whoosh
+"""Tripwires for directory/search/index/whoosh_internals.py: each shortcut through Whoosh's internals gives what Whoosh
 itself gives (indexed fields, segment files byte for byte, docnum lists, positions, BM25 scores), the version check refuses an
 unverified Whoosh, and an index generation written before docnum files is reported and rebuilt, not misread."""
 
@@ -24,14 +24,16 @@ from whoosh.writing import SegmentWriter
 
 from directory.models import Listing
 from directory.sample import generate
-from directory.search import reading, whoosh_internals
-from directory.search.docnums import EXT as DOCNUM_EXT
-from directory.search.reading import OutdatedIndex
-from directory.search.schema import listing_document, make_schema
-from directory.search.text import text_query
-from directory.search.whoosh_internals import (
+from directory.search.documents import listing_document
+from directory.search.index import snapshot as index_snapshot
+from directory.search.index import whoosh_internals
+from directory.search.index.docnums import EXT as DOCNUM_EXT
+from directory.search.index.fields import make_schema
+from directory.search.index.snapshot import OutdatedIndex
+from directory.search.index.whoosh_internals import (
     TEXT_ANALYZER, FastKeyword, FastText, TermBufferedWriter, UnverifiedWhoosh, check_version, stemmed_words,
 )
+from directory.search.text import text_query
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -153,7 +155,7 @@ def test_term_buffered_writer_writes_the_same_segment_as_whoosh(tmp_path: Path, 
 
 
 def _live_reader(app: Flask) -> Any:
-    """Whoosh's own reader of the live generation, opened apart from the app's views."""
+    """Whoosh's own reader of the live generation, opened apart from the app's snapshots."""
     return whoosh_index.open_dir(str(Path(app.extensions["search"].root) / "current")).reader()
 
 
@@ -163,37 +165,37 @@ def test_documents_holding_a_word_and_its_positions_are_those_whoosh_iterates(ap
     index = app.extensions["search"]
     with app.app_context():
         index.write([str(pk) for pk in range(1, 400, 3)], [])
-        view = index.view()
-        assert not view.outdated()
+        snapshot = index.snapshot()
+        assert not snapshot.outdated()
         reader = _live_reader(app)
         assert reader.has_deletions()
-        every = view.every_doc()
+        every = snapshot.every_doc()
         rng = np.random.default_rng(5)
         samples = [every, every[:0], every[100:260], every[-50:], np.sort(rng.choice(every, 40, replace=False)),
                    np.sort(rng.choice(every, 700, replace=False))]
         for stem in ("depress", "attach", "couple", "toronto", "eft", "nosuchword"):
             held = dict(reader.postings("text", stem).items_as("positions")) if ("text", stem) in reader else {}
             whoosh = np.array(sorted(held))
-            assert view.docs_with("text", stem).tolist() == whoosh.tolist()
+            assert snapshot.docs_with("text", stem).tolist() == whoosh.tolist()
             for candidates in samples:
-                among = view.narrow("text", stem, candidates)
+                among = snapshot.narrow("text", stem, candidates)
                 assert among.tolist() == candidates[np.isin(candidates, whoosh)].tolist()
-                assert view.positions("text", stem, among) == {d: frozenset(held[d]) for d in among.tolist()}
-                view.term_postings.clear()
-        assert any(len(view.narrow("text", "depress", s)) for s in samples[2:])
+                assert snapshot.positions("text", stem, among) == {d: frozenset(held[d]) for d in among.tolist()}
+                snapshot.term_postings.clear()
+        assert any(len(snapshot.narrow("text", "depress", s)) for s in samples[2:])
         reader.close()
 
 
 @pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples", "Toronto grief"])
 def test_vectorised_bm25_equals_whoosh_scoring(q: str, shared_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reading, "BULK_SCORING", 0)  # force the array path even for small sets
-    view = shared_app.extensions["search"].view()
+    monkeypatch.setattr(index_snapshot, "BULK_SCORING", 0)  # force the array path even for small sets
+    snapshot = shared_app.extensions["search"].snapshot()
     text = text_query(q)
     assert text.query is not None
-    whoosh_scores = view.whoosh_scores(text.query, view.every_doc())
+    whoosh_scores = snapshot.whoosh_scores(text.query, snapshot.every_doc())
     assert whoosh_scores, q
     matched = np.array(sorted(whoosh_scores), dtype=np.int32)
-    ours = view.scores(text.query, text.stems, matched)
+    ours = snapshot.scores(text.query, text.stems, matched)
     for docnum, score in zip(matched.tolist(), ours.tolist()):
         assert score == pytest.approx(whoosh_scores[docnum], rel=1e-9)
 
@@ -204,9 +206,9 @@ def test_a_generation_written_before_docnum_files_is_reported_and_rebuilt(app: F
     for path in current.resolve().glob(f"*{DOCNUM_EXT}"):
         path.unlink()
     with app.app_context():
-        assert app.extensions["search"].view().outdated()
+        assert app.extensions["search"].snapshot().outdated()
         with pytest.raises(OutdatedIndex):
-            app.extensions["search"].view().docs_with("text", "depress")
+            app.extensions["search"].snapshot().docs_with("text", "depress")
     searched = app.test_client().get("/api/v1/search", query_string={"q": "depression"})
     assert searched.status_code == 503 and searched.get_json()["error"] == "service_unavailable"
     checked = runner.invoke(args=["index", "check"])
@@ -214,7 +216,7 @@ def test_a_generation_written_before_docnum_files_is_reported_and_rebuilt(app: F
     repaired = runner.invoke(args=["index", "check", "--repair"])
     assert repaired.exit_code == 0, repaired.output
     with app.app_context():
-        assert not app.extensions["search"].view().outdated()
+        assert not app.extensions["search"].snapshot().outdated()
     assert runner.invoke(args=["index", "check"]).exit_code == 0
     body = app.test_client().get("/api/v1/search", query_string={"q": "depression"}).get_json()
     assert body["total"] > 0

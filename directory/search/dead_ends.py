@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from directory.search.engine import search
+from directory.search.index.storage import SearchIndex
 from directory.search.request import RADIUS_CHOICES, SearchRequest
-from directory.search.writing import SearchIndex
 from directory.vocabulary import vocabulary
 
 WIDER_RADII = 2  # how many of the next radius choices are offered

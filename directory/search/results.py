@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from directory import db
+from sqlalchemy.orm import Session
+
 from directory.listings import published_by_ids
 from directory.models import Listing
 from directory.search.engine import Summary, search
+from directory.search.index.storage import SearchIndex
 from directory.search.request import SearchRequest
 from directory.search.text import snippet
-from directory.search.writing import SearchIndex
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,10 @@ class Results(Summary):
     results: list[Result]
 
 
-def find(index: SearchIndex, request: SearchRequest) -> Results:
-    """Run a search and load its page of listings from the database, in result order."""
+def find(index: SearchIndex, session: Session, request: SearchRequest) -> Results:
+    """Run a search on `index` and load its page of listings through `session`, in result order."""
     outcome = search(index, request)
-    listings = published_by_ids(db.session(), [hit.listing_id for hit in outcome.hits])
+    listings = published_by_ids(session, [hit.listing_id for hit in outcome.hits])
     shown = [Result(listing, hit.distance, tuple(snippet(listing.bio, outcome.text.stems)))
              for hit in outcome.hits if (listing := listings.get(hit.listing_id)) is not None]
     summary = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(Summary)}

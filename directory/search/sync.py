@@ -1,10 +1,12 @@
-"""Keeping the index in step with the database: after-commit sync, full rebuild, drift check and repair."""
+"""Keeping the index in step with the database: opening it with after-commit sync, the first build, full rebuild,
+drift check and repair."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, select
@@ -12,8 +14,8 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from directory.db import scalars_in_batches
 from directory.models import Listing
-from directory.search.schema import listing_document, location_of, stamp
-from directory.search.writing import PARALLEL_BATCH, IndexBusy, IndexWrite, SearchIndex
+from directory.search.documents import listing_document, location_of, stamp
+from directory.search.index.storage import PARALLEL_BATCH, IndexBusy, IndexWrite, SearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +126,15 @@ def install(factory: sessionmaker[Session], index: SearchIndex) -> None:
     event.listen(factory, "after_transaction_end", _after_transaction_end)
 
 
+def open_index(root: str | Path, lock_timeout: float, session_factory: sessionmaker[Session]) -> SearchIndex:
+    """The index under `root`, taking in every listing change that a session from `session_factory` commits."""
+    index = SearchIndex(Path(root), lock_timeout=lock_timeout)
+    install(session_factory, index)
+    return index
+
+
 def _searchable_documents(session: Session, skipped: list[int]) -> Iterator[dict[str, Any]]:
-    # In postcode order, so that the listings near one place get neighbouring docnums (see View.positions).
+    # In postcode order, so that the listings near one place get neighbouring docnums (see IndexSnapshot.positions).
     rows = session.scalars(select(Listing).where(Listing.published)
                            .order_by(Listing.country, Listing.postcode, Listing.id).execution_options(yield_per=2000))
     for listing in rows:
@@ -154,7 +163,7 @@ class Drift:
 
 def check(session: Session, index: SearchIndex) -> Drift:
     """Compare the index with the database's searchable listings."""
-    outdated = bool(index.fields_missing()) or index.view().outdated()
+    outdated = bool(index.fields_missing()) or index.snapshot().outdated()
     indexed = index.stamps()
     wanted: dict[int, float] = {}
     unplaceable = []
@@ -203,3 +212,14 @@ def rebuild(session_factory: sessionmaker[Session], index: SearchIndex) -> int:
 
         # Published listings that cannot be placed on the map are not indexed, and not expected.
         return index.rebuild(docs, expected=lambda: total - len(skipped), catch_up=catch_up)
+
+
+def build_if_missing(session_factory: sessionmaker[Session], index: SearchIndex, then: Callable[[], object]) -> None:
+    """Build the index from the database when there is none yet (first start, or a fresh INDEX_DIR), then run
+    `then` (loading sample data, say); when several processes start at once, one does both and the others wait."""
+
+    def first_build() -> None:
+        rebuild(session_factory, index)
+        then()
+
+    index.build_once(first_build)

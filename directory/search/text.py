@@ -10,9 +10,9 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 from whoosh.query import And, Query, Term
 
-from directory.search.reading import View
-from directory.search.schema import TEXT_ANALYZER, TEXT_KINDS
-from directory.search.whoosh_internals import stemmed_words
+from directory.search.index.fields import TEXT_ANALYZER, TEXT_KINDS
+from directory.search.index.snapshot import IndexSnapshot
+from directory.search.index.whoosh_internals import stemmed_words
 from directory.vocabulary import KINDS, vocabulary
 
 FIELD = "text"
@@ -73,10 +73,11 @@ def _vocabulary_words() -> frozenset[str]:
     return frozenset(word for text in texts for word in re.findall(r"[a-z]{3,}", text.casefold()))
 
 
-def spelling_words(view: View) -> list[str]:
+def spelling_words(snapshot: IndexSnapshot) -> list[str]:
     """Words a suggestion may offer: every vocabulary name and synonym and the words of this index's bios, never
-    personal or place names (the index keeps bio words apart from names, see `bio_words`)."""
-    return view.derived("spelling-words", lambda: sorted(_vocabulary_words() | set(view.terms(SPELLING_FIELD))))
+    personal or place names (the index keeps bio words apart from names, see documents.bio_words)."""
+    return snapshot.derived("spelling-words",
+                            lambda: sorted(_vocabulary_words() | set(snapshot.terms(SPELLING_FIELD))))
 
 
 def candidates(word: str, words: list[str], edits: int) -> list[tuple[str, int]]:
@@ -85,13 +86,13 @@ def candidates(word: str, words: list[str], edits: int) -> list[tuple[str, int]]
     return [(candidate, distance) for candidate, distance, _ in found]
 
 
-def suggest(view: View, words: tuple[str, ...]) -> str | None:
+def suggest(snapshot: IndexSnapshot, words: tuple[str, ...]) -> str | None:
     """A respelling of the user's words that the index knows, or None when there is nothing better."""
     def known(word: str) -> bool:
-        return all(view.has_term(FIELD, stem) for stem in _stems(word))
+        return all(snapshot.has_term(FIELD, stem) for stem in _stems(word))
 
     def listings(word: str) -> int:
-        return min((view.doc_frequency(FIELD, stem) for stem in _stems(word)), default=0)
+        return min((snapshot.doc_frequency(FIELD, stem) for stem in _stems(word)), default=0)
 
     corrected = []
     respelled = 0
@@ -102,7 +103,7 @@ def suggest(view: View, words: tuple[str, ...]) -> str | None:
         respelled += 1
         # Edits allowed by length, as Elasticsearch's AUTO fuzziness: with two, "women" became "bowen".
         edits = 1 if len(word) <= 5 else 2
-        found = [(distance, -listings(c), c) for c, distance in candidates(word, spelling_words(view), edits)
+        found = [(distance, -listings(c), c) for c, distance in candidates(word, spelling_words(snapshot), edits)
                  if known(c)]
         corrected.append(min(found)[2] if found else word)
     return " ".join(corrected) if corrected != list(words) else None

@@ -7,11 +7,11 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 
 from directory import db
-from directory.availability import window
 from directory.listings import published_by_external_id
-from directory.search import find
 from directory.search.request import InvalidRequest, parse
+from directory.search.results import find
 from directory.vocabulary import KINDS, vocabulary
+from directory.web.app_state import current_index, fresh_window
 from directory.web.errors import api_error
 from directory.web.openapi import openapi_document
 from directory.web.presenters import listing_dict, results_dict
@@ -23,7 +23,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def search() -> Any:
     """Search listings by location (postcode or place), radius, filters and free text."""
     try:
-        results = find(parse(request.args, window()))
+        results = find(current_index(), db.session(), parse(request.args, fresh_window()))
     except InvalidRequest as exc:
         return api_error(exc.status, exc.code, exc.message, exc.choices)
     return jsonify(results_dict(results))
@@ -38,7 +38,7 @@ def therapist(external_id: str) -> Response:
     listing = published_by_external_id(db.session(), external_id)
     if listing is None:
         abort(404, description=f"No published listing with id {external_id[:100]!r}.")
-    return jsonify(listing_dict(listing, window()))
+    return jsonify(listing_dict(listing, fresh_window()))
 
 
 @bp.get("/vocabulary")

@@ -9,7 +9,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, ServiceUnavailable
 
 from directory import db
-from directory.search.reading import OutdatedIndex
+from directory.search.index.snapshot import OutdatedIndex
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from directory.geo import POSTCODE_PATTERN
-from directory.search.engine import FACETS
+from directory.search.facets import FACETS
 from directory.search.request import (
     FORMATS,
     MAX_FILTER_VALUES,

@@ -8,14 +8,15 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from directory import availability, db, photos
+from directory import db, photos
 from directory.listings import published_by_slug
 from directory.models import Listing
-from directory.search import current_index, find
 from directory.search.dead_ends import ways_out
-from directory.search.text import text_query
 from directory.search.request import DEFAULT_RADIUS, RADIUS_CHOICES, InvalidRequest, SearchRequest, parse
+from directory.search.results import find
+from directory.search.text import text_query
 from directory.vocabulary import vocabulary
+from directory.web.app_state import current_index, fresh_window
 from directory.web.presenters import availability_words, matched_first
 
 bp = Blueprint("public", __name__)
@@ -92,7 +93,7 @@ def initials(name: str) -> str:
 @bp.app_context_processor
 def _availability_wording() -> dict[str, Any]:
     # Read once per page, so every card of a page is judged on the same day as its search.
-    fresh = availability.window()
+    fresh = fresh_window()
 
     def availability_of(listing: Listing) -> tuple[str, str]:
         return availability_words(listing, fresh)
@@ -113,7 +114,7 @@ def home() -> Any:
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
     try:
-        search = parse(request.args, availability.window())
+        search = parse(request.args, fresh_window())
     except InvalidRequest as exc:
         context.update(error=exc.message, error_field=exc.field, error_code=exc.code, error_choices=exc.choices)
         return render_template("home.html", **context), exc.status
@@ -122,7 +123,7 @@ def home() -> Any:
         # Filters alone would list every therapist in two countries: ask where instead.
         context["needs_location"] = True
         return render_template("home.html", **context)
-    outcome = find(search)
+    outcome = find(current_index(), db.session(), search)
     context["outcome"] = outcome
     if not outcome.total:
         context["ways_out"] = ways_out(current_index(), search)

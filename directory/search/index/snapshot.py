@@ -1,21 +1,27 @@
-"""Reading the index: a thread's view of one index generation, the operations a search is made of (documents
-holding a term, narrowing candidates by a word, positions, BM25 scores) and the caches behind them."""
+"""Reading the index: a thread's snapshot of one index generation, the operations a search is made of (documents
+holding a term or any of several, narrowing candidates by a word, positions, BM25 scores) and the caches behind
+them."""
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 from whoosh.query import Query
 from whoosh.searching import Searcher
 
-from directory.search.docnums import DocnumReader
-from directory.search.docsets import contains
-from directory.search.whoosh_internals import (
-    bm25, deleted_docnums, docnum_file, segment_key, segment_positions, segment_postings,
+from directory.search.index.docnums import DocnumReader
+from directory.search.index.docsets import contains, union
+from directory.search.index.whoosh_internals import (
+    bm25,
+    deleted_docnums,
+    docnum_file,
+    segment_key,
+    segment_positions,
+    segment_postings,
 )
 
 # Numeric columns are held as NumPy arrays (8 bytes a value instead of a Python float's 32); the rest as lists.
@@ -72,7 +78,7 @@ class _NoSegment:
         return np.empty(0, dtype=np.int32)
 
 
-class View:
+class IndexSnapshot:
     """One index generation as a thread sees it: a Whoosh searcher plus caches that are valid while it is unchanged.
 
     Sets of documents are sorted NumPy arrays of docnums (int32): a twentieth of the memory of Python sets, and
@@ -86,14 +92,14 @@ class View:
         # (field, term, "ids") → the term's live docnums; (field, term, "weights") → (docnums, frequencies)
         self.term_postings: dict[tuple[str, str, str], Any] = {}
         self._term_postings_bytes = 0
-        # Per-document values of this view: columns, deletion masks, docnum files, facet bits, name ranks, ...
+        # Per-document values of this snapshot: columns, deletion masks, docnum files, facet bits, name ranks, ...
         self._derived: dict[str, Any] = {}
         # Opened now, while the searcher's segments are sure to be on disk: a merge may delete a retired
         # segment's files later, and the open memory map keeps the docnum file readable.
         self._segment_docnums()
 
     def up_to_date(self) -> bool:
-        """Whether no write was committed to this generation since the view opened."""
+        """Whether no write was committed to this generation since the snapshot opened."""
         return self._searcher.up_to_date()
 
     def close(self) -> None:
@@ -121,9 +127,13 @@ class View:
         return None in self._segment_docnums()
 
     def docs_with(self, field: str, term: str) -> np.ndarray:
-        """Live document numbers holding a term, sorted, cached for the life of this view. Read from the docnum
+        """Live document numbers holding a term, sorted, cached for the life of this snapshot. Read from the docnum
         files (a millisecond even for a common word at 1M listings); the unique `id` field from its postings."""
         return self._bounded((field, term, "ids"), lambda: self._read_term(field, term, weights=False)[0])
+
+    def docs_with_any(self, field: str, terms: Iterable[str]) -> np.ndarray:
+        """Live document numbers holding at least one of the terms, sorted."""
+        return union([self.docs_with(field, term) for term in terms])
 
     def narrow(self, field: str, term: str, candidates: np.ndarray) -> np.ndarray:
         """Those of the candidates (sorted live docnums) that hold a term."""
@@ -201,7 +211,7 @@ class View:
         return self.derived("column:" + name, lambda: self._segment_values.values(self._searcher, name, load))
 
     def derived(self, key: str, build: Callable[[], Any]) -> Any:
-        """A value computed from this view's documents (facet bits, name ranks, ...), built once per view."""
+        """A value computed from this snapshot's documents (facet bits, name ranks, ...), built once per snapshot."""
         if key not in self._derived:
             self._derived[key] = build()
         return self._derived[key]
@@ -292,41 +302,41 @@ class View:
         return self.derived("text-lengths", lambda: self._segment_values.values(self._searcher, "text-lengths", load))
 
 
-class ThreadViews:
-    """Each thread's current view of an index directory. When a thread ends its view is dropped and its searcher's
-    files are closed with it, instead of being left to the garbage collector."""
+class ThreadSnapshots:
+    """Each thread's current snapshot of an index directory. When a thread ends its snapshot is dropped and its
+    searcher's files are closed with it, instead of being left to the garbage collector."""
 
     def __init__(self) -> None:
         self._local = threading.local()
         self.segment_values = SegmentValueCache()
 
-    def current(self, generation: str, open_searcher: Callable[[], Searcher]) -> View:
-        """This thread's view of `generation`, reopened when the generation changed or was written to."""
+    def current(self, generation: str, open_searcher: Callable[[], Searcher]) -> IndexSnapshot:
+        """This thread's snapshot of `generation`, reopened when the generation changed or was written to."""
         slot = getattr(self._local, "slot", None)
         if slot is None:
             slot = self._local.slot = _ThreadSlot()
-        view = slot.view
-        if view is not None and view.generation == generation and view.up_to_date():
-            return view
-        if view is not None:
+        snapshot = slot.snapshot
+        if snapshot is not None and snapshot.generation == generation and snapshot.up_to_date():
+            return snapshot
+        if snapshot is not None:
             # Not Searcher.refresh(): Whoosh 2.7.4 keys the readers it could reuse by generation but looks them up
             # by segment id, so it reuses none and leaves some open. Segment values stay cached either way.
-            view.close()
-        slot.view = view = View(open_searcher(), generation, self.segment_values)
-        return view
+            snapshot.close()
+        slot.snapshot = snapshot = IndexSnapshot(open_searcher(), generation, self.segment_values)
+        return snapshot
 
     def close(self) -> None:
-        """Close this thread's view."""
+        """Close this thread's snapshot."""
         slot = getattr(self._local, "slot", None)
-        if slot is not None and slot.view is not None:
-            slot.view.close()
-            slot.view = None
+        if slot is not None and slot.snapshot is not None:
+            slot.snapshot.close()
+            slot.snapshot = None
 
 
 class _ThreadSlot:
     def __init__(self) -> None:
-        self.view: View | None = None
+        self.snapshot: IndexSnapshot | None = None
 
     def __del__(self) -> None:
-        if self.view is not None:
-            self.view.close()
+        if self.snapshot is not None:
+            self.snapshot.close()

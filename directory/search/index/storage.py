@@ -1,5 +1,6 @@
-"""Writing the index: generations on disk behind an atomically switched `current` link, one writer at a time
-through a file lock, writes committed whole or not at all, and rebuilds built aside and switched to."""
+"""The index on disk: generations behind an atomically switched `current` link, one writer at a time through a
+file lock, writes committed whole or not at all, rebuilds built aside and switched to, and each thread's snapshot
+of the live generation for reading."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from typing import Any
 from whoosh import index as whoosh_index
 
 from directory import file_lock
-from directory.search.reading import ThreadViews, View
-from directory.search.schema import make_schema
-from directory.search.segments import ParallelWriter
-from directory.search.whoosh_internals import TermBufferedWriter
+from directory.search.index.fields import make_schema
+from directory.search.index.segments import ParallelWriter
+from directory.search.index.snapshot import IndexSnapshot, ThreadSnapshots
+from directory.search.index.whoosh_internals import TermBufferedWriter
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class SearchIndex:
     def __init__(self, root: Path, lock_timeout: float = 10.0) -> None:
         self.root = Path(root)
         self.lock_timeout = lock_timeout
-        self._views = ThreadViews()
+        self._snapshots = ThreadSnapshots()
 
     # Writers --------------------------------------------------------------------------------------
 
@@ -280,22 +281,22 @@ class SearchIndex:
 
     # Readers --------------------------------------------------------------------------------------
 
-    def view(self) -> View:
-        """An up-to-date view of the live generation for this thread, reopened when the index changed or was switched."""
+    def snapshot(self) -> IndexSnapshot:
+        """This thread's up-to-date snapshot of the live generation, reopened when the index changed or switched."""
         path = self._generation_path()
         if path is None:
             self.ensure()
             path = self._generation_path()
         assert path is not None
-        return self._views.current(path.name, lambda: whoosh_index.open_dir(str(path)).searcher())
+        return self._snapshots.current(path.name, lambda: whoosh_index.open_dir(str(path)).searcher())
 
     def close(self) -> None:
-        """Close this thread's view."""
-        self._views.close()
+        """Close this thread's snapshot."""
+        self._snapshots.close()
 
     def stamps(self) -> dict[int, float]:
         """Listing id → the version the index holds, for drift checks."""
-        view = self.view()
-        pks, stamps = view.column("pk"), view.column("stamp")
-        docs = view.every_doc()
+        snapshot = self.snapshot()
+        pks, stamps = snapshot.column("pk"), snapshot.column("stamp")
+        docs = snapshot.every_doc()
         return dict(zip(pks[docs].tolist(), stamps[docs].tolist()))

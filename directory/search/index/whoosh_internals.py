@@ -60,8 +60,8 @@ from whoosh.index import FileIndex, open_dir
 from whoosh.system import pack_uint
 from whoosh.writing import SegmentWriter
 
-from directory.search.docnums import EXT as DOCNUM_EXT
-from directory.search.docnums import DocnumReader, DocnumWriter
+from directory.search.index.docnums import EXT as DOCNUM_EXT
+from directory.search.index.docnums import DocnumReader, DocnumWriter
 
 VERIFIED = {(2, 7, 4)}
 BM25_B, BM25_K1 = 0.75, 1.2  # Whoosh's BM25F defaults
@@ -79,7 +79,7 @@ def check_version(version: tuple[int, ...]) -> None:
         raise UnverifiedWhoosh(
             f"Whoosh {found} is installed, but the search index relies on internals verified only with Whoosh "
             f"{verified}; install a verified version (requirements.txt), or run tests/test_whoosh_internals.py "
-            "against this one and add it to VERIFIED in directory/search/whoosh_internals.py."
+            "against this one and add it to VERIFIED in directory/search/index/whoosh_internals.py."
         )
 
 
@@ -250,8 +250,8 @@ class FastKeyword(KEYWORD):
 
 
 # An index's table of contents pickles its schema, naming each field's class by module. These classes lived in
-# directory.search.schema (which still imports them) before this module existed; keeping that name lets indexes
-# written before and after open with either version of the code.
+# directory.search.schema before this module existed, and that module still hands them on for this alone: keeping
+# the name lets indexes written before and after open with either version of the code.
 FastText.__module__ = FastKeyword.__module__ = "directory.search.schema"
 
 

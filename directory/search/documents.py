@@ -1,0 +1,81 @@
+"""Where a listing becomes a search document: the one function from a row to what the index holds, used by sync,
+rebuild and the benchmark alike, and the values it is made of (location, bio words, sort name, version stamp)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from directory.availability import day_number
+from directory.geo import PostcodeError, cell_terms, postcodes
+from directory.models import Listing
+from directory.search.index.fields import ACCEPTING_FLAG, IN_PERSON_FLAG, TELEHEALTH_FLAG, TEXT_KINDS, licence_term
+from directory.search.index.whoosh_internals import stem_of
+from directory.vocabulary import vocabulary
+
+FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
+_LETTERS = re.compile(r"[^\W\d_]{3,}")
+
+
+def stamp(updated_at: dt.datetime) -> float:
+    """The version of a listing row that the index records, to detect stale documents."""
+    return (updated_at - dt.datetime(1970, 1, 1)).total_seconds()
+
+
+def location_of(latitude: float | None, longitude: float | None, postcode: str) -> tuple[float, float] | None:
+    """Own coordinates when both are given, else the postcode's centroid, else None."""
+    if latitude is not None and longitude is not None:
+        return latitude, longitude
+    try:
+        place = postcodes.lookup(postcode)
+    except PostcodeError:
+        return None
+    return place.lat, place.lon
+
+
+def sort_name(name: str) -> bytes:
+    """The key that orders equal-distance, equal-score results by name."""
+    return name.casefold().encode("utf-8")
+
+
+def bio_words(listing: Listing) -> list[str]:
+    """The bio's words that a spelling suggestion may offer, unstemmed: those written in lower case, never the
+    listing's own name or city. A capitalised word may be a person or a place ("women" must not become "Owen"), and
+    after "Dr." even a sentence's first word may be; a common word is written in lower case in some bio."""
+    own = set(_LETTERS.findall(f"{listing.name} {listing.city}".casefold()))
+    return sorted({word for word in _LETTERS.findall(listing.bio) if word.islower() and word not in own
+                   and stem_of(word)})
+
+
+def listing_document(listing: Listing) -> dict[str, Any] | None:
+    """The index document of a listing, or None when it must not be searchable (unpublished or unplaceable)."""
+    location = listing.published and location_of(listing.latitude, listing.longitude, listing.postcode)
+    if not location:
+        return None
+    lat, lon = location
+    text = [listing.name, listing.city, listing.bio]
+    for kind in TEXT_KINDS:
+        text += [vocabulary.search_text(kind, slug) for slug in getattr(listing, FACET_FIELDS[kind])
+                 if vocabulary.get(kind, slug)]
+    flags = [name for name, on in (
+        (TELEHEALTH_FLAG, listing.telehealth), (IN_PERSON_FLAG, listing.in_person),
+        (ACCEPTING_FLAG, listing.accepting_new_clients),
+    ) if on]
+    doc: dict[str, Any] = {
+        "id": str(listing.id),
+        "text": "\n".join(t for t in text if t),
+        "cell": " ".join(cell_terms(lat, lon)),
+        "licence": licence_term(listing.license_region),
+        "flag": " ".join(flags),
+        "words": " ".join(bio_words(listing)),
+        "pk": listing.id,
+        "lat": lat,
+        "lon": lon,
+        "sortname": sort_name(listing.name),
+        "stamp": stamp(listing.updated_at),
+        "confirmed": day_number(listing.availability_confirmed_on),
+    }
+    for field, attr in FACET_FIELDS.items():
+        doc[field] = " ".join(getattr(listing, attr))
+    return doc

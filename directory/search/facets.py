@@ -1,0 +1,46 @@
+"""Facets: the vocabulary filters (approach, specialty, language, insurance) a search narrows by, and the counts
+shown beside each of their values, each kind counted as if its own filter were unset."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from directory.search.index.docsets import intersect
+from directory.search.index.snapshot import IndexSnapshot
+from directory.vocabulary import vocabulary
+
+FACETS = ("modality", "specialty", "language", "insurance")  # each counted as if its own filter were unset
+
+
+def selected(snapshot: IndexSnapshot, filters: Mapping[str, tuple[str, ...]]) -> dict[str, np.ndarray]:
+    """For each kind with values chosen, the listings holding any of them (sorted docnums)."""
+    return {kind: snapshot.docs_with_any(kind, filters[kind]) for kind in FACETS if filters[kind]}
+
+
+def facet_counts(snapshot: IndexSnapshot, base: np.ndarray, chosen: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
+    """For each kind, how many of `base` hold each of its values, among those the other kinds' choices keep."""
+    counts = {}
+    for kind in FACETS:
+        others = [chosen[k] for k in FACETS if k != kind and k in chosen]
+        counts[kind] = _kind_counts(snapshot, kind, intersect([base, *others]))
+    return counts
+
+
+def _facet_bits(snapshot: IndexSnapshot, kind: str) -> np.ndarray:
+    """One bit per vocabulary term of `kind`, per document."""
+    slugs = vocabulary.slugs(kind)
+    assert len(slugs) <= 64, "facet bits are a uint64"
+    bits = np.zeros(snapshot.doc_count_all(), dtype=np.uint64)
+    for bit, slug in enumerate(slugs):
+        bits[snapshot.docs_with(kind, slug)] |= np.uint64(1 << bit)
+    return bits
+
+
+def _kind_counts(snapshot: IndexSnapshot, kind: str, docs: np.ndarray) -> dict[str, int]:
+    slugs = vocabulary.slugs(kind)
+    if not len(docs):
+        return dict.fromkeys(slugs, 0)
+    masks = snapshot.derived(f"facet-bits:{kind}", lambda: _facet_bits(snapshot, kind))[docs]
+    return {slug: int(np.count_nonzero(masks & np.uint64(1 << bit))) for bit, slug in enumerate(slugs)}

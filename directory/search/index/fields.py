@@ -1,0 +1,43 @@
+"""The index's vocabulary: its fields (what is a term, what is a column), the terms of the `flag` field, and the
+licence term. What a listing puts in each field is search/documents.py's."""
+
+from __future__ import annotations
+
+from whoosh import columns
+from whoosh.fields import COLUMN, ID, Schema
+
+from directory.geo import region_country
+from directory.search.index.whoosh_internals import TEXT_ANALYZER, FastKeyword, FastText
+
+TEXT_KINDS = ("modality", "specialty")  # the vocabulary kinds whose names and synonyms are in a listing's text
+# Terms of the `flag` field, and the one a search's session format (other than "any") looks up.
+TELEHEALTH_FLAG, IN_PERSON_FLAG, ACCEPTING_FLAG = "telehealth", "in_person", "accepting"
+FORMAT_FLAG = {"in_person": IN_PERSON_FLAG, "telehealth": TELEHEALTH_FLAG}
+
+
+def make_schema() -> Schema:
+    """Index fields: terms for filtering and text, columns for what ranking needs; display data stays in the DB."""
+    return Schema(
+        id=ID(unique=True),
+        text=FastText(analyzer=TEXT_ANALYZER),
+        cell=FastKeyword(),
+        modality=FastKeyword(),
+        specialty=FastKeyword(),
+        language=FastKeyword(),
+        insurance=FastKeyword(),
+        licence=ID(),
+        flag=FastKeyword(),
+        words=FastKeyword(),  # the bio's own words, unstemmed: what spelling suggestions are made of
+        pk=COLUMN(columns.NumericColumn("q")),
+        lat=COLUMN(columns.NumericColumn("d")),
+        lon=COLUMN(columns.NumericColumn("d")),
+        sortname=COLUMN(columns.VarBytesColumn()),
+        stamp=COLUMN(columns.NumericColumn("d")),
+        confirmed=COLUMN(columns.NumericColumn("i")),  # availability_confirmed_on's day_number
+    )
+
+
+def licence_term(region: str) -> str:
+    """The term for "licensed in this state or province"; regions are prefixed by country to stay unambiguous."""
+    country = region_country(region)
+    return f"{country}-{region}" if country else ""
