@@ -163,7 +163,7 @@ def run_queries(app: Any, baseline: Baseline, mix: list[tuple[str, dict[str, Any
     with app.app_context():
         from directory import db
 
-        for warm_name, warm_args in mix[: len(CLASSES)]:
+        for _, warm_args in mix[: len(CLASSES)]:
             find(current_index(), db.session(), parse(_args(warm_args), fresh_window()))
         for name, args in mix:
             # Parsing resolves the postcode, so it is timed with the search, as the baseline times its lookup.
@@ -233,8 +233,8 @@ def _wrk_load(base: str, paths: list[str], seconds: float, connections: int, wor
     script = workdir / "mix.lua"
     script.write_text("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\ni = 0\n"
                       "request = function()\n  i = i + 1\n  return wrk.format(nil, paths[(i % #paths) + 1])\nend\n")
-    done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--latency", "-s", str(script),
-                           base], capture_output=True, text=True, timeout=seconds + 60, check=True)
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--latency", "-s", str(script), base]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
     out = done.stdout
 
     def ms(label: str) -> float:
@@ -254,7 +254,8 @@ def serve(env: dict[str, str], mix: list[tuple[str, dict[str, Any]]], seconds: f
     """Run the app under gunicorn on loopback and drive the query mix over HTTP for a bounded time."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", "app:app"],
+        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+         "app:app"],
         cwd=REPO, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -289,8 +290,9 @@ def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
     workdir = args.out / f"n{count}"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'directory.sqlite3'}", "INDEX_DIR": str(workdir / "indexes"),
-           "INSTANCE_PATH": str(workdir / "instance"), "LOAD_SAMPLE_DATA": "0", "SECRET_KEY": "bench"}
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'directory.sqlite3'}",
+           "INDEX_DIR": str(workdir / "indexes"), "INSTANCE_PATH": str(workdir / "instance"), "LOAD_SAMPLE_DATA": "0",
+           "SECRET_KEY": "bench"}
     result: dict[str, Any] = {"listings": count}
     csv_path = workdir / "listings.csv"
     started = time.monotonic()
@@ -300,12 +302,13 @@ def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
     seconds, result["import_peak_rss_mb"], result["import_peak_total_rss_mb"] = _flask(env, "import-csv", str(csv_path))
     result["import_s"] = seconds
     result["import_rows_per_s"] = count / seconds
-    result["rebuild_s"], result["rebuild_peak_rss_mb"], result["rebuild_peak_total_rss_mb"] = _flask(env, "index", "rebuild")
+    rebuilt = _flask(env, "index", "rebuild")
+    result["rebuild_s"], result["rebuild_peak_rss_mb"], result["rebuild_peak_total_rss_mb"] = rebuilt
     result["index_mb"] = _dir_size_mb(Path(env["INDEX_DIR"]) / os.readlink(Path(env["INDEX_DIR"]) / "current"))
     result["database_mb"] = (workdir / "directory.sqlite3").stat().st_size / 1024 / 1024
 
-    app = create_app({"DATABASE_URL": env["DATABASE_URL"], "INDEX_DIR": env["INDEX_DIR"], "INSTANCE_PATH": env["INSTANCE_PATH"],
-                      "LOAD_SAMPLE_DATA": False, "SECRET_KEY": "bench"})
+    app = create_app({"DATABASE_URL": env["DATABASE_URL"], "INDEX_DIR": env["INDEX_DIR"],
+                      "INSTANCE_PATH": env["INSTANCE_PATH"], "LOAD_SAMPLE_DATA": False, "SECRET_KEY": "bench"})
     started = time.monotonic()
     with app.extensions["db"]() as session:
         build(workdir / "baseline.sqlite3", session.scalars(all_listings()))

@@ -46,8 +46,8 @@ def build(path: Path, listings: Any) -> int:
         lat_r = math.radians(doc["lat"])
         db.execute("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
             listing.id, doc["lat"], doc["lon"], math.sin(lat_r), math.cos(lat_r), math.radians(doc["lon"]),
-            "in_person" in flags, "telehealth" in flags, "accepting" in flags, day_number(listing.availability_confirmed_on),
-            doc["licence"], sort_name(listing.name)))
+            "in_person" in flags, "telehealth" in flags, "accepting" in flags,
+            day_number(listing.availability_confirmed_on), doc["licence"], sort_name(listing.name)))
         db.executemany("INSERT INTO terms VALUES (?,?,?)", [
             (kind, slug, listing.id) for kind in ("modality", "specialty", "language", "insurance")
             for slug in doc[kind].split()])
@@ -73,7 +73,7 @@ class Baseline:
                 names = [f"{kind}{i}" for i in range(len(values))]
                 where.append(f"d.id IN (SELECT id FROM terms WHERE kind = '{kind}' AND slug IN "
                              f"({','.join(':' + n for n in names)}))")
-                params.update(zip(names, values))
+                params.update(zip(names, values, strict=True))
         if request.accepting:
             where.append("d.accepting AND d.confirmed BETWEEN :fresh_since AND :fresh_until")
             params.update(fresh_since=request.fresh.since.toordinal(), fresh_until=request.fresh.until.toordinal())

@@ -37,7 +37,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {size['import_peak_rss_mb']:.0f} / {_total(size, 'import')} | {size['rebuild_s']:.1f} "
             f"| {size['rebuild_peak_rss_mb']:.0f} / {_total(size, 'rebuild')} "
             f"| {size['index_mb']:.1f} "
-            f"| {size['baseline_build_s']:.1f} | {serving.get('requests_per_s', 0):.0f} | {serving.get('p50_ms', 0):.1f} "
+            f"| {size['baseline_build_s']:.1f} | {serving.get('requests_per_s', 0):.0f} "
+            f"| {serving.get('p50_ms', 0):.1f} "
             f"| {serving.get('p99_ms', 0):.1f} | {serving.get('non_2xx', '-')} "
             f"| {', '.join(f'{r:.0f}' for r in serving.get('worker_rss_mb', []))} |")
     lines += ["", "| class | " + " | ".join(
@@ -50,7 +51,8 @@ def markdown(results: dict[str, Any]) -> str:
             cells.append(f"{row['project_p50_ms']:.1f} / {row['project_p95_ms']:.1f} ({row['baseline_p95_ms']:.1f}) "
                          f"| {row['ratio_p95']:.2f}")
         diffs = {size["search"][name]["id_mismatches"] for size in sizes}
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'-' if diffs == {None} else max(d or 0 for d in diffs)} |")
+        shown_diffs = "-" if diffs == {None} else max(d or 0 for d in diffs)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {shown_diffs} |")
     return "\n".join(lines) + "\n"
 
 

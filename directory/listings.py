@@ -6,9 +6,8 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnExpressionArgument, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from directory.availability import Window
@@ -23,7 +22,7 @@ def make_slug(name: str, city: str, external_id: str) -> str:
     return f"{words}-{digest}" if words else digest
 
 
-def all_listings() -> Select[tuple[Listing]]:
+def all_listings() -> Select[Listing]:
     """Every listing in export order, fetched in batches."""
     return select(Listing).order_by(Listing.external_id).execution_options(yield_per=1000)
 
@@ -51,7 +50,7 @@ def count_all(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Listing)) or 0
 
 
-def _stale(fresh: Window) -> list[ColumnElement[Any]]:
+def _stale(fresh: Window) -> list[ColumnExpressionArgument[bool]]:
     # Only what the public sees can mislead them; a listing never confirmed is as stale as one confirmed long ago
     # (or dated in the future, which is a typing error).
     return [Listing.published, or_(Listing.availability_confirmed_on.is_(None),

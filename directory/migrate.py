@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
@@ -116,7 +115,8 @@ def _upgrade_lock(engine: Engine) -> Iterator[Connection]:
     """A connection in a transaction that holds the database's upgrade lock; committed when the block ends."""
     if engine.dialect.name == "postgresql":
         with engine.begin() as connection:
-            connection.execute(text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": f"{int(LOCK_TIMEOUT * 1000)}"})
+            connection.execute(text("SELECT set_config('lock_timeout', :ms, true)"),
+                               {"ms": f"{int(LOCK_TIMEOUT * 1000)}"})
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
             yield connection
         return

@@ -13,7 +13,7 @@ from directory.db import Base
 def utcnow() -> dt.datetime:
     """Now in UTC, without a time zone, as every DateTime column stores it; used by the models' defaults and by
     code that compares with them (sign-in failures, audit events, import runs)."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class Listing(Base):

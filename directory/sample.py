@@ -251,7 +251,7 @@ PORTRAIT_COLOURS = [("#dce8f2", "#a9c6de", "#4d6a85"), ("#f2e6dc", "#dec3a9", "#
                     ("#f2f0dc", "#ded8a9", "#857c4d"), ("#dcf2ef", "#a9ded6", "#4d857d")]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def portraits() -> dict[str, bytes]:
     """The sample's placeholder portraits (a head-and-shoulders figure on a gradient), drawn here with Pillow and
     prepared like an upload: digest → JPEG."""
@@ -261,7 +261,7 @@ def portraits() -> dict[str, bytes]:
         draw = ImageDraw.Draw(image)
         start, end = ImageColor.getrgb(top), ImageColor.getrgb(bottom)
         for y in range(240):
-            draw.line([(0, y), (239, y)], fill=tuple(a + (b - a) * y // 239 for a, b in zip(start, end)))
+            draw.line([(0, y), (239, y)], fill=tuple(a + (b - a) * y // 239 for a, b in zip(start, end, strict=True)))
         draw.ellipse((80, 50, 160, 130), fill=figure)
         draw.ellipse((40, 140, 200, 300), fill=figure)
         out = io.BytesIO()

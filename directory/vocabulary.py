@@ -125,7 +125,7 @@ class Vocabulary:
         return tuple(keys.get(key) or keys.get(self.spelling.loose_key(key)) or ())
 
     # An import asks the same few hundred spellings millions of times; folding one costs about 3 µs.
-    @functools.lru_cache(maxsize=4096)
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one instance, `vocabulary`, lives as long as the process)
     def match(self, kind: str, text: str) -> tuple[str, ...]:
         """Every slug that `text` names: none, one, or several when it is ambiguous."""
         found = self._lookup(kind, text)

@@ -15,13 +15,14 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, copy_world, csrf_token, world_app
 from directory import accounts
 from directory.imports.lock import ImportBusy, ImportLock
-from directory.models import AdminUser, AuditEvent, ImportRun, Listing
+from directory.models import AdminUser, AuditEvent, Listing
 from directory.search.index.storage import PARALLEL_BATCH
-
-from test_import_csv import GOOD, make_csv
+from helpers import (
+    ADMIN_EMAIL, ADMIN_PASSWORD, GOOD, confirm, copy_world, csrf_token, held_in_thread, make_csv, upload, wait_for_run,
+    world_app,
+)
 
 
 def test_every_admin_endpoint_refuses_anonymous_requests(app: Flask) -> None:
@@ -169,31 +170,6 @@ def test_oversized_upload_gets_a_friendly_413(sample_world: Path, tmp_path: Path
     assert "larger than the" in response.get_data(as_text=True) and "988" in response.get_data(as_text=True)
 
 
-def wait_for_run(session: Session, run_id: int, seconds: float = 60) -> ImportRun:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        session.expire_all()
-        run = session.get(ImportRun, run_id)
-        if run.status not in ("running", "indexing"):
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"import {run_id} still running after {seconds} s")
-
-
-def upload(client: FlaskClient, text: str, **options: str) -> str:
-    token = csrf_token(client.get("/admin/import").get_data(as_text=True))
-    response = client.post("/admin/import", data={"csrf_token": token, "file": (io.BytesIO(text.encode()), "list.csv"), **options},
-                           content_type="multipart/form-data")
-    return response.get_data(as_text=True)
-
-
-def confirm(client: FlaskClient, preview: str) -> int:
-    form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', preview.split('action="/admin/import/confirm"')[1]))
-    response = client.post("/admin/import/confirm", data=form)
-    assert response.status_code == 302, response.get_data(as_text=True)[:500]
-    return int(response.headers["Location"].rsplit("/", 1)[1])
-
-
 def test_web_import_preview_errors_csv_confirm_and_search(admin_client: FlaskClient, session: Session) -> None:
     rows = [{**GOOD, "external_id": "web-1", "name": "Webb Goodrow"}, {**GOOD, "external_id": "web-2", "postcode": "00000"}]
     preview = upload(admin_client, make_csv(rows), skip_invalid="1")
@@ -253,18 +229,7 @@ def test_replace_preview_shows_how_many_will_be_unpublished(admin_client: FlaskC
 
 
 def test_a_second_import_while_one_runs_gets_409(admin_client: FlaskClient, app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
-    release = threading.Event()
-    held = threading.Event()
-
-    def hold() -> None:
-        with ImportLock(app.instance_path).held("someone@example.org"):
-            held.set()
-            release.wait(20)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(5)
+    with held_in_thread(ImportLock(app.instance_path).held("someone@example.org")):
         response = admin_client.post("/admin/import", data={
             "csrf_token": csrf_token(admin_client.get("/admin/import").get_data(as_text=True)),
             "file": (io.BytesIO(make_csv([GOOD]).encode()), "x.csv")}, content_type="multipart/form-data")
@@ -277,9 +242,6 @@ def test_a_second_import_while_one_runs_gets_409(admin_client: FlaskClient, app:
         with pytest.raises(ImportBusy):
             with ImportLock(app.instance_path).held("third"):
                 pass
-    finally:
-        release.set()
-        holder.join()
 
 
 def test_edit_publish_unpublish_delete_show_in_search_at_once(admin_client: FlaskClient, session: Session) -> None:

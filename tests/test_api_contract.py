@@ -15,10 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from conftest import live_server
 from directory.web.openapi import VERSION, openapi_document
+from helpers import REPO, live_server
 
-REPO = Path(__file__).resolve().parent.parent
 SCHEMATHESIS = Path(sys.executable).with_name("st")
 # sha256 of the document without info.version, for each version: a change to the contract must come with a new one.
 CONTRACTS = REPO / "tests" / "api_contracts.json"

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import on_postgresql
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO, on_postgresql
 
 
 @pytest.mark.skipif(on_postgresql(), reason="the benchmark builds its own SQLite world and baseline; it never uses "

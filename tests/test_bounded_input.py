@@ -17,13 +17,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token
 from directory import db
 from directory.imports.csv_reading import RECORD_LIMIT, UnusableFile
 from directory.imports.report import REPORTED_IN_FULL
 from directory.models import ImportRun
-from test_admin import upload
-from test_import_csv import GOOD, do_import, make_csv
+from helpers import (
+    ADMIN_EMAIL, ADMIN_PASSWORD, GOOD, REPO, copy_world, csrf_token, database_url, do_import, drop_world, free_port,
+    http_get, make_csv, upload,
+)
 
 
 @pytest.mark.parametrize("name", ["page", "per_page", "radius"])
@@ -274,11 +275,8 @@ def test_the_sign_in_limit_holds_across_four_workers(tmp_path: Path, sample_worl
     import urllib.parse
     import urllib.request
 
-    from conftest import copy_world, database_url, drop_world
-    from test_safe_start import REPO, _free_port, _get
-
     copy_world(sample_world, tmp_path)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(tmp_path), "INDEX_DIR": str(tmp_path / "indexes"),
            "INSTANCE_PATH": str(tmp_path / "instance"), "LOAD_SAMPLE_DATA": "0", "SECRET_KEY": "limit-test"}
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}", "app:app"],
@@ -289,7 +287,7 @@ def test_the_sign_in_limit_holds_across_four_workers(tmp_path: Path, sample_worl
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if _get(f"{base}/admin/login")[0] == 200:
+                if http_get(f"{base}/admin/login")[0] == 200:
                     break
             except OSError:
                 pass  # not listening yet

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from conftest import live_server
+from helpers import live_server
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,10 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, axe_violations, live_server
 from directory import accounts
 from directory.imports.csv_writing import listing_values
 from directory.models import ImportRun, Listing
-from test_import_csv import GOOD, make_csv
+from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, GOOD, axe_violations, live_server, make_csv
 
 
 @pytest.fixture()

@@ -16,8 +16,8 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
-from conftest import SAMPLE_DAY, SIZES, axe_violations, live_server
 from directory.models import Listing
+from helpers import SAMPLE_DAY, SIZES, axe_violations, live_server
 
 AVAILABILITY = re.compile(r"(Accepting new clients|Not accepting new clients) · confirmed (today|yesterday|\d+ days ago)"
                           r"|Availability not confirmed since \w+ \d{4}|Availability never confirmed")

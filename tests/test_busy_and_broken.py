@@ -3,6 +3,7 @@ and every message says what happened and what to do."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import re
@@ -15,42 +16,37 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token, on_postgresql
 from directory.imports.lock import ImportLock
 from directory.imports.report import ImportMode
 from directory.imports.runs import record_run
 from directory.models import AuditEvent, ImportRun, Listing
+from helpers import ADMIN_EMAIL, ADMIN_PASSWORD, GOOD, csrf_token, held_in_thread, make_csv, on_postgresql
 
-from test_import_csv import GOOD, make_csv
+
+@contextlib.contextmanager
+def _writer_transaction(engine: Engine) -> Iterator[None]:
+    """A transaction holding what a big import holds for its whole write phase: SQLite's one writer, or on
+    PostgreSQL every listing's row."""
+    with engine.connect() as connection:
+        if on_postgresql():
+            connection.execute(text("UPDATE listings SET name = name"))
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+        connection.rollback()
 
 
 @pytest.fixture()
 def writer_held(app: Flask) -> Iterator[threading.Event]:
-    """Another transaction holding what a big import holds for its whole write phase: SQLite's one writer, or on
-    PostgreSQL every listing's row. Set the event to let go."""
+    """A writer transaction held in another thread, as a big import's would be. Set the event to let go."""
     engine = create_engine(app.config["DATABASE_URL"])
-    release, holding = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with engine.connect() as connection:
-            if on_postgresql():
-                connection.execute(text("UPDATE listings SET name = name"))
-            else:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            holding.set()
-            release.wait(60)
-            connection.rollback()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert holding.wait(10)
     try:
-        yield release
+        with held_in_thread(_writer_transaction(engine)) as release:
+            yield release
     finally:
-        release.set()
-        holder.join(30)
         engine.dispose()
 
 
@@ -163,7 +159,7 @@ def test_a_web_import_whose_process_died_is_shown_as_failed(app: Flask, admin_cl
     dead = record_run(session, source, "dead.csv", ImportMode(), "someone@example.org")
     alive = record_run(session, source, "alive.csv", ImportMode(), "someone@example.org")
     young = record_run(session, source, "young.csv", ImportMode(), "someone@example.org")
-    long_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=5)
+    long_ago = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=5)
     dead.started_at = alive.started_at = long_ago
     session.commit()
     page = admin_client.get(f"/admin/imports/{dead.id}").get_data(as_text=True)

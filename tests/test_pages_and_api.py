@@ -12,11 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from conftest import SAMPLE_DAY
 from directory.models import Listing
 from directory.search.text import snippet, text_query
 from directory.web.openapi import openapi_document
 from directory.web.public import initials, tel_href
+from helpers import SAMPLE_DAY
 
 CRISIS = "988"
 

@@ -13,10 +13,10 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import csrf_token
 from directory import photos
 from directory.imports.csv_writing import listing_values
 from directory.models import Listing, Photo
+from helpers import csrf_token
 
 
 def _image_bytes(size: tuple[int, int], format: str, mode: str = "RGB", **save: object) -> bytes:

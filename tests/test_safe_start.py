@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,18 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from whoosh import index as whoosh_index
 
-from conftest import copy_world, database_url, drop_world, world_app
 from directory.models import Listing
 from directory.search.index.storage import CLAIMS, CURRENT, SearchIndex
-
-from test_import_csv import GOOD, make_csv
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _env(app: Flask) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"], "INDEX_DIR": app.config["INDEX_DIR"],
-            "INSTANCE_PATH": app.instance_path, "LOAD_SAMPLE_DATA": "0", "SECRET_KEY": "test"}
+from helpers import (
+    GOOD, REPO, copy_world, database_url, drop_world, flask_env, free_port, http_get, make_csv, world_app,
+)
 
 
 def _flask(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -67,7 +58,7 @@ def test_prune_leaves_a_generation_another_process_is_building(tmp_path: Path) -
 
 
 def test_three_rebuilds_at_once_leave_one_valid_index(app: Flask, session: Session, runner: FlaskCliRunner) -> None:
-    env = _env(app)
+    env = flask_env(app)
     expected = _searchable(session)
     for _trial in range(3):
         processes = [_flask(env, "index", "rebuild") for _ in range(3)]
@@ -87,7 +78,7 @@ def test_a_rebuild_racing_an_import_loses_nothing(app: Flask, session: Session, 
     rows = [{**GOOD, "external_id": f"race-{i}", "name": f"Racewell {i}"} for i in range(6000)]
     path = tmp_path / "race.csv"
     path.write_text(make_csv(rows), encoding="utf-8")
-    env = _env(app)
+    env = flask_env(app)
     importing = _flask(env, "import-csv", str(path))
     time.sleep(1.0)
     rebuilding = _flask(env, "index", "rebuild")
@@ -99,24 +90,10 @@ def test_a_rebuild_racing_an_import_loses_nothing(app: Flask, session: Session, 
     assert body["total"] == 6000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 @pytest.mark.parametrize("trial", range(2))
 def test_four_gunicorn_workers_start_cleanly_on_an_empty_instance(tmp_path: Path, trial: int) -> None:
     # The first start of a deployment: no schema, no index, no listings, no secret key; all four workers at once.
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(tmp_path), "INDEX_DIR": str(tmp_path / "indexes"),
            "INSTANCE_PATH": str(tmp_path / "instance"), "LOAD_SAMPLE_DATA": "1", "SAMPLE_SIZE": "2000"}
     env.pop("SECRET_KEY", None)
@@ -131,7 +108,7 @@ def test_four_gunicorn_workers_start_cleanly_on_an_empty_instance(tmp_path: Path
         status = 0
         while time.monotonic() < deadline and server.poll() is None:
             try:
-                status, _ = _get(f"{base}/api/v1/search?per_page=1")
+                status, _ = http_get(f"{base}/api/v1/search?per_page=1")
             except OSError:
                 status = 0
             if status == 200:
@@ -142,7 +119,7 @@ def test_four_gunicorn_workers_start_cleanly_on_an_empty_instance(tmp_path: Path
         # Many requests, so that every worker answers some: each sees the same complete index.
         totals = set()
         for _ in range(40):
-            code, body = _get(f"{base}/api/v1/search?per_page=1&postcode=10001&radius=500")
+            code, body = http_get(f"{base}/api/v1/search?per_page=1&postcode=10001&radius=500")
             assert code == 200, body[:300]
             totals.add(json.loads(body)["total"])
         assert len(totals) == 1, totals

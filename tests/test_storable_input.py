@@ -10,10 +10,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from conftest import csrf_token
-from test_import_csv import GOOD, do_import, make_csv
-
 from directory.imports.csv_reading import UnusableFile
+from helpers import GOOD, csrf_token, do_import, make_csv
 
 
 @pytest.mark.parametrize("path", ["/api/v1/therapists/x%00", "/api/v1/therapists/%00", "/therapists/x%00",

@@ -34,8 +34,7 @@ from directory.search.index.whoosh_internals import (
     TEXT_ANALYZER, FastKeyword, FastText, TermBufferedWriter, UnverifiedWhoosh, check_version, stemmed_words,
 )
 from directory.search.text import text_query
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 
 
 def test_the_installed_whoosh_is_a_verified_version() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from directory.search.engine import search
 from directory.search.index.storage import SearchIndex
@@ -25,7 +26,7 @@ class WayOut:
 
 
 def _removals(request: SearchRequest) -> list[tuple[str, dict[str, list[str]], SearchRequest]]:
-    removals = []
+    removals: list[tuple[str, dict[str, list[str]], SearchRequest]] = []
     if request.accepting:
         removals.append(("without “accepting new clients”", {"accepting": [], "page": []},
                          dataclasses.replace(request, accepting=False)))
@@ -37,8 +38,9 @@ def _removals(request: SearchRequest) -> list[tuple[str, dict[str, list[str]], S
         for value in values:
             term = vocabulary.get(kind, value)
             rest = tuple(v for v in values if v != value)
+            narrower: dict[str, Any] = {kind: rest}
             removals.append((f"without {term.name if term else value}", {kind: list(rest), "page": []},
-                             dataclasses.replace(request, **{kind: rest})))
+                             dataclasses.replace(request, **narrower)))
     return removals[:MAX_REMOVALS]
 
 

@@ -21,7 +21,8 @@ from directory.web.presenters import availability_words, matched_first
 
 bp = Blueprint("public", __name__)
 SEARCH_KEYS = ("location", "postcode", "q", "modality", "specialty", "language", "insurance", "accepting", "format")
-PANEL_KINDS = (("modality", "Approach"), ("specialty", "Specialty"), ("language", "Language"), ("insurance", "Insurance"))
+PANEL_KINDS = (("modality", "Approach"), ("specialty", "Specialty"), ("language", "Language"),
+               ("insurance", "Insurance"))
 FORMAT_LABELS = {"in_person": "In person", "telehealth": "Online"}
 KEPT_BY_CLEAR_ALL = ("location", "postcode", "radius", "units", "q")
 _TITLES = {"dr", "mr", "mrs", "ms", "mx", "prof"}
@@ -32,7 +33,8 @@ def search_url(**changes: Any) -> str:
     args = MultiDict(request.args)
     for key, value in changes.items():
         args.setlist(key, [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)])
-    return url_for("public.home", **args.to_dict(flat=False))
+    values: dict[str, Any] = args.to_dict(flat=False)
+    return url_for("public.home", **values)
 
 
 def _chips(search: SearchRequest) -> list[tuple[str, str]]:
@@ -52,8 +54,8 @@ def _chips(search: SearchRequest) -> list[tuple[str, str]]:
 
 
 def _clear_all_url() -> str:
-    return url_for("public.home", **{key: request.args.getlist(key) for key in KEPT_BY_CLEAR_ALL
-                                     if request.args.get(key)})
+    kept: dict[str, Any] = {key: request.args.getlist(key) for key in KEPT_BY_CLEAR_ALL if request.args.get(key)}
+    return url_for("public.home", **kept)
 
 
 def _units(search: SearchRequest | None) -> str | None:

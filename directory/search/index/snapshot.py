@@ -220,7 +220,8 @@ class IndexSnapshot:
         """Every live document number, sorted."""
         def build() -> np.ndarray:
             parts = []
-            for (leaf, offset), deleted in zip(self._searcher.reader().leaf_readers(), self._deletion_masks()):
+            for (leaf, offset), deleted in zip(self._searcher.reader().leaf_readers(), self._deletion_masks(),
+                                               strict=True):
                 ids = np.arange(offset, offset + leaf.doc_count_all(), dtype=np.int32)
                 parts.append(ids if deleted is None else ids[~deleted])
             return np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
@@ -258,7 +259,7 @@ class IndexSnapshot:
         tbytes = self._searcher.schema[field].to_bytes(term)
         ids_parts, weight_parts = [], []
         leaves = self._searcher.reader().leaf_readers()
-        for i, ((leaf, offset), deleted) in enumerate(zip(leaves, self._deletion_masks())):
+        for i, ((leaf, offset), deleted) in enumerate(zip(leaves, self._deletion_masks(), strict=True)):
             if files:
                 ids, leaf_weights = files[i].docnums(field, tbytes), np.empty(0)  # type: ignore[union-attr]
             elif (field, term) in leaf:

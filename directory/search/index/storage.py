@@ -299,4 +299,4 @@ class SearchIndex:
         snapshot = self.snapshot()
         pks, stamps = snapshot.column("pk"), snapshot.column("stamp")
         docs = snapshot.every_doc()
-        return dict(zip(pks[docs].tolist(), stamps[docs].tolist()))
+        return dict(zip(pks[docs].tolist(), stamps[docs].tolist(), strict=True))

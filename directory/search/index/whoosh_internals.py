@@ -32,7 +32,8 @@ What this module relies on, and why:
   with a retired segment's id).
 
 The tests in tests/test_whoosh_internals.py compare each of these shortcuts with Whoosh's own results: the indexed
-fields, the segment files byte for byte, the docnum lists, positions and BM25 scores. Run them before adding a version to VERIFIED.
+fields, the segment files byte for byte, the docnum lists, positions and BM25 scores. Run them before adding a version
+to VERIFIED.
 """
 
 from __future__ import annotations
@@ -372,8 +373,8 @@ class TermBufferedWriter(SegmentWriter):
                   for (name, tbytes), group in ((key, list(g)) for key, g in
                                                 itertools.groupby(self.pool.iter_postings(), key=_KEY)))
         streams = [*(self._read_run(path) for path in self._runs), self._sorted_buffer(), pooled]
-        for (name, tbytes), parts in itertools.groupby(heapq.merge(*streams, key=_KEY), key=_KEY):
-            parts = list(parts)
+        for (name, tbytes), group in itertools.groupby(heapq.merge(*streams, key=_KEY), key=_KEY):
+            parts = list(group)
             if len(parts) == 1:
                 yield parts[0]
             else:
