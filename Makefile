@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chromium bench
+.PHONY: run test checks chromium bench
 
 # What the service runs on; `make run` and a production install take only this.
 $(BIN)/.installed: requirements.txt
@@ -28,7 +28,12 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-test: $(BIN)/.dev-installed node_modules/.installed chromium
+# Lint rules and types (configured in pyproject.toml), before the suite.
+checks: $(BIN)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: checks node_modules/.installed chromium
 	timeout 900 $(BIN)/python -m pytest
 	@if $(BIN)/python tests/postgres_server.py; then \
 		echo "== the same suite on PostgreSQL"; \

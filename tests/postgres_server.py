@@ -19,7 +19,8 @@ def main() -> int:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to connect means the same thing here: no server to test on
-        print(f"no PostgreSQL server at {make_url(URL).render_as_string()}: {type(exc).__name__}: {exc}".splitlines()[0])
+        reason = f"no PostgreSQL server at {make_url(URL).render_as_string()}: {type(exc).__name__}: {exc}"
+        print(reason.splitlines()[0])
         return 1
     finally:
         engine.dispose()

@@ -50,11 +50,13 @@ def test_anonymous_posts_with_a_valid_token_are_still_refused(app: Flask) -> Non
 
 
 def test_cli_creates_lists_and_changes_admins(runner: FlaskCliRunner, session: Session) -> None:
-    result = runner.invoke(args=["admin", "create", "Boss@Example.org", "--password-stdin"], input="a long enough secret\n")
+    result = runner.invoke(args=["admin", "create", "Boss@Example.org", "--password-stdin"],
+                           input="a long enough secret\n")
     assert result.exit_code == 0, result.output
     admin = session.scalar(select(AdminUser))
     assert admin.email == "boss@example.org" and admin.password_hash.startswith("scrypt:")
-    assert runner.invoke(args=["admin", "create", "boss@example.org", "--password-stdin"], input="another long one\n").exit_code == 1
+    assert runner.invoke(args=["admin", "create", "boss@example.org", "--password-stdin"],
+                         input="another long one\n").exit_code == 1
     assert runner.invoke(args=["admin", "create", "x@example.org", "--password-stdin"], input="short\n").exit_code == 1
     assert "boss@example.org" in runner.invoke(args=["admin", "list"]).output
     assert runner.invoke(args=["admin", "set-password", "boss@example.org", "--password-stdin"],
@@ -122,7 +124,8 @@ def test_brute_force_login_gets_429(app: Flask, session: Session) -> None:
     accounts.create_admin(session, ADMIN_EMAIL, ADMIN_PASSWORD)
     client = app.test_client()
     token = csrf_token(client.get("/admin/login").get_data(as_text=True))
-    statuses = [client.post("/admin/login", data={"email": ADMIN_EMAIL, "password": f"guess {i}", "csrf_token": token}).status_code
+    statuses = [client.post("/admin/login",
+                            data={"email": ADMIN_EMAIL, "password": f"guess {i}", "csrf_token": token}).status_code
                 for i in range(12)]
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
     assert client.get("/admin/login").status_code == 200  # only attempts are limited
@@ -171,13 +174,15 @@ def test_oversized_upload_gets_a_friendly_413(sample_world: Path, tmp_path: Path
 
 
 def test_web_import_preview_errors_csv_confirm_and_search(admin_client: FlaskClient, session: Session) -> None:
-    rows = [{**GOOD, "external_id": "web-1", "name": "Webb Goodrow"}, {**GOOD, "external_id": "web-2", "postcode": "00000"}]
+    rows = [{**GOOD, "external_id": "web-1", "name": "Webb Goodrow"},
+            {**GOOD, "external_id": "web-2", "postcode": "00000"}]
     preview = upload(admin_client, make_csv(rows), skip_invalid="1")
     assert "rejected-count" in preview, preview[preview.find("<main"):][:1500]
     assert "<strong id=\"rejected-count\">1</strong>" in preview and "ZIP code 00000" in preview
     errors_link = re.search(r'href="(/admin/import/[0-9a-f]{64}/errors\.csv)"', preview).group(1)
     errors = admin_client.get(errors_link)
-    assert errors.status_code == 200 and "web-2" in errors.get_data(as_text=True) and "errors" in errors.get_data(as_text=True)
+    assert (errors.status_code == 200 and "web-2" in errors.get_data(as_text=True)
+            and "errors" in errors.get_data(as_text=True))
     assert session.scalar(select(Listing).where(Listing.external_id == "web-1")) is None  # preview wrote nothing
     run = wait_for_run(session, confirm(admin_client, preview))
     assert (run.status, run.created, run.rejected, run.actor) == ("done", 1, 1, ADMIN_EMAIL)
@@ -228,7 +233,8 @@ def test_replace_preview_shows_how_many_will_be_unpublished(admin_client: FlaskC
     assert f"<strong>{published}</strong> to unpublish" in preview
 
 
-def test_a_second_import_while_one_runs_gets_409(admin_client: FlaskClient, app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
+def test_a_second_import_while_one_runs_gets_409(admin_client: FlaskClient, app: Flask, runner: FlaskCliRunner,
+                                                 tmp_path: Path) -> None:
     with held_in_thread(ImportLock(app.instance_path).held("someone@example.org")):
         response = admin_client.post("/admin/import", data={
             "csrf_token": csrf_token(admin_client.get("/admin/import").get_data(as_text=True)),

@@ -92,8 +92,8 @@ def test_the_text_limits_are_the_documented_pattern_and_length(q: str, status: i
 
 @pytest.mark.parametrize("postcode, status", [
     ("10001", 200), (" 1 0 0 0 1 ", 200), ("10001-1234", 200), ("m5v 3l9", 200), ("M5V", 200),
-    ("00000", 422), ("X0X 0X0", 422), ("D5V 3L9", 400), ("W1A", 400), ("1000", 400), ("\uff11\uff10\uff10\uff10\uff11", 400),
-    ("10001\u00a0", 400),
+    ("00000", 422), ("X0X 0X0", 422), ("D5V 3L9", 400), ("W1A", 400), ("1000", 400),
+    ("\uff11\uff10\uff10\uff10\uff11", 400), ("10001\u00a0", 400),
 ])
 def test_the_postcode_pattern_is_exactly_what_the_server_takes(postcode: str, status: int,
                                                                 shared_client: FlaskClient) -> None:

@@ -16,7 +16,8 @@ from helpers import REPO, on_postgresql
                                              "the test database, so the SQLite half covers it")
 def test_benchmark_runs_and_agrees_with_its_baseline(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--sizes", "2000", "--per-class", "5", "--serve-seconds", "2", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--sizes", "2000", "--per-class", "5", "--serve-seconds", "2",
+         "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text())

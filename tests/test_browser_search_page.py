@@ -19,7 +19,8 @@ from sqlalchemy import select
 from directory.models import Listing
 from helpers import SAMPLE_DAY, SIZES, axe_violations, live_server
 
-AVAILABILITY = re.compile(r"(Accepting new clients|Not accepting new clients) · confirmed (today|yesterday|\d+ days ago)"
+AVAILABILITY = re.compile(r"(Accepting new clients|Not accepting new clients)"
+                          r" · confirmed (today|yesterday|\d+ days ago)"
                           r"|Availability not confirmed since \w+ \d{4}|Availability never confirmed")
 
 
@@ -225,7 +226,8 @@ def public_paths(live_url: str, empty_search: tuple[dict[str, Any], int]) -> lis
             f"/therapists/{slug}", "/nope", "/?postcode=ABCDE", "/?modality=eft"]
 
 
-def test_no_public_page_has_an_accessibility_violation(sized_page: Page, live_url: str, public_paths: list[str]) -> None:
+def test_no_public_page_has_an_accessibility_violation(sized_page: Page, live_url: str,
+                                                       public_paths: list[str]) -> None:
     found = {}
     for path in public_paths:
         sized_page.goto(live_url + path)

@@ -78,7 +78,8 @@ def test_unknown_paths_and_methods_answer_json_under_the_api(shared_client: Flas
 
 
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
-_value = st.one_of(_text, st.integers().map(str), st.floats().map(str), st.sampled_from(["", "1", "eft", "10001", "M5V"]))
+_value = st.one_of(_text, st.integers().map(str), st.floats().map(str),
+                   st.sampled_from(["", "1", "eft", "10001", "M5V"]))
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

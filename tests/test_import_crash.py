@@ -46,16 +46,17 @@ def _file(tmp_path: Path, session: Session, rows_count: int = ROWS) -> tuple[Pat
     """New rows, plus an edit of 200 existing listings: the database must show all of it or none of it."""
     existing = session.scalars(select(Listing).where(Listing.published).order_by(Listing.id).limit(200)).all()
     rows = [{**GOOD, "external_id": f"kill-{i}", "name": f"Killtest {i}"} for i in range(rows_count)]
-    rows += [{**GOOD, "external_id": l.external_id, "name": f"Renamed {l.id}"} for l in existing]
+    rows += [{**GOOD, "external_id": listing.external_id, "name": f"Renamed {listing.id}"} for listing in existing]
     path = tmp_path / "big.csv"
     path.write_text(make_csv(rows), encoding="utf-8")
-    return path, {l.external_id for l in existing}
+    return path, {listing.external_id for listing in existing}
 
 
 def _state(session: Session, edited: set[str]) -> tuple[int, int]:
     session.expire_all()
     created = session.scalar(select(func.count()).where(Listing.external_id.like("kill-%"))) or 0
-    renamed = session.scalar(select(func.count()).where(Listing.external_id.in_(edited), Listing.name.like("Renamed %"))) or 0
+    renamed = session.scalar(select(func.count()).where(Listing.external_id.in_(edited),
+                                                        Listing.name.like("Renamed %"))) or 0
     return created, renamed
 
 

@@ -170,14 +170,15 @@ def test_formula_cells_round_trip_exactly(app: Flask, session: Session, runner: 
     assert report["unchanged"] == listing_count(session)
 
 
-def test_export_then_import_is_lossless_for_the_whole_sample(runner: FlaskCliRunner, session: Session, tmp_path: Path) -> None:
+def test_export_then_import_is_lossless_for_the_whole_sample(runner: FlaskCliRunner, session: Session,
+                                                              tmp_path: Path) -> None:
     out = tmp_path / "all.csv"
     assert runner.invoke(args=["export-csv", str(out)]).exit_code == 0
-    before = {l.external_id: l.updated_at for l in session.scalars(select(Listing))}
+    before = {listing.external_id: listing.updated_at for listing in session.scalars(select(Listing))}
     report = json.loads(runner.invoke(args=["import-csv", str(out), "--json", "--replace"]).output)
     assert (report["unchanged"], report["created"], report["updated"], report["unpublished"]) == (len(before), 0, 0, 0)
     session.expire_all()
-    assert {l.external_id: l.updated_at for l in session.scalars(select(Listing))} == before
+    assert {listing.external_id: listing.updated_at for listing in session.scalars(select(Listing))} == before
 
 
 def test_importing_twice_touches_neither_rows_nor_index(app: Flask, session: Session) -> None:
@@ -186,12 +187,12 @@ def test_importing_twice_touches_neither_rows_nor_index(app: Flask, session: Ses
     assert first.created == 20
     live = Path(app.extensions["search"].root) / "current"
     generation = whoosh_index.open_dir(str(live)).latest_generation()
-    stamps = {l.external_id: l.updated_at for l in session.scalars(select(Listing))}
+    stamps = {listing.external_id: listing.updated_at for listing in session.scalars(select(Listing))}
     second = do_import(app, make_csv(rows))
     assert (second.unchanged, second.created, second.updated) == (20, 0, 0)
     assert whoosh_index.open_dir(str(live)).latest_generation() == generation
     session.expire_all()
-    assert {l.external_id: l.updated_at for l in session.scalars(select(Listing))} == stamps
+    assert {listing.external_id: listing.updated_at for listing in session.scalars(select(Listing))} == stamps
 
 
 def test_strict_skip_invalid_dry_run_and_replace(app: Flask, session: Session) -> None:
@@ -238,10 +239,12 @@ def test_ten_thousand_rows_with_37_bad(app: Flask, session: Session, tmp_path: P
     path.write_text(make_csv(rows), encoding="utf-8")
     total = listing_count(session)
     rejected_csv = tmp_path / "rejected.csv"
-    strict = json.loads(runner.invoke(args=["import-csv", str(path), "--json", "--errors-csv", str(rejected_csv)]).output)
+    strict = json.loads(runner.invoke(args=["import-csv", str(path), "--json",
+                                            "--errors-csv", str(rejected_csv)]).output)
     assert strict["rejected"] == 37 and sorted({e["line"] for e in strict["errors"]["first"]}) == sorted(bad_lines)
-    assert strict["errors"]["counts"] == [{"field": "postcode", "count": 37, "problem": "… is not a US ZIP code (… or …)"
-                                           " or a Canadian postal code (… …)."}]
+    assert strict["errors"]["counts"] == [{"field": "postcode", "count": 37,
+                                           "problem": "… is not a US ZIP code (… or …)"
+                                                      " or a Canadian postal code (… …)."}]
     assert listing_count(session) == total
     written = list(csv.DictReader(io.StringIO(rejected_csv.read_text(encoding="utf-8"), newline="")))
     assert [row["external_id"] for row in written] == [f"bulk-{line}" for line in sorted(bad_lines)]

@@ -29,7 +29,8 @@ def api(client: FlaskClient, **params: object) -> dict:
 
 def test_free_text_finds_listings_by_modality_synonym(shared_client: FlaskClient, shared_app: Flask) -> None:
     with shared_app.app_context(), shared_app.extensions["db"]() as session:
-        eft_ids = {l.external_id for l in session.scalars(select(Listing).where(Listing.published)) if "eft" in l.modalities}
+        eft_ids = {listing.external_id for listing in session.scalars(select(Listing).where(Listing.published))
+                   if "eft" in listing.modalities}
     found = set()
     body = api(shared_client, q="emotionally focused", per_page=100)
     for page in range(1, body["total"] // 100 + 2):
@@ -62,13 +63,15 @@ def test_relevance_sort_orders_by_score(shared_client: FlaskClient) -> None:
     body = api(shared_client, postcode="10001", q="attachment", sort="relevance", per_page=50)
     assert body["sort"] == "relevance" and body["total"] > 10
     distance_sorted = api(shared_client, postcode="10001", q="attachment", per_page=50)
-    assert [r["distance"] for r in distance_sorted["results"]] == sorted(r["distance"] for r in distance_sorted["results"])
+    distances = [r["distance"] for r in distance_sorted["results"]]
+    assert distances == sorted(distances)
     assert [r["id"] for r in body["results"]] != [r["id"] for r in distance_sorted["results"]]
 
 
 def test_canadian_search_defaults_to_km_and_40(shared_client: FlaskClient) -> None:
     body = api(shared_client, postcode="h3b4w8")
-    assert (body["units"], body["radius"], body["origin"]["postcode"], body["origin"]["country"]) == ("km", 40, "H3B 4W8", "CA")
+    assert (body["units"], body["radius"], body["origin"]["postcode"],
+            body["origin"]["country"]) == ("km", 40, "H3B 4W8", "CA")
     miles = api(shared_client, postcode="H3B 4W8", units="mi", radius=25)
     assert miles["units"] == "mi" and miles["radius"] == 25
 
@@ -88,8 +91,10 @@ def test_home_page_form_works_without_javascript(shared_client: FlaskClient) -> 
     for field in ("location", "radius", "units", "q", "accepting", "sort"):
         assert re.search(rf'<label for="{field}"', html), field
     # The panel's inputs sit beside the results but belong to the GET form, so a plain submit carries them.
-    assert 'form="search" name="modality" value="eft"' in html and 'form="search" name="specialty" value="depression"' in html
-    assert 'form="search" name="language" value="spanish"' in html and 'form="search" name="insurance" value="aetna"' in html
+    assert ('form="search" name="modality" value="eft"' in html
+            and 'form="search" name="specialty" value="depression"' in html)
+    assert ('form="search" name="language" value="spanish"' in html
+            and 'form="search" name="insurance" value="aetna"' in html)
     results = shared_client.get("/", query_string={"postcode": "10001", "modality": "eft", "radius": 25})
     page = results.get_data(as_text=True)
     assert results.status_code == 200
@@ -106,7 +111,8 @@ def test_page_shows_a_clear_message_for_a_bad_postcode(shared_client: FlaskClien
 
 
 def test_pagination_links_keep_the_search(shared_client: FlaskClient) -> None:
-    html = shared_client.get("/", query_string={"postcode": "10001", "specialty": ["depression", "anxiety"]}).get_data(as_text=True)
+    html = shared_client.get("/", query_string={"postcode": "10001",
+                                                "specialty": ["depression", "anxiety"]}).get_data(as_text=True)
     next_link = re.search(r'<a rel="next" href="([^"]+)"', html).group(1).replace("&amp;", "&")
     assert "page=2" in next_link and "specialty=depression" in next_link and "specialty=anxiety" in next_link
     assert shared_client.get(next_link).status_code == 200
@@ -159,8 +165,8 @@ def test_openapi_matches_what_the_api_accepts_and_returns(shared_client: FlaskCl
     assert document == openapi_document() and document["openapi"].startswith("3.")
     search = document["paths"]["/api/v1/search"]["get"]
     documented = {p["name"] for p in search["parameters"]}
-    assert documented == {"location", "postcode", "radius", "units", "q", "modality", "specialty", "language", "insurance",
-                          "accepting", "format", "sort", "page", "per_page"}
+    assert documented == {"location", "postcode", "radius", "units", "q", "modality", "specialty", "language",
+                          "insurance", "accepting", "format", "sort", "page", "per_page"}
     body = api(shared_client, postcode="10001", q="depression")
     schema = search["responses"]["200"]["content"]["application/json"]["schema"]
     assert set(schema["required"]) == set(body)
@@ -174,7 +180,8 @@ def test_openapi_matches_what_the_api_accepts_and_returns(shared_client: FlaskCl
 
 def test_relevance_ranks_the_stronger_text_match_first(client: FlaskClient, app: Flask) -> None:
     with app.app_context(), app.extensions["db"]() as session:
-        for external_id, bio in (("t-weak", "Some kintsugi metaphors."), ("t-strong", "Kintsugi, kintsugi and kintsugi.")):
+        for external_id, bio in (("t-weak", "Some kintsugi metaphors."),
+                                 ("t-strong", "Kintsugi, kintsugi and kintsugi.")):
             session.add(Listing(external_id=external_id, slug=external_id, name="Same Name", country="US",
                                 postcode="59601", bio=bio, in_person=True))
         session.commit()

@@ -99,7 +99,8 @@ def test_a_refused_upload_keeps_the_listing_as_it_was_and_says_why(admin_client:
     listing = session.scalars(select(Listing).order_by(Listing.id)).first()
     before = (listing.photo, listing.updated_at)
     status, page = _edit(admin_client, listing, photo=(io.BytesIO(b"GIF89a not really"), "x.gif"))
-    assert status == 400 and "not an image we can read" in page and 'aria-invalid="true" aria-describedby="e-photo"' in page
+    assert (status == 400 and "not an image we can read" in page
+            and 'aria-invalid="true" aria-describedby="e-photo"' in page)
     session.expire_all()
     again = session.get(Listing, listing.id)
     assert (again.photo, again.updated_at) == before

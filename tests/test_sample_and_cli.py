@@ -21,20 +21,23 @@ def test_generator_is_deterministic_and_prefix_stable() -> None:
 
 def test_generated_listings_are_fictional_real_placed_and_varied() -> None:
     listings = list(generate(1000, today=DAY))
-    assert all(l["bio"].startswith("Fictional sample listing.") and l["email"].endswith("@example.org") for l in listings)
-    assert all("555-01" in l["phone"] for l in listings)
-    assert len({l["external_id"] for l in listings}) == len({l["slug"] for l in listings}) == 1000
+    assert all(row["bio"].startswith("Fictional sample listing.") and row["email"].endswith("@example.org")
+               for row in listings)
+    assert all("555-01" in row["phone"] for row in listings)
+    assert len({row["external_id"] for row in listings}) == len({row["slug"] for row in listings}) == 1000
     for listing in listings:
         place = postcodes.lookup(listing["postcode"])
         assert place.country == listing["country"] and place.region == listing["region"]
-    countries = Counter(l["country"] for l in listings)
+    countries = Counter(row["country"] for row in listings)
     assert countries["US"] > 700 and countries["CA"] > 60
-    assert len({l["region"] for l in listings}) > 30
-    assert sum(1 for l in listings if l["latitude"] is None) > 300 < sum(1 for l in listings if l["latitude"] is not None)
-    near_nyc = [l for l in listings if l["region"] in ("NY", "NJ")]
+    assert len({row["region"] for row in listings}) > 30
+    without_coordinates = sum(1 for row in listings if row["latitude"] is None)
+    with_coordinates = sum(1 for row in listings if row["latitude"] is not None)
+    assert without_coordinates > 300 < with_coordinates
+    near_nyc = [row for row in listings if row["region"] in ("NY", "NJ")]
     assert len(near_nyc) > 80  # the densest metro gets its share
-    assert sum(1 for l in listings if "eft" in l["modalities"]) > 150
-    assert {l["telehealth"] or l["in_person"] for l in listings} == {True}
+    assert sum(1 for row in listings if "eft" in row["modalities"]) > 150
+    assert {row["telehealth"] or row["in_person"] for row in listings} == {True}
 
 
 def test_sample_load_command_fills_only_an_empty_database(empty_app: Flask) -> None:
@@ -42,7 +45,7 @@ def test_sample_load_command_fills_only_an_empty_database(empty_app: Flask) -> N
     client = empty_app.test_client()
     result = runner.invoke(args=["sample", "load", "--count", "120"])
     assert result.exit_code == 0 and "Loaded 120 sample listings." in result.output
-    published = sum(1 for l in generate(120, today=DAY) if l["published"])
+    published = sum(1 for row in generate(120, today=DAY) if row["published"])
     assert client.get("/api/v1/search").get_json()["total"] == published
     again = runner.invoke(args=["sample", "load", "--count", "120"])
     assert "already has listings" in again.output

@@ -185,7 +185,8 @@ def test_ordering_many_ties_by_name_rank_matches_brute_force(
     assert facets == expected_facets
 
 
-def test_the_seeded_mix_exercises_results_telehealth_and_empty_answers(shared_client: FlaskClient, rows: list[Row]) -> None:
+def test_the_seeded_mix_exercises_results_telehealth_and_empty_answers(shared_client: FlaskClient,
+                                                                       rows: list[Row]) -> None:
     pages = []
     remote_only = 0
     for seed in SEEDS:
@@ -206,7 +207,8 @@ def test_the_seeded_mix_exercises_results_telehealth_and_empty_answers(shared_cl
     {"format": "telehealth", "language": ["spanish"]},
     {"format": "in_person", "insurance": ["aetna", "sun-life"], "per_page": 100},
 ])
-def test_national_filters_match_brute_force(params: dict[str, Any], shared_client: FlaskClient, rows: list[Row]) -> None:
+def test_national_filters_match_brute_force(params: dict[str, Any], shared_client: FlaskClient,
+                                            rows: list[Row]) -> None:
     expected, expected_facets = brute_force(rows, params)
     results, facets, total = fetch_all(shared_client, params)
     assert results == expected

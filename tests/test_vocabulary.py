@@ -98,7 +98,8 @@ SPELLINGS = [
 # Values that must stay errors, with words their message must hold.
 REFUSED = [
     ("insurance", "Blue Cross", ["could mean", "(bcbs)", "(blue-cross-canada)"]),
-    ("modality", "Emotionaly Focused Therapy", ["unknown modality", "did you mean 'Emotionally Focused Therapy (EFT)'"]),
+    ("modality", "Emotionaly Focused Therapy",
+     ["unknown modality", "did you mean 'Emotionally Focused Therapy (EFT)'"]),
     ("modality", "Internal Famly Systems", ["unknown modality", "did you mean 'Internal Family Systems (IFS)'"]),
     ("specialty", "Depresion", ["unknown specialty", "did you mean 'Depression'"]),
     ("modality", "Astrology", ["unknown modality 'Astrology'"]),

@@ -1,6 +1,7 @@
 """Tripwires for directory/search/index/whoosh_internals.py: each shortcut through Whoosh's internals gives what Whoosh
-itself gives (indexed fields, segment files byte for byte, docnum lists, positions, BM25 scores), the version check refuses an
-unverified Whoosh, and an index generation written before docnum files is reported and rebuilt, not misread."""
+itself gives (indexed fields, segment files byte for byte, docnum lists, positions, BM25 scores), the version check
+refuses an unverified Whoosh, and an index generation written before docnum files is reported and rebuilt, not
+misread."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def test_the_app_does_not_start_on_an_unverified_whoosh(tmp_path: Path) -> None:
 
 def listing_documents(count: int, first_pk: int) -> list[dict[str, Any]]:
     stamp = dt.datetime(2026, 1, 1)
-    listings = (Listing(id=first_pk + n, updated_at=stamp, **fields) for n, fields in enumerate(generate(count, today=dt.date(2026, 12, 1))))
+    listings = (Listing(id=first_pk + n, updated_at=stamp, **fields)
+                for n, fields in enumerate(generate(count, today=dt.date(2026, 12, 1))))
     return [doc for listing in listings if (doc := listing_document(listing)) is not None]
 
 
@@ -195,7 +197,7 @@ def test_vectorised_bm25_equals_whoosh_scoring(q: str, shared_app: Flask, monkey
     assert whoosh_scores, q
     matched = np.array(sorted(whoosh_scores), dtype=np.int32)
     ours = snapshot.scores(text.query, text.stems, matched)
-    for docnum, score in zip(matched.tolist(), ours.tolist()):
+    for docnum, score in zip(matched.tolist(), ours.tolist(), strict=True):
         assert score == pytest.approx(whoosh_scores[docnum], rel=1e-9)
 
 
