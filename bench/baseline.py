@@ -31,6 +31,10 @@ DISTANCE = ("(:earth * atan2(sqrt(power(d.cos_lat * sin(d.rad_lon - :lng1), 2)"
             " + power(:cos_lat1 * d.sin_lat - :sin_lat1 * d.cos_lat * cos(d.rad_lon - :lng1), 2)),"
             " :sin_lat1 * d.sin_lat + :cos_lat1 * d.cos_lat * cos(d.rad_lon - :lng1)) / :per_unit)")
 
+# Accepting new clients (confirmed within the window) first, then unconfirmed, then confirmed not accepting.
+STANDING = ("(CASE WHEN d.confirmed BETWEEN :fresh_since AND :fresh_until THEN (CASE WHEN d.accepting THEN 0 ELSE 2"
+            " END) ELSE 1 END)")
+
 
 def build(path: Path, listings: Any) -> int:
     """Create the baseline database from Listing rows; returns how many were loaded."""
@@ -74,15 +78,15 @@ class Baseline:
                 where.append(f"d.id IN (SELECT id FROM terms WHERE kind = '{kind}' AND slug IN "
                              f"({','.join(':' + n for n in names)}))")
                 params.update(zip(names, values, strict=True))
+        params.update(fresh_since=request.fresh.since.toordinal(), fresh_until=request.fresh.until.toordinal())
         if request.accepting:
             where.append("d.accepting AND d.confirmed BETWEEN :fresh_since AND :fresh_until")
-            params.update(fresh_since=request.fresh.since.toordinal(), fresh_until=request.fresh.until.toordinal())
         join, score = "", "0.0"
         if text_query(request.q).query is not None:
             join = "JOIN fts ON fts.rowid = d.id AND fts MATCH :match"
             params["match"] = " ".join(f'"{word}"' for word in request.q.split() if word.strip('"'))
             score = "-bm25(fts)"
-        distance, nearby, order = "0.0", "0", "relevance DESC, d.sortname, d.id"
+        distance, nearby, order = "0.0", "0", "standing, relevance DESC, d.sortname, d.id"
         if origin is not None:
             units, radius = request.units_for(origin.country), request.radius_for(origin.country)
             min_lat, max_lat, lon_ranges = bounding_box(origin.lat, origin.lon, to_km(units, radius))
@@ -100,8 +104,8 @@ class Baseline:
             distance = DISTANCE
             if request.format == "any":  # in-person matches first, then those seen online only
                 nearby = near
-            order = ("nearby DESC, distance, relevance DESC" if (request.sort or "distance") == "distance"
-                     else "relevance DESC, distance") + ", d.sortname, d.id"
+            order = ("nearby DESC, standing, distance, relevance DESC" if (request.sort or "distance") == "distance"
+                     else "standing, relevance DESC, distance") + ", d.sortname, d.id"
         elif request.format != "any":
             where.append(f"d.{request.format}")
         params.update(limit=request.per_page, offset=(request.page - 1) * request.per_page)
@@ -109,7 +113,7 @@ class Baseline:
         # FTS5's bm25() cannot sit beside a window function, hence the materialised step.
         rows = self.db.execute(
             f"WITH hits AS MATERIALIZED (SELECT d.id, d.sortname, {distance} AS distance, {nearby} AS nearby, "
-            f"{score} AS relevance {body})"
+            f"{STANDING} AS standing, {score} AS relevance {body})"
             f" SELECT id, count(*) OVER () FROM hits d ORDER BY {order} LIMIT :limit OFFSET :offset", params).fetchall()
         if rows:
             return rows[0][1], [row[0] for row in rows]

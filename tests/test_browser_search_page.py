@@ -267,3 +267,69 @@ def test_a_place_name_an_ambiguous_one_and_a_typo_in_the_location_box(sized_page
     page.get_by_role("list", name="Close names").get_by_role("link", name="Poughkeepsie, NY").click()
     expect(heading).to_contain_text("of Poughkeepsie, NY")
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+
+
+# Each control's text against its box: a select against a copy of itself sized by the browser to its widest option
+# (so the arrow's room is the browser's own), an input's value and placeholder by canvas measureText in its computed
+# font against its content box, a button or link by scrollWidth. Hidden controls are skipped.
+CLIPPED_CONTROLS = """() => {
+    const context = document.createElement("canvas").getContext("2d");
+    const clipped = [];
+    const name = (el) => el.id || el.name || el.textContent.trim();
+    for (const el of document.querySelectorAll("form.search input, form.search select, form.search button, " +
+                                               ".chips a, .order a")) {
+        if (!el.getClientRects().length) { continue; }
+        const style = getComputedStyle(el);
+        if (el.tagName === "SELECT") {
+            const sized = el.cloneNode(true);
+            sized.removeAttribute("id");
+            sized.style.cssText = "position: absolute; width: auto; min-width: 0; max-width: none";
+            document.body.appendChild(sized);
+            const needed = sized.offsetWidth;
+            sized.remove();
+            if (el.offsetWidth < needed) { clipped.push([name(el), el.offsetWidth, needed]); }
+        } else if (el.tagName === "INPUT") {
+            context.font = style.font;
+            const room = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+            const text = el.value || el.placeholder;  // a placeholder shows in an empty box
+            const width = context.measureText(text).width;
+            if (width > room) { clipped.push([name(el), text, room, width]); }
+        } else if (el.scrollWidth > el.clientWidth) {
+            clipped.push([name(el), el.clientWidth, el.scrollWidth]);
+        }
+    }
+    return clipped;
+}"""
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_control_shows_its_whole_text_and_clear_all_stays_in_view(
+        size: str, javascript: bool, browser: Browser, live_url: str) -> None:
+    phone = size == "phone"
+    context = browser.new_context(viewport=SIZES[size], java_script_enabled=javascript, has_touch=phone,
+                                  is_mobile=phone, bypass_csp=True)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    width = SIZES[size]["width"]
+    many = "modality=eft&modality=cbt&specialty=depression&specialty=anxiety&language=spanish&accepting=1"
+    for path in ("/", "/?location=Brooklyn,+NY&radius=100", "/?postcode=M5V+3L9&radius=100", "/?q=couples&units=km",
+                 f"/?postcode=10001&q=couples&{many}"):
+        page.goto(live_url + path)
+        assert page.evaluate(CLIPPED_CONTROLS) == [], path
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+    radius = page.get_by_label("Within")
+    if not javascript:  # before a search says where, both units, read in full
+        page.goto(live_url + "/")
+        expect(radius.locator("option")).to_have_text(["25 miles / 40 km", "5 miles / 5 km", "10 miles / 10 km",
+                                                       "25 miles / 25 km", "50 miles / 50 km", "100 miles / 100 km"])
+        page.goto(live_url + f"/?postcode=10001&q=couples&{many}")
+    clear = page.get_by_role("list", name="Active filters").get_by_role("link", name="Clear all")
+    box = clear.bounding_box()
+    assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= width, box
+    if javascript:  # axe-core runs in the page
+        assert axe_violations(page) == []
+    clear.click()
+    expect(page.get_by_role("list", name="Active filters")).to_have_count(0)
+    expect(page).to_have_url(re.compile(r"postcode=10001.*q=couples|q=couples.*postcode=10001"))
+    context.close()

@@ -63,8 +63,9 @@ def test_relevance_sort_orders_by_score(shared_client: FlaskClient) -> None:
     body = api(shared_client, postcode="10001", q="attachment", sort="relevance", per_page=50)
     assert body["sort"] == "relevance" and body["total"] > 10
     distance_sorted = api(shared_client, postcode="10001", q="attachment", per_page=50)
-    distances = [r["distance"] for r in distance_sorted["results"]]
-    assert distances == sorted(distances)
+    standing = {"accepting": 0, "unconfirmed": 1, "not_accepting": 2}  # nearest first after standing
+    keys = [(standing[r["availability"]], r["distance"]) for r in distance_sorted["results"]]
+    assert keys == sorted(keys)
     assert [r["id"] for r in body["results"]] != [r["id"] for r in distance_sorted["results"]]
 
 
@@ -178,6 +179,57 @@ def test_openapi_matches_what_the_api_accepts_and_returns(shared_client: FlaskCl
             assert shared_client.get("/api/v1/search", query_string={name: enum[0]}).status_code == 200
 
 
+@pytest.mark.parametrize("params, named", [
+    ({"postcode": "10001", "specialities": "depression"}, ["specialities"]),  # British, and no filter at all
+    ({"bogus": "1"}, ["bogus"]),
+    ({"postcode": "10001", "bogus": ""}, ["bogus"]),  # a name is unknown whatever its value
+    ({"Q": "depression", "utm_source": "x"}, ["Q", "utm_source"]),
+])
+def test_an_unknown_api_parameter_is_a_400_naming_it(params: dict, named: list[str],
+                                                      shared_client: FlaskClient) -> None:
+    listing = api(shared_client, postcode="10001", per_page=1)["results"][0]["id"]
+    for path in ("/api/v1/search", f"/api/v1/therapists/{listing}", "/api/v1/vocabulary", "/api/v1/openapi.json"):
+        response = shared_client.get(path, query_string=params)
+        assert response.status_code == 400, (path, params)
+        body = response.get_json()
+        assert body["error"] == "invalid_parameter", body
+        assert all(f"'{name}'" in body["message"] for name in named), body
+        assert body["message"].startswith("Unknown parameter"), body
+
+
+def test_every_api_endpoint_but_the_search_takes_no_parameter_and_the_search_takes_the_documented(
+        shared_client: FlaskClient) -> None:
+    listing = api(shared_client, postcode="10001", per_page=1)["results"][0]["id"]
+    for path in (f"/api/v1/therapists/{listing}", "/api/v1/vocabulary", "/api/v1/openapi.json"):
+        assert shared_client.get(path).status_code == 200
+        assert "takes no parameters" in shared_client.get(path, query_string={"x": "1"}).get_json()["message"]
+    search = openapi_document()["paths"]["/api/v1/search"]["get"]
+    every = {p["name"]: "" for p in search["parameters"]}  # empty: each as if left out, and none refused
+    assert shared_client.get("/api/v1/search", query_string=every).status_code == 200
+
+
+def test_the_page_ignores_unknown_parameters_and_the_api_takes_every_field_of_its_form(
+        shared_client: FlaskClient) -> None:
+    # A shared link with a tracking parameter still works on the page...
+    plain = shared_client.get("/", query_string={"postcode": "10001", "q": "depression"})
+    tracked = shared_client.get("/", query_string={"postcode": "10001", "q": "depression", "utm_source": "mail",
+                                                  "specialities": "depression"})
+    assert plain.status_code == tracked.status_code == 200
+    assert re.findall(r'href="/therapists/([^"?]+)', plain.get_data(as_text=True)) == re.findall(
+        r'href="/therapists/([^"?]+)', tracked.get_data(as_text=True))
+    # ...and every name the page's form and its links send is one the API takes, so the same query works on both.
+    page = shared_client.get("/", query_string={"postcode": "10001"}).get_data(as_text=True)
+    sent = set(re.findall(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"', page))
+    sent |= {key for href in re.findall(r'href="(/\?[^"]*)"', page)
+             for key in parse_qs(urlsplit(html_lib.unescape(href)).query)}
+    assert {"location", "q", "radius", "modality", "accepting", "format", "sort", "units", "page"} <= sent
+    documented = {p["name"] for p in openapi_document()["paths"]["/api/v1/search"]["get"]["parameters"]}
+    assert sent <= documented
+    for name in sorted(sent):
+        response = shared_client.get("/api/v1/search", query_string={"postcode": "10001", name: ""})
+        assert response.status_code == 200, (name, response.get_json())
+
+
 def test_relevance_ranks_the_stronger_text_match_first(client: FlaskClient, app: Flask) -> None:
     with app.app_context(), app.extensions["db"]() as session:
         for external_id, bio in (("t-weak", "Some kintsugi metaphors."),
@@ -242,3 +294,46 @@ def test_a_phone_number_becomes_one_dialable_link(phone: str, href: str) -> None
                                                 ("", "?"), ("Prof Ana de la Cruz", "AC")])
 def test_initials_leave_out_titles(name: str, letters: str) -> None:
     assert initials(name) == letters
+
+
+def test_a_profile_opened_from_a_search_says_how_far_it_is(shared_client: FlaskClient, shared_app: Flask) -> None:
+    from geopy.distance import great_circle
+
+    from directory.places import places
+
+    first = api(shared_client, location="Brooklyn, NY", format="in_person")["results"][0]
+    html = shared_client.get("/?location=Brooklyn,+NY&format=in_person").get_data(as_text=True)
+    link = html_lib.unescape(re.search(r'<h3><a href="([^"]+)"', html).group(1))
+    assert parse_qs(urlsplit(link).query)["location"] == ["Brooklyn, NY"]
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        listing = session.scalars(select(Listing).where(Listing.external_id == first["id"])).one()
+        brooklyn = places.resolve("Brooklyn, NY")
+    miles = great_circle((listing.latitude, listing.longitude), (brooklyn.lat, brooklyn.lon)).miles
+    page = shared_client.get(link).get_data(as_text=True)
+    assert f"{miles:.1f} miles from Brooklyn, NY" in page
+    km = great_circle((listing.latitude, listing.longitude), (brooklyn.lat, brooklyn.lon)).km
+    assert f"{km:.1f} km from Brooklyn, NY" in shared_client.get(link + "&units=km").get_data(as_text=True)
+    for bad in ("", "?location=Nowhere+Special+ZZ", "?location=ABCDE", "?location=" + "x" * 500, "?units=parsecs"):
+        response = shared_client.get(f"/therapists/{listing.slug}{bad}")
+        assert response.status_code == 200 and " from " not in response.get_data(as_text=True).split("<h2")[0], bad
+
+
+def test_fees_name_the_currency_outside_the_searched_country(shared_client: FlaskClient, shared_app: Flask) -> None:
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        canadian = session.scalars(select(Listing).where(Listing.published, Listing.country == "CA",
+                                                         Listing.fee_min.is_not(None)).order_by(Listing.id)).first()
+    assert canadian is not None
+    fees = f"${canadian.fee_min}" + (f"–${canadian.fee_max}" if canadian.fee_max not in (None, canadian.fee_min)
+                                     else "")
+    alone = shared_client.get(f"/therapists/{canadian.slug}").get_data(as_text=True)
+    assert f"{fees} CAD per session" in alone  # a profile with no search behind it always names it
+    from_home = shared_client.get(f"/therapists/{canadian.slug}?location={canadian.postcode}").get_data(as_text=True)
+    assert f"{fees} per session" in from_home and "CAD" not in from_home
+    from_us = shared_client.get(f"/therapists/{canadian.slug}?location=10001").get_data(as_text=True)
+    assert f"{fees} CAD per session" in from_us
+    # A search of words alone spans both countries: every card's fee names its currency.
+    html = shared_client.get("/?q=therapy&per_page=100").get_data(as_text=True)
+    fees_lines = re.findall(r'<p class="fees">([^<]*?) a session', html)
+    assert fees_lines and all(line.strip().endswith((" USD", " CAD")) for line in fees_lines), fees_lines[:5]
+    near = shared_client.get(f"/?postcode={canadian.postcode}&format=in_person").get_data(as_text=True)
+    assert re.search(r'<p class="fees">\$\d+(–\$\d+)? a session', near)

@@ -145,9 +145,9 @@ def test_an_index_written_before_a_field_existed_is_rebuilt_at_start(sample_worl
     writer = older.writer()
     writer.remove_field("confirmed")
     writer.commit()
-    assert index.fields_missing() == {"confirmed"}
+    assert index.fields_outdated() == {"confirmed"}
     with world_app(tmp_path) as started:
-        assert started.extensions["search"].fields_missing() == set()
+        assert started.extensions["search"].fields_outdated() == set()
         body = started.test_client().get("/api/v1/search", query_string={"postcode": "10001", "accepting": "1"})
         assert body.status_code == 200 and body.get_json()["total"] > 0
         assert started.test_cli_runner().invoke(args=["index", "check"]).exit_code == 0

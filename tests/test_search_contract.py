@@ -65,11 +65,28 @@ def rows(shared_app: Flask) -> list[Row]:
         return result
 
 
+def _availability(row: Row, today: dt.date) -> str:
+    if row.confirmed_on is None or not today - dt.timedelta(days=90) <= row.confirmed_on <= today:
+        return "unconfirmed"
+    return "accepting" if row.accepting else "not_accepting"
+
+
+STANDING = {"accepting": 0, "unconfirmed": 1, "not_accepting": 2}  # the contract's order within a group
+
+
+def standing(row: Row, today: dt.date) -> int:
+    """Where a listing's availability puts it in the order on the day `today`: confirmed accepting, then
+    unconfirmed, then confirmed not accepting."""
+    return STANDING[_availability(row, today)]
+
+
 def brute_force(rows: list[Row], params: dict[str, Any], today: dt.date = SAMPLE_DAY, origin: Place | None = None
                 ) -> tuple[list[tuple[str, float | None]], dict[str, dict[str, int]]]:
     """Every result (external id, rounded distance) in contract order, and the disjunctive facet counts of all four
     kinds, on the day `today` (an accepting claim counts when confirmed at most 90 days before it, and not after),
-    from `origin` when given, else from the postcode."""
+    from `origin` when given, else from the postcode. Without text every relevance is equal: by distance the order
+    is in-person first (with format=any), then standing, distance, name, id; by relevance standing, distance,
+    name, id."""
     oldest_counted = today - dt.timedelta(days=90)
     if origin is None:
         origin = postcodes.lookup(params["postcode"]) if params.get("postcode") else None
@@ -102,10 +119,14 @@ def brute_force(rows: list[Row], params: dict[str, Any], today: dt.date = SAMPLE
         def online_only(row: Row) -> bool:  # with format=any, in-person matches come first
             return fmt == "any" and not (row.in_person and distance(row) <= radius)
 
-        matched.sort(key=lambda r: (online_only(r), distance(r), r.name.casefold().encode(), r.id))
+        if params.get("sort", "distance") == "distance":
+            matched.sort(key=lambda r: (online_only(r), standing(r, today), distance(r), r.name.casefold().encode(),
+                                        r.id))
+        else:
+            matched.sort(key=lambda r: (standing(r, today), distance(r), r.name.casefold().encode(), r.id))
         results = [(r.external_id, round(distance(r), 1)) for r in matched]
     else:
-        matched.sort(key=lambda r: (r.name.casefold().encode(), r.id))
+        matched.sort(key=lambda r: (standing(r, today), r.name.casefold().encode(), r.id))
         results = [(r.external_id, None) for r in matched]
     facets = {}
     for kind in KINDS:
@@ -149,6 +170,8 @@ def random_params(rng: random.Random, rows: list[Row]) -> dict[str, Any]:
         params["accepting"] = "1"
     params["format"] = rng.choice(["any", "any", "in_person", "telehealth"])
     params["per_page"] = rng.choice([5, 7, 20, 50])
+    if rng.random() < 0.3:  # drawn last, so the earlier draws of each seed stay what they were
+        params["sort"] = rng.choice(["distance", "relevance"])
     return params
 
 
@@ -213,12 +236,6 @@ def test_national_filters_match_brute_force(params: dict[str, Any], shared_clien
     results, facets, total = fetch_all(shared_client, params)
     assert results == expected
     assert facets == expected_facets
-
-
-def _availability(row: Row, today: dt.date) -> str:
-    if row.confirmed_on is None or not today - dt.timedelta(days=90) <= row.confirmed_on <= today:
-        return "unconfirmed"
-    return "accepting" if row.accepting else "not_accepting"
 
 
 def test_a_claim_counts_for_90_days_from_its_confirmation_and_not_a_day_longer(
@@ -323,3 +340,108 @@ def test_a_place_searches_exactly_as_its_point_given_as_coordinates(
     assert total == len(expected) and total > 0
     assert results == expected
     assert facets == expected_facets
+
+
+NEWCOMER = {"postcode": "10001", "modality": ["eft", "attachment-based"], "specialty": ["depression"]}
+
+
+@pytest.mark.parametrize("accepting", [None, "1"])
+@pytest.mark.parametrize("sort", ["distance", "relevance"])
+@pytest.mark.parametrize("search", [
+    NEWCOMER, {"location": "Toronto"}, {"location": "st jerome", "radius": "50"},
+    {"postcode": "10001", "format": "in_person", "radius": "10"}, {"specialty": ["depression"]},
+])
+def test_accepting_listings_come_first_in_either_sort_as_the_brute_force_orders_them(
+        search: dict[str, Any], sort: str, accepting: str | None, shared_client: FlaskClient, rows: list[Row]) -> None:
+    params = {**search, "sort": sort, "per_page": 7, **({"accepting": accepting} if accepting else {})}
+    results, facets, total = fetch_all(shared_client, params)
+    response = shared_client.get("/api/v1/search", query_string=params).get_json()
+    origin = response["origin"]
+    point = None if origin is None else Place("", origin["country"], origin["region"], origin["lat"], origin["lon"],
+                                              origin["place"], "point")
+    expected, expected_facets = brute_force(rows, {k: v for k, v in params.items() if k != "location"}, origin=point)
+    assert total == len(expected) > 0
+    assert results == expected
+    assert facets == expected_facets
+    if not accepting:  # every standing is met, and the first result is one who can take someone
+        by_id = {r.external_id: r for r in rows}
+        assert {standing(by_id[found], SAMPLE_DAY) for found, _ in results} == {0, 1, 2}
+        assert response["results"][0]["availability"] == "accepting"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_standing_order_by_name_ranks_matches_brute_force(
+        seed: int, shared_client: FlaskClient, rows: list[Row], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The NumPy ordering of big answers, forced on national answers in both sorts with and without accepting=1.
+    monkeypatch.setattr(engine, "PYTHON_ORDERING", 0)
+    params = {"sort": ["distance", "relevance"][seed % 2], "per_page": 50,
+              "format": ["any", "telehealth", "in_person"][seed % 3], **({"accepting": "1"} if seed >= 3 else {})}
+    expected, expected_facets = brute_force(rows, params)
+    results, facets, total = fetch_all(shared_client, params)
+    assert total == len(expected)
+    assert results == expected
+    assert facets == expected_facets
+
+
+@pytest.mark.parametrize("sort", ["distance", "relevance"])
+@pytest.mark.parametrize("search", [
+    {"q": "attachment"}, {"q": "depression", "postcode": "10001"}, {"q": '"low mood"', "postcode": "11201"},
+    {"q": "couples", "location": "Toronto", "radius": "100"},
+])
+def test_text_answers_come_accepting_first_then_by_relevance_or_distance(
+        search: dict[str, Any], sort: str, shared_app: Flask, shared_client: FlaskClient, rows: list[Row]) -> None:
+    # Relevance (BM25) is not recomputed here; what is: the matches (the text oracle within the brute force's
+    # answer without text), that the standings come in order (and by distance, each group's distances), and that
+    # within the accepting standing the order is the one accepting=1 gives, which ranks by relevance or distance
+    # alone.
+    params = {**search, "sort": sort, "per_page": 20}
+    body = shared_client.get("/api/v1/search", query_string=params).get_json()
+    origin = body["origin"]
+    point = None if origin is None else Place("", origin["country"], origin["region"], origin["lat"], origin["lon"],
+                                              origin["place"], "point")
+    without_text, _ = brute_force(rows, {k: v for k, v in params.items() if k not in ("location", "q")}, origin=point)
+    with shared_app.app_context(), shared_app.extensions["db"]() as session:
+        found_by_text = {listing.external_id for listing in session.scalars(select(Listing).where(Listing.published))
+                         if text_oracle.matches(search["q"], listing)}
+    results, _, total = fetch_all(shared_client, params)
+    assert total == len(results) > 0
+    assert [found for found, _ in results if found in found_by_text] == [found for found, _ in results]
+    assert {found for found, _ in results} == {found for found, _ in without_text if found in found_by_text}
+    by_id = {r.external_id: r for r in rows}
+    standings = [standing(by_id[found], SAMPLE_DAY) for found, _ in results]
+    if sort == "distance" and point is not None:
+        def away(row: Row) -> float:
+            measured = great_circle((point.lat, point.lon), (row.lat, row.lon))
+            return measured.km if body["units"] == "km" else measured.miles
+
+        # In person within the radius first, then online only; in each, by standing, then nearest first.
+        keys = [(not (by_id[found].in_person and away(by_id[found]) <= body["radius"]), rank, away(by_id[found]))
+                for (found, _), rank in zip(results, standings, strict=True)]
+        assert keys == sorted(keys)
+    else:
+        assert standings == sorted(standings)
+    assert set(standings) == {0, 1, 2}
+    accepting_only, _, _ = fetch_all(shared_client, {**params, "accepting": "1"})
+    assert [result for result, rank in zip(results, standings, strict=True) if rank == 0] == accepting_only
+
+
+def test_a_weaker_match_taking_clients_comes_before_a_stronger_one_that_cannot(client: FlaskClient,
+                                                                             app: Flask) -> None:
+    # Three listings at one place: the strongest text match confirmed not accepting, the middle one never
+    # confirmed, the weakest confirmed accepting. By relevance or by distance, standing comes first.
+    with app.app_context(), app.extensions["db"]() as session:
+        for external_id, bio, accepting, confirmed_on in (
+                ("t-strong", "Kintsugi, kintsugi and kintsugi.", False, SAMPLE_DAY),
+                ("t-middle", "Kintsugi and kintsugi.", True, None),
+                ("t-weak", "Some kintsugi metaphors.", True, SAMPLE_DAY - dt.timedelta(days=3))):
+            session.add(Listing(external_id=external_id, slug=external_id, name="Same Name", country="US",
+                                postcode="59601", bio=bio, in_person=True, accepting_new_clients=accepting,
+                                availability_confirmed_on=confirmed_on))
+        session.commit()
+    for params in ({"q": "kintsugi"}, {"q": "kintsugi", "postcode": "59601", "sort": "relevance"},
+                   {"q": "kintsugi", "postcode": "59601"}):
+        body = client.get("/api/v1/search", query_string=params).get_json()
+        assert [r["id"] for r in body["results"]] == ["t-weak", "t-middle", "t-strong"], params
+        assert [r["availability"] for r in body["results"]] == ["accepting", "unconfirmed", "not_accepting"]
+    body = client.get("/api/v1/search", query_string={"q": "kintsugi", "accepting": "1"}).get_json()
+    assert [r["id"] for r in body["results"]] == ["t-weak"]

@@ -1,17 +1,19 @@
 """The tests' own reading of free text, independent of the engine's analyzer: what a listing is found by, and
 whether a query's words and phrases are in it.
 
-Words are runs of letters and digits, lower-cased; one letter long or a stop word, a word is dropped and not counted
-as a position (the engine renumbers around them too). Where the engine stems, the oracle knows only the word
-families written out below: every form of the queried words that the sample's text and the vocabulary write and
-that stemming makes one word, checked by hand against them. Not modelled: stemming of any other word (no query of
-the tests needs it), and a dotted abbreviation ("e.g.") being one word in the engine and two here (no query spans
-one).
+Words are runs of letters and digits, lower-cased, without accents (decomposed, then the combining marks dropped:
+"Côté" is "cote"); one letter long or a stop word, a word is dropped and not counted as a position (the engine
+renumbers around them too). Where the engine stems, the oracle knows only the word families written out below: every
+form of the queried words that the sample's text and the vocabulary write and that stemming makes one word, checked by
+hand against them. Not modelled: stemming of any other word (no query of the tests needs it), a dotted abbreviation
+("e.g.") being one word in the engine and two here (no query spans one), and letters that Unicode does not decompose
+but the engine folds (ø, ł) or folds otherwise (ß, which it makes "s"): no text of the tests writes them.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from directory.models import Listing
 from directory.vocabulary import vocabulary
@@ -24,9 +26,13 @@ _LETTERS_AND_DIGITS = re.compile(r"[^\W_]+")
 _CHUNKS = re.compile(r'"([^"]*)"|([^\s"]+)')  # a quoted phrase, or a bare word (hyphenated: a phrase too)
 
 
+def _unaccented(text: str) -> str:
+    return "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
+
+
 def words_of(text: str) -> list[str]:
     """The words of a text as the oracle reads them, in order."""
-    return [SAME_WORD.get(word, word) for word in _LETTERS_AND_DIGITS.findall(text.casefold())
+    return [SAME_WORD.get(word, word) for word in _LETTERS_AND_DIGITS.findall(_unaccented(text).casefold())
             if len(word) > 1 and word not in STOP_WORDS]
 
 

@@ -11,7 +11,7 @@ from directory.availability import day_number
 from directory.geo import PostcodeError, cell_terms, postcodes
 from directory.models import Listing
 from directory.search.index.fields import ACCEPTING_FLAG, IN_PERSON_FLAG, TELEHEALTH_FLAG, TEXT_KINDS, licence_term
-from directory.search.index.whoosh_internals import stem_of
+from directory.search.index.whoosh_internals import composed, stem_of
 from directory.vocabulary import vocabulary
 
 FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
@@ -64,7 +64,7 @@ def listing_document(listing: Listing) -> dict[str, Any] | None:
     ) if on]
     doc: dict[str, Any] = {
         "id": str(listing.id),
-        "text": "\n".join(t for t in text if t),
+        "text": composed("\n".join(t for t in text if t)),
         "cell": " ".join(cell_terms(lat, lon)),
         "licence": licence_term(listing.license_region),
         "flag": " ".join(flags),

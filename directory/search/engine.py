@@ -1,6 +1,7 @@
 """Running a search: where it reaches (radius.py), who is accepting (accepting.py), the words (text.py) and the
-facet filters and counts (facets.py), then the page of hits in the order asked for, with a spelling suggestion
-when nothing matched."""
+facet filters and counts (facets.py), then the page of hits in the order asked for (those accepting new clients
+first, then unconfirmed, then not accepting, each nearest or most relevant first), with a spelling suggestion when
+nothing matched."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from directory.geo import Place
-from directory.search.accepting import accepting
+from directory.search.accepting import STANDINGS, accepting, standings
 from directory.search.facets import facet_counts, selected
 from directory.search.index.docsets import contains, intersect, union
 from directory.search.index.snapshot import IndexSnapshot
@@ -18,7 +19,6 @@ from directory.search.radius import SLACK, Scope, exact_distances, scope_of
 from directory.search.request import SearchRequest
 from directory.search.text import Phrase, TextQuery, suggest, text_query
 
-ONLINE_AFTER = 1e6  # added to an online-only result's distance for ordering: more than any distance on Earth
 PYTHON_ORDERING = 20000  # up to this many tied candidates, names are compared directly; beyond, by rank
 
 
@@ -92,50 +92,62 @@ def _name_ranks(snapshot: IndexSnapshot) -> np.ndarray:
     return ranks
 
 
-def _page(snapshot: IndexSnapshot, docs: np.ndarray, primary: np.ndarray, secondary: np.ndarray, start: int,
-          stop: int) -> np.ndarray:
-    """Docnums of results start..stop, ordered by primary key, secondary key, then name, then listing id."""
+def _reaching(tiers: np.ndarray, key: np.ndarray, stop: int, slack: float = 0.0) -> np.ndarray:
+    """Which results can be among the first `stop` in (tier, key) order: all of the tiers before the one the
+    stop-th result falls in, and of that tier those whose key is at most its cutoff (for keys of at least 0, widened
+    by `slack` relative to it)."""
+    if stop >= len(key):
+        return np.ones(len(key), dtype=bool)
+    filled = np.cumsum(np.bincount(tiers))
+    last = int(np.searchsorted(filled, stop))  # the tier of the stop-th result
+    inside = tiers == last
+    place = stop - 1 - (int(filled[last - 1]) if last else 0)  # of the stop-th result within its tier
+    cutoff = np.partition(key[inside], place)[place]
+    return (tiers < last) | (inside & (key <= cutoff * (1 + slack)))
+
+
+def _page(snapshot: IndexSnapshot, docs: np.ndarray, tiers: np.ndarray, primary: np.ndarray, secondary: np.ndarray,
+          start: int, stop: int) -> np.ndarray:
+    """Docnums of results start..stop, ordered by tier (a small whole number), primary key, secondary key, then
+    name, then listing id."""
     if start >= len(docs):
         return docs[:0]
-    if stop < len(docs):
-        # Only results whose primary key can reach the page take part in the ordering.
-        keep = primary <= np.partition(primary, stop - 1)[stop - 1]
-        docs, primary, secondary = docs[keep], primary[keep], secondary[keep]
+    # Only results that can reach the page take part in the ordering.
+    keep = _reaching(tiers, primary, stop)
+    docs, tiers, primary, secondary = docs[keep], tiers[keep], primary[keep], secondary[keep]
     if len(docs) > PYTHON_ORDERING:
-        order = np.lexsort((snapshot.derived("name-ranks", lambda: _name_ranks(snapshot))[docs], secondary, primary))
+        names = snapshot.derived("name-ranks", lambda: _name_ranks(snapshot))[docs]
+        order = np.lexsort((names, secondary, primary, tiers))
     else:
-        names, pks = snapshot.column("sortname"), snapshot.column("pk")
+        sortnames, pks = snapshot.column("sortname"), snapshot.column("pk")
         order = np.asarray(sorted(range(len(docs)), key=lambda i: (
-            primary[i], secondary[i], names[docs[i]], pks[docs[i]])), dtype=np.int64)
+            tiers[i], primary[i], secondary[i], sortnames[docs[i]], pks[docs[i]])), dtype=np.int64)
     return docs[order[start:stop]]
 
 
 def _nearest_first(snapshot: IndexSnapshot, scope: Scope, text: TextQuery, matched: np.ndarray,
-                   online_only: np.ndarray | None, start: int, stop: int) -> tuple[np.ndarray, list[float | None]]:
-    """The page of results start..stop by distance, relevance breaking ties, with their exact distances."""
+                   standing: np.ndarray, online_only: np.ndarray | None, start: int,
+                   stop: int) -> tuple[np.ndarray, list[float | None]]:
+    """The page of results start..stop by standing then distance, relevance breaking ties, with their exact
+    distances. With online_only, in-person matches come first, then those seen online only ("34 within 10 miles,
+    plus 12 online"), each group ordered so."""
     assert scope.origin is not None and scope.units is not None
-    distances = scope.distances_of(matched)
-    # In-person matches come first, then those seen online only ("34 within 10 miles, plus 12 online"): for
-    # ordering, an online-only distance is pushed past every in-person one.
-    online_after = np.zeros(len(matched))
-    if online_only is not None:
-        online_after[online_only] = ONLINE_AFTER
+    tiers = standing if online_only is None else standing + STANDINGS * online_only
     # Relevance only breaks distance ties, so only the results that can reach this page are scored, and their
     # distances made exact first so that the order is geopy's.
-    if len(matched) > stop:
-        key = distances + online_after
-        window = key <= np.partition(key, stop - 1)[stop - 1] * (1 + SLACK)
-        matched, online_after = matched[window], online_after[window]
+    window = _reaching(tiers, scope.distances_of(matched), stop, SLACK)
+    matched, tiers = matched[window], tiers[window]
     distances = exact_distances(snapshot, scope.origin, scope.units, matched)
-    page = _page(snapshot, matched, distances + online_after, -_scores(snapshot, text, matched), start, stop)
+    page = _page(snapshot, matched, tiers, distances, -_scores(snapshot, text, matched), start, stop)
     return page, distances[np.searchsorted(matched, page)].tolist()
 
 
-def _most_relevant(snapshot: IndexSnapshot, scope: Scope, text: TextQuery, matched: np.ndarray, start: int,
-                   stop: int) -> tuple[np.ndarray, list[float | None]]:
-    """The page of results start..stop by relevance, distance breaking ties, with their exact distances (None
-    without an origin)."""
-    page = _page(snapshot, matched, -_scores(snapshot, text, matched), scope.distances_of(matched), start, stop)
+def _most_relevant(snapshot: IndexSnapshot, scope: Scope, text: TextQuery, matched: np.ndarray,
+                   standing: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, list[float | None]]:
+    """The page of results start..stop by standing then relevance, distance breaking ties, with their exact
+    distances (None without an origin)."""
+    page = _page(snapshot, matched, standing, -_scores(snapshot, text, matched), scope.distances_of(matched),
+                 start, stop)
     if scope.origin is None or scope.units is None:
         return page, [None] * len(page)
     return page, exact_distances(snapshot, scope.origin, scope.units, page).tolist()
@@ -162,11 +174,12 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     sort = (request.sort or "distance") if scope.origin is not None else "relevance"
     start = (request.page - 1) * request.per_page
     stop = start + request.per_page
+    standing = standings(snapshot, request.fresh, matched)
     if sort == "distance":
         online_only = ~in_person if in_person is not None and request.format == "any" else None
-        page, shown = _nearest_first(snapshot, scope, text, matched, online_only, start, stop)
+        page, shown = _nearest_first(snapshot, scope, text, matched, standing, online_only, start, stop)
     else:
-        page, shown = _most_relevant(snapshot, scope, text, matched, start, stop)
+        page, shown = _most_relevant(snapshot, scope, text, matched, standing, start, stop)
     pks = snapshot.column("pk")
     hits = [Hit(int(pks[d]), shown[i]) for i, d in enumerate(page.tolist())]
     suggestion = suggest(snapshot, text.words) if text.query is not None and not total else None

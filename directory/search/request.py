@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from directory.availability import Window
 from directory.geo import POSTCODE_PATTERN, Place, PostcodeError, postcodes
 from directory.places import PlaceError, places
-from directory.vocabulary import vocabulary
+from directory.vocabulary import KINDS, vocabulary
 
 RADIUS_CHOICES = (5, 10, 25, 50, 100)
 MAX_RADIUS = 500
@@ -31,6 +31,11 @@ _SPACE, _WORD = r"[ \t\r\n]", r"[^ \t\r\n]+"
 QUERY_PATTERN = rf"^{_SPACE}*(?:{_WORD}(?:{_SPACE}+{_WORD}){{0,{MAX_QUERY_TERMS - 1}}})?{_SPACE}*$"
 NUMBER_PATTERN = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"  # JSON's number grammar
 INTEGER_PATTERN = r"^-?(?:0|[1-9][0-9]*)$"
+# Every parameter a search reads, and so every name the API takes. The search page's form sends only these
+# (location, radius, q, the four filters, accepting, format, sort, units) and its links add page and postcode, so
+# the API's refusal of any other name never refuses the page's own fields; the page itself ignores other names.
+PARAMETERS = ("location", "postcode", "radius", "units", "q", *KINDS, "accepting", "format", "sort", "page",
+              "per_page")
 _TRAILING_POSTCODE = re.compile(r"[^\d ,][ ,]+([0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])$")
 
 
@@ -127,6 +132,18 @@ def _slugs(args: Args, kind: str) -> tuple[str, ...]:
         if vocabulary.get(kind, value) is None:
             raise InvalidRequest("invalid_parameter", f"Unknown {kind} {value[:40]!r}; see /api/v1/vocabulary.", kind)
     return tuple(dict.fromkeys(values))
+
+
+def refuse_unknown(names: Iterable[str], known: Collection[str], where: str) -> None:
+    """Raise InvalidRequest naming every parameter in `names` that is not in `known` (the API's answer to a name
+    it would otherwise ignore, such as a misspelt filter); `where` is the path, for the message."""
+    unknown = list(dict.fromkeys(name for name in names if name not in known))
+    if not unknown:
+        return
+    named = ", ".join(repr(name[:40]) for name in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+    takes = f"takes {', '.join(known)}" if known else "takes no parameters"
+    raise InvalidRequest("invalid_parameter", f"Unknown parameter{'s' if len(unknown) > 1 else ''} {named}; "
+                                              f"{where} {takes}.", unknown[0])
 
 
 def parse(args: Args, fresh: Window) -> SearchRequest:

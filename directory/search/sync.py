@@ -163,7 +163,7 @@ class Drift:
 
 def check(session: Session, index: SearchIndex) -> Drift:
     """Compare the index with the database's searchable listings."""
-    outdated = bool(index.fields_missing()) or index.snapshot().outdated()
+    outdated = bool(index.fields_outdated()) or index.snapshot().outdated()
     indexed = index.stamps()
     wanted: dict[int, float] = {}
     unplaceable = []

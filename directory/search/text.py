@@ -10,9 +10,10 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 from whoosh.query import And, Query, Term
 
+from directory.respelling import allowed_edits
 from directory.search.index.fields import TEXT_ANALYZER, TEXT_KINDS
 from directory.search.index.snapshot import IndexSnapshot
-from directory.search.index.whoosh_internals import stemmed_words
+from directory.search.index.whoosh_internals import composed, stemmed_words
 from directory.vocabulary import KINDS, vocabulary
 
 FIELD = "text"
@@ -48,7 +49,9 @@ class TextQuery:
 
 
 def text_query(q: str) -> TextQuery:
-    """Every word must match (stemmed); quoted words and hyphenated words must match as phrases."""
+    """Every word must match (stemmed, accents folded: "Montreal" finds "Montréal" and back); quoted words and
+    hyphenated words must match as phrases."""
+    q = composed(q)
     stems: list[str] = []
     words: list[str] = []
     phrases: list[Phrase] = []
@@ -101,8 +104,7 @@ def suggest(snapshot: IndexSnapshot, words: tuple[str, ...]) -> str | None:
             corrected.append(word)
             continue
         respelled += 1
-        # Edits allowed by length, as Elasticsearch's AUTO fuzziness: with two, "women" became "bowen".
-        edits = 1 if len(word) <= 5 else 2
+        edits = allowed_edits(word)
         found = [(distance, -listings(c), c) for c, distance in candidates(word, spelling_words(snapshot), edits)
                  if known(c)]
         corrected.append(min(found)[2] if found else word)
@@ -110,7 +112,9 @@ def suggest(snapshot: IndexSnapshot, words: tuple[str, ...]) -> str | None:
 
 
 def snippet(text: str, stems: frozenset[str]) -> list[tuple[str, bool]]:
-    """A short excerpt of `text` as (piece, highlighted) pairs, centred on the first matched word."""
+    """A short excerpt of `text` as (piece, highlighted) pairs, centred on the first matched word. Words are matched
+    as the index holds them (accents folded), and shown as the listing spells them."""
+    text = composed(text)
     # Inside find(), for every shown result: the analyzer's token pipeline made this 85 µs a bio, 1.7 ms a page.
     spans = [(start, end) for stem, start, end in stemmed_words(text) if stem in stems] if stems else []
     start = 0

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 
 from directory import db
 from directory.listings import published_by_external_id
-from directory.search.request import InvalidRequest, parse
+from directory.search.request import PARAMETERS, InvalidRequest, parse, refuse_unknown
 from directory.search.results import find
 from directory.vocabulary import KINDS, vocabulary
 from directory.web.app_state import current_index, fresh_window
@@ -17,6 +17,20 @@ from directory.web.openapi import openapi_document
 from directory.web.presenters import listing_dict, results_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# The query parameters each endpoint takes; the others take none. A name outside these is refused rather than
+# ignored, so that a client whose filter was misspelt ("specialities") learns it instead of getting everyone.
+TAKES = {"api.search": PARAMETERS}
+
+
+@bp.before_request
+def refuse_unknown_parameters() -> Any:
+    """A 400 naming any query parameter the endpoint does not take (`invalid_parameter`); None lets it through."""
+    rule = request.url_rule.rule if request.url_rule else request.path  # the route, not a client's long id
+    try:
+        refuse_unknown(request.args, TAKES.get(request.endpoint or "", ()), rule)
+    except InvalidRequest as exc:
+        return api_error(exc.status, exc.code, exc.message)
+    return None
 
 
 @bp.get("/search")

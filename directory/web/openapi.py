@@ -24,10 +24,12 @@ from directory.search.request import (
 )
 from directory.vocabulary import KINDS, vocabulary
 
-VERSION = "4.0.0"
+VERSION = "5.0.0"
 # What each error status means, with the codes its body may carry. Every operation lists the statuses it returns.
 ERRORS = {
-    "400": ("Bad input: the parameter named in the message is malformed, out of range or unknown.",
+    "400": ("Bad input: the parameter named in the message is malformed, out of range or unknown. A query "
+            "parameter the operation does not list (a misspelt `specialities`, a tracking `utm_source`) is refused "
+            "with `invalid_parameter`, never ignored; every operation but the search takes none.",
             ["invalid_parameter", "query_too_long", "invalid_postcode"]),
     "404": ("No such published listing.", ["not_found"]),
     "405": ("The method is not GET (or HEAD); the Allow header lists the ones that are.", ["method_not_allowed"]),
@@ -196,7 +198,8 @@ def _search_parameters() -> list[dict[str, Any]]:
         _param("units", {"type": "string", "enum": ["mi", "km"]}, "Default mi in the US, km in Canada."),
         _param("q", {"type": "string", "maxLength": MAX_QUERY_CHARS, "pattern": QUERY_PATTERN},
                f"Free text, at most {MAX_QUERY_CHARS} characters and {MAX_QUERY_TERMS} words (separated by "
-               "spaces, tabs or newlines). Every word must match, stemmed; quoted or hyphenated words as a phrase."),
+               "spaces, tabs or newlines). Every word must match, stemmed and without its accents (Montréal finds "
+               "Montreal); quoted or hyphenated words as a phrase."),
         *filters,
         _param("accepting", {"type": "string", "enum": ["1", "0"]},
                "1: only listings accepting new clients whose availability was confirmed within STALE_AFTER_DAYS "
@@ -206,8 +209,9 @@ def _search_parameters() -> list[dict[str, Any]]:
                "state or province; any (default): either."),
         _param("sort", {"type": "string", "enum": list(SORTS)},
                "distance (default with a location: with format=any the in-person matches first, then those seen "
-               "online only, each by distance; ties by relevance, name, id) or relevance (then distance, name, "
-               "id). Without a location always relevance."),
+               "online only; in each, availability accepting first, then unconfirmed, then not_accepting, each by "
+               "distance; ties by relevance, name, id) or relevance (availability as for distance, then relevance, "
+               "distance, name, id). Without a location always relevance."),
         _param("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
                "1-based page, written as a JSON integer; default 1."),
         _param("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
@@ -233,14 +237,14 @@ def openapi_document() -> dict[str, Any]:
                 parameters=_search_parameters()),
             "/api/v1/therapists/{id}": _operation(
                 "One published listing", "Every public field of the listing with that id.",
-                _json(_LISTING, "The listing."), ["404", "405", "503"],
+                _json(_LISTING, "The listing."), ["400", "404", "405", "503"],
                 parameters=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
                              "description": "The listing's id, as search results give it."}]),
             "/api/v1/vocabulary": _operation(
                 "Filter values", "Every modality, specialty, language and insurer the filters take.",
-                _json(_VOCABULARY, "Terms by kind."), ["405"]),
+                _json(_VOCABULARY, "Terms by kind."), ["400", "405"]),
             "/api/v1/openapi.json": _operation(
                 "This document", "The OpenAPI 3.1 description of this API.",
-                _json({"type": "object"}, "The document."), ["405"]),
+                _json({"type": "object"}, "The document."), ["400", "405"]),
         },
     }

@@ -7,6 +7,7 @@ from typing import Any
 from flask import url_for
 
 from directory.availability import Window, availability
+from directory.geo import Place, great_circle_km, km_to
 from directory.models import Listing
 from directory.search.request import SearchRequest
 from directory.search.results import Result, Results
@@ -31,6 +32,31 @@ def availability_words(listing: Listing, fresh: Window) -> tuple[str, str]:
     ago = "today" if days == 0 else "yesterday" if days == 1 else f"{days} days ago"
     claim = "Accepting new clients" if state == "accepting" else "Not accepting new clients"
     return state, f"{claim} · confirmed {ago}"
+
+
+CURRENCIES = {"US": "USD", "CA": "CAD"}
+
+
+def fee_words(listing: Listing, searched_country: str | None) -> str:
+    """A listing's fees per session, e.g. "$90–$140", naming the currency ("$110 CAD") unless the reader searched
+    in the listing's own country, where "$" can only mean one thing; "" when the listing gives no fee."""
+    if not listing.fee_min:
+        return ""
+    fees = f"${listing.fee_min}"
+    if listing.fee_max and listing.fee_max != listing.fee_min:
+        fees += f"–${listing.fee_max}"
+    currency = CURRENCIES.get(listing.country)
+    return fees if currency is None or listing.country == searched_country else f"{fees} {currency}"
+
+
+def distance_words(listing: Listing, origin: Place, units: str) -> str | None:
+    """How far a listing's office is from where a search was made, e.g. "2.3 miles from 11201 (Brooklyn, NY)", as
+    the search measures it; None for a listing seen online only or without a point."""
+    if not listing.in_person or listing.latitude is None or listing.longitude is None:
+        return None
+    distance = km_to(units, great_circle_km(origin.lat, origin.lon, listing.latitude, listing.longitude))
+    where = f"{origin.postcode} ({origin.name})" if origin.postcode else origin.name
+    return f"{distance:.1f} {'miles' if units == 'mi' else 'km'} from {where}"
 
 
 def matched_first(listing: Listing, request: SearchRequest) -> tuple[list[str], list[str]]:

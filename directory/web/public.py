@@ -10,14 +10,15 @@ from werkzeug.datastructures import MultiDict
 
 from directory import db, photos
 from directory.listings import published_by_slug
+from directory.geo import Place
 from directory.models import Listing
 from directory.search.dead_ends import ways_out
 from directory.search.request import DEFAULT_RADIUS, RADIUS_CHOICES, InvalidRequest, SearchRequest, parse
-from directory.search.results import find
+from directory.search.results import Results, find
 from directory.search.text import text_query
 from directory.vocabulary import vocabulary
 from directory.web.app_state import current_index, fresh_window
-from directory.web.presenters import availability_words, matched_first
+from directory.web.presenters import availability_words, distance_words, fee_words, matched_first
 
 bp = Blueprint("public", __name__)
 SEARCH_KEYS = ("location", "postcode", "q", "modality", "specialty", "language", "insurance", "accepting", "format")
@@ -51,6 +52,21 @@ def _chips(search: SearchRequest) -> list[tuple[str, str]]:
     if search.format != "any":
         chips.append((FORMAT_LABELS[search.format], search_url(format=[], page=[])))
     return chips
+
+
+def _order_words(outcome: Results) -> str:
+    """How the page's results are ordered, said under its heading: the engine's order (search/engine.py)."""
+    search = outcome.request
+    if outcome.sort == "relevance" and text_query(search.q).query is not None:
+        within = "best match first"
+    else:
+        within = "nearest first" if outcome.origin is not None else "by name"
+    grouped = outcome.sort == "distance" and search.format == "any" and 0 < (outcome.nearby or 0) < outcome.total
+    if search.accepting:
+        return f"Only those accepting new clients: in person first, then online, each {within}." if grouped else \
+            f"Only those accepting new clients, {within}."
+    standing = f"accepting new clients first, then availability unconfirmed, then not accepting, {within}."
+    return f"In person first, then online; in each, {standing}" if grouped else standing[0].upper() + standing[1:]
 
 
 def _clear_all_url() -> str:
@@ -100,7 +116,28 @@ def _availability_wording() -> dict[str, Any]:
     def availability_of(listing: Listing) -> tuple[str, str]:
         return availability_words(listing, fresh)
 
-    return {"availability_of": availability_of, "matched_first": matched_first}
+    return {"availability_of": availability_of, "matched_first": matched_first, "fee_words": fee_words}
+
+
+def _profile_link_args(search: SearchRequest) -> dict[str, str]:
+    """What a result card's link gives the profile to measure from: the searched location as typed (or the older
+    `postcode`) and the units asked for, when the search had a place."""
+    if search.origin is None:
+        return {}
+    where = " ".join((request.args.get("location") or "").split()) or request.args.get("postcode", "")
+    return {"location": where, **({"units": search.units} if search.units else {})}
+
+
+def _searched_from() -> tuple[Place, str] | None:
+    """The place and units of the search a profile was opened from (its link's `location` and `units`), resolved
+    as the search resolves them; None when there is none or it does not resolve, which is never an error here."""
+    if not request.args.get("location"):
+        return None
+    try:
+        search = parse(MultiDict({key: request.args.get(key, "") for key in ("location", "units")}), fresh_window())
+    except InvalidRequest:
+        return None
+    return None if search.origin is None else (search.origin, search.units_for(search.origin.country))
 
 
 @bp.get("/")
@@ -111,7 +148,7 @@ def home() -> Any:
         "args": request.args, "panel_kinds": PANEL_KINDS,
         "outcome": None, "error": None, "error_field": None, "needs_location": False, "ways_out": [],
         "chips": [], "search_url": search_url, "clear_all_url": _clear_all_url(), "units": _units(None),
-        "picked": _picked(None),
+        "picked": _picked(None), "profile_args": {},
     }
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
@@ -120,13 +157,14 @@ def home() -> Any:
     except InvalidRequest as exc:
         context.update(error=exc.message, error_field=exc.field, error_code=exc.code, error_choices=exc.choices)
         return render_template("home.html", **context), exc.status
-    context.update(chips=_chips(search), units=_units(search), picked=_picked(search))
+    context.update(chips=_chips(search), units=_units(search), picked=_picked(search),
+                   profile_args=_profile_link_args(search))
     if search.origin is None and text_query(search.q).query is None:
         # Filters alone would list every therapist in two countries: ask where instead.
         context["needs_location"] = True
         return render_template("home.html", **context)
     outcome = find(current_index(), db.session(), search)
-    context["outcome"] = outcome
+    context.update(outcome=outcome, order_words=_order_words(outcome))
     if not outcome.total:
         context["ways_out"] = ways_out(current_index(), search)
     return render_template("home.html", **context)
@@ -158,4 +196,7 @@ def profile(slug: str) -> str:
     back = request.args.get("back", "")
     # Only a search of this site: anything else would make the link an open redirect.
     back_url = back if back.startswith("/?") else url_for("public.home")
-    return render_template("profile.html", listing=listing, vocabulary=vocabulary, back_url=back_url)
+    searched = _searched_from()
+    distance = distance_words(listing, *searched) if searched else None
+    return render_template("profile.html", listing=listing, vocabulary=vocabulary, back_url=back_url,
+                           distance=distance, searched_country=searched[0].country if searched else None)

@@ -132,13 +132,16 @@ class SearchIndex:
         """Whether a live index is in place."""
         return self._generation_path() is not None
 
-    def fields_missing(self) -> set[str]:
-        """The fields of this code's schema that the live index lacks: written by an older version, it must be
-        rebuilt."""
+    def fields_outdated(self) -> set[str]:
+        """The fields of this code's schema that the live index lacks or analyses otherwise: written by an older
+        version, it must be rebuilt. An index's table of contents keeps each field's analyzer as the generation was
+        created with it, so an index from before accent folding names `text`."""
         path = self._generation_path()
         if path is None:
             return set()
-        return set(make_schema().names()) - set(whoosh_index.open_dir(str(path)).schema.names())
+        written = whoosh_index.open_dir(str(path)).schema
+        return {name for name, field in make_schema().items()
+                if name not in written or getattr(written[name], "analyzer", None) != getattr(field, "analyzer", None)}
 
     def ensure(self) -> None:
         """Create an empty live index when there is none; never touches an existing one."""
@@ -150,9 +153,9 @@ class SearchIndex:
                     self._switch_to(path)
 
     def build_once(self, build: Callable[[], Any]) -> None:
-        """Run `build` (which makes the live index) unless there is one with every field; of several processes
-        starting on a fresh (or older) index folder at once, the first builds and the others wait for it, then
-        find the index in place.
+        """Run `build` (which makes the live index) unless there is one with every field, analysed as this code
+        does (see fields_outdated); of several processes starting on a fresh (or older) index folder at once, the
+        first builds and the others wait for it, then find the index in place.
 
         The lock is taken even when the index exists: a process that came a moment late must not start serving
         while the first one is still filling the index it just made."""
@@ -161,7 +164,7 @@ class SearchIndex:
             if not file_lock.acquire(handle, FIRST_BUILD_TIMEOUT):
                 raise IndexBusy(f"another process has been building the first index for over {FIRST_BUILD_TIMEOUT:g} s")
             try:
-                if not self.exists() or self.fields_missing():
+                if not self.exists() or self.fields_outdated():
                     build()
             finally:
                 file_lock.release(handle)

@@ -6,7 +6,7 @@ What this module relies on, and why:
 
 - Fields: `FastText` and `FastKeyword` subclass Whoosh's TEXT and KEYWORD fields and replace their `index()` with
   code that yields exactly what Whoosh's token pipeline would (about twice as fast): they use the analyzer's
-  tokenizer pattern (`StemmingAnalyzer().items[0].expression`), the stop filter's position numbering, the
+  tokenizer pattern (`TEXT_ANALYZER.items[0].expression`), the stop filter's position numbering, the
   Positions format's `encode` and `whoosh.system.pack_uint` for a keyword's frequency. Index tables of contents
   pickle the schema, so these classes keep the module name they were first written under (see below).
 - Writing: `TermBufferedWriter` subclasses `whoosh.writing.SegmentWriter`; its `add_document` and `_flush_segment`
@@ -45,6 +45,7 @@ import operator
 import os
 import pickle
 import re
+import unicodedata
 import uuid
 from array import array
 from collections import Counter
@@ -53,11 +54,12 @@ from typing import Any
 
 import numpy as np
 import whoosh
-from whoosh.analysis import StemmingAnalyzer
+from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.fields import KEYWORD, TEXT
 from whoosh.formats import Positions
 from whoosh.index import FileIndex, open_dir
+from whoosh.support.charset import accent_map
 from whoosh.system import pack_uint
 from whoosh.writing import SegmentWriter
 
@@ -192,7 +194,12 @@ def segment_positions(leaf: Any, field: str, term: str, wanted: np.ndarray) -> d
 
 # Fields -------------------------------------------------------------------------------------------------------
 
-TEXT_ANALYZER = StemmingAnalyzer()
+# Whoosh's StemmingAnalyzer with accents folded between lower-casing and the stop and stem filters, so that
+# "Montréal" and "Montreal", "Chloé" and "Chloe" are one term, in the index and in queries alike, and an accented word
+# stems as its plain spelling does. Whoosh's accent_map (Sphinx's table) also folds letters Unicode does not decompose
+# (ø, ł, đ); it leaves œ and æ whole. The analyzer is pickled into the index's table of contents, so an index written
+# with another one is found and rebuilt (SearchIndex.fields_outdated).
+TEXT_ANALYZER = RegexTokenizer() | LowercaseFilter() | CharsetFilter(accent_map) | StopFilter() | StemFilter()
 _WORDS = TEXT_ANALYZER.items[0].expression  # the analyzer's own tokenizer pattern
 _POSITIONS = Positions()
 _KEYWORD_TOKENS = re.compile(r"[^ \t\r\n]+")  # the pattern of Whoosh's space-separated keyword tokenizer
@@ -202,6 +209,13 @@ _KEYWORD_TOKENS = re.compile(r"[^ \t\r\n]+")  # the pattern of Whoosh's space-se
 def _encoded_positions(positions: tuple[int, ...]) -> bytes:
     """A posting's positions as a TEXT field's format encodes them; most are one of a few hundred."""
     return _POSITIONS.encode(positions)
+
+
+def composed(text: str) -> str:
+    """`text` with each accented letter as one character (NFC), as the analyzer must be given it: its tokenizer's
+    `\\w` does not match a combining accent, so a decomposed "Montréal" (e + U+0301) would be the words "Montre" and
+    "al"."""
+    return unicodedata.normalize("NFC", text)
 
 
 @functools.lru_cache(maxsize=200_000)
