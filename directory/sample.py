@@ -179,6 +179,17 @@ def _confirmed_on(rng: random.Random, today: dt.date) -> dt.date | None:
     return today - dt.timedelta(days=91 + int((roll - 0.75) / 0.25 * 400))  # day 90 still counts
 
 
+def _bio(rng: random.Random, first: str, modalities: list[str], specialties: list[str]) -> str:
+    """A listing's bio: four sentences drawn from the sample's phrases, after the line that says it is fictional."""
+    return " ".join(filter(None, [
+        "Fictional sample listing.",
+        rng.choice(OPENINGS).format(first=first),
+        rng.choice(METHODS).format(modalities=_names("modality", modalities)),
+        rng.choice(FOCUS).format(specialties=_names("specialty", specialties).lower()),
+        rng.choice(CLOSINGS),
+    ]))
+
+
 def generate(count: int, *, today: dt.date, seed: int = SEED) -> Iterator[dict[str, Any]]:
     """Yield `count` fictional listings as dicts of Listing fields, confirmation dates counted back from `today`;
     the same (count, today, seed) gives the same data."""
@@ -201,13 +212,7 @@ def generate(count: int, *, today: dt.date, seed: int = SEED) -> Iterator[dict[s
         telehealth = not in_person or rng.random() < 0.65
         fee_min = rng.randrange(80, 190, 10)
         own_coordinates = rng.random() < 0.5
-        bio = " ".join(filter(None, [
-            "Fictional sample listing.",
-            rng.choice(OPENINGS).format(first=first),
-            rng.choice(METHODS).format(modalities=_names("modality", mods)),
-            rng.choice(FOCUS).format(specialties=_names("specialty", specs).lower()),
-            rng.choice(CLOSINGS),
-        ]))
+        bio = _bio(rng, first, mods, specs)
         yield {
             "external_id": external_id,
             "slug": make_slug(name, spot.city, external_id),

@@ -32,8 +32,9 @@ from directory.search.index.docnums import EXT as DOCNUM_EXT
 from directory.search.index.fields import make_schema
 from directory.search.index.snapshot import OutdatedIndex
 from directory.search.index.whoosh_internals import (
-    TEXT_ANALYZER, FastKeyword, FastText, TermBufferedWriter, UnverifiedWhoosh, check_version, stemmed_words,
+    TEXT_ANALYZER, FastKeyword, FastText, UnverifiedWhoosh, check_version, stemmed_words,
 )
+from directory.search.index.whoosh_segment_writer import TermBufferedWriter
 from directory.search.text import text_query
 from helpers import REPO
 

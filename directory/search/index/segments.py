@@ -24,7 +24,7 @@ from typing import Any
 
 from whoosh.index import FileIndex
 
-from directory.search.index.whoosh_internals import TermBufferedWriter
+from directory.search.index.whoosh_segment_writer import TermBufferedWriter
 
 CONTEXT = multiprocessing.get_context("forkserver")
 BATCH_SIZE = 1000  # documents per message to a worker

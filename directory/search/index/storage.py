@@ -21,7 +21,7 @@ from directory import file_lock
 from directory.search.index.fields import make_schema
 from directory.search.index.segments import ParallelWriter
 from directory.search.index.snapshot import IndexSnapshot, ThreadSnapshots
-from directory.search.index.whoosh_internals import TermBufferedWriter
+from directory.search.index.whoosh_segment_writer import TermBufferedWriter
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ CURRENT = "current"
 CLAIMS = ".claims"  # one lock file per generation, held by the process building it
 FIRST_BUILD_TIMEOUT = 600.0  # seconds a starting process waits for another's first build of the index
 PARALLEL_BATCH = 5000
-# Each writer process's budget for buffered postings (an estimate, see whoosh_internals.POSTING_BYTES) before it
+# Each writer process's budget for buffered postings (an estimate, see whoosh_segment_writer.POSTING_BYTES) before it
 # spills a sorted run to disk. By that estimate a 100k import never spills. A 1M import's processes together peaked
 # at 1.71 GB with 512 and 1.46 GB with 384; the spilling this adds cost no measurable time.
 WRITER_LIMITMB = 320
