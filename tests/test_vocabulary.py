@@ -306,7 +306,7 @@ TEXT = [
     ('"low mood"', {("specialty", "depression")}),
     ("emotionally-focused couples", {("modality", "eft")}),
     ("depression couples", set()),
-    ("Spanish", set()),
+    ("Spanish depression", set()),  # "Spanish" alone is the language filter (test_filter_words.py); here, a word
     ('"attachment-based" teens', set()),
 ]
 

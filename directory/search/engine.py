@@ -5,6 +5,7 @@ nothing matched."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ from directory.search.index.snapshot import IndexSnapshot
 from directory.search.index.storage import SearchIndex
 from directory.search.radius import SLACK, Scope, exact_distances, scope_of
 from directory.search.request import SearchRequest
-from directory.search.text import Phrase, TextQuery, suggest, text_query
+from directory.search.text import FilterWord, Phrase, TextQuery, suggest, text_query
 
 PYTHON_ORDERING = 20000  # up to this many tied candidates, names are compared directly; beyond, by rank
 
@@ -43,6 +44,8 @@ class Summary:
     facets: dict[str, dict[str, int]]
     suggestion: str | None
     nearby: int | None  # of the total, in-person matches within the radius (None without an origin)
+    offers: tuple[FilterWord, ...]  # filters the text names that the request has not chosen
+    applied: FilterWord | None  # the filter the whole text named, applied in its place
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,37 @@ def _most_relevant(snapshot: IndexSnapshot, scope: Scope, text: TextQuery, match
     return page, exact_distances(snapshot, scope.origin, scope.units, page).tolist()
 
 
+def _chosen(request: SearchRequest, offer: FilterWord) -> bool:
+    return request.format == offer.value if offer.kind == "format" else offer.value in request.filters[offer.kind]
+
+
+def _with_filter(request: SearchRequest, offer: FilterWord) -> SearchRequest | None:
+    """The request with the filter `offer` names chosen in place of its text, or None when it cannot be (another
+    format is chosen)."""
+    if offer.kind == "format":
+        return None if request.format not in ("any", offer.value) else \
+            dataclasses.replace(request, q="", format=offer.value)
+    chosen = request.filters[offer.kind]
+    values = chosen if offer.value in chosen else (*chosen, offer.value)
+    if offer.kind == "language":
+        return dataclasses.replace(request, q="", language=values)
+    return dataclasses.replace(request, q="", insurance=values)
+
+
 def search(index: SearchIndex, request: SearchRequest) -> Outcome:
-    """Run a search: the page of hits the request asks for, its total, facets and spelling suggestion."""
+    """Run a search: the page of hits the request asks for, its total, facets and spelling suggestion. Text that is
+    only a filter's word ("Spanish", "telehealth") is that filter: the answer is the filter's, and says so."""
+    text = text_query(request.q)
+    offers = tuple(offer for offer in text.offers if not _chosen(request, offer))
+    only = text.only_filter
+    applying = None if only is None else _with_filter(request, only)
+    if only is not None and applying is not None:
+        outcome = _search(index, applying)
+        return dataclasses.replace(outcome, request=request, offers=offers, applied=only)
+    return dataclasses.replace(_search(index, request), offers=offers)
+
+
+def _search(index: SearchIndex, request: SearchRequest) -> Outcome:
     snapshot = index.snapshot()
     scope = scope_of(snapshot, request)
     base = intersect([scope.docs, accepting(snapshot, request.fresh)]) if request.accepting else scope.docs
@@ -183,5 +215,5 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
     pks = snapshot.column("pk")
     hits = [Hit(int(pks[d]), shown[i]) for i, d in enumerate(page.tolist())]
     suggestion = suggest(snapshot, text.words) if text.query is not None and not total else None
-    return Outcome(request, scope.origin, scope.units, scope.radius, sort, total, facets, suggestion, nearby,
-                   hits, text)
+    return Outcome(request, scope.origin, scope.units, scope.radius, sort, total, facets, suggestion, nearby, (),
+                   None, hits, text)

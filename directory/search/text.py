@@ -46,6 +46,65 @@ class TextQuery:
     words: tuple[str, ...]
     phrases: tuple[Phrase, ...]
     terms: tuple[tuple[str, str], ...] = ()
+    offers: tuple[FilterWord, ...] = ()
+
+    @property
+    def only_filter(self) -> FilterWord | None:
+        """The filter the whole text names ("Spanish", "telehealth"), or None."""
+        return self.offers[0] if len(self.offers) == 1 and not self.offers[0].rest else None
+
+
+@dataclass(frozen=True)
+class FilterWord:
+    """Words of the text that name a filter value: `kind` is a vocabulary kind (language, insurance) or "format",
+    `value` the slug or format, `rest` the text without these words (empty when they were the whole text)."""
+
+    kind: str
+    value: str
+    words: str
+    rest: str
+
+
+# The session formats' words, written as the format filter's values are chosen. "office" and "video" alone are left
+# out: a bio's "office hours" or "video games" are what such a search more likely means.
+FORMAT_WORDS = {
+    "online": "telehealth", "telehealth": "telehealth", "tele health": "telehealth", "teletherapy": "telehealth",
+    "virtual": "telehealth", "virtually": "telehealth", "video sessions": "telehealth",
+    "in person": "in_person", "face to face": "in_person", "in office": "in_person",
+}
+FILTER_KINDS = ("language", "insurance")  # the vocabulary kinds whose names the text can name as a filter
+_LONGEST_FILTER_WORDS = 4  # words of the longest name looked for: "Blue Cross Blue Shield"
+
+
+def _format_key(words: str) -> str:
+    return " ".join(re.findall(r"[^\W_]+", words.casefold()))
+
+
+def _named(words: str) -> tuple[str, str] | None:
+    """The one filter value `words` name, as (kind, value), or None (none, or several: "Blue Cross")."""
+    if (fmt := FORMAT_WORDS.get(_format_key(words))) is not None:
+        return "format", fmt
+    found = [(kind, slugs[0]) for kind in FILTER_KINDS if len(slugs := vocabulary.match(kind, words)) == 1]
+    return found[0] if len(found) == 1 else None
+
+
+def filter_words(q: str) -> tuple[FilterWord, ...]:
+    """Every run of words in `q` that names a language, an insurer or a session format, longest first from the
+    left, each with the text left without it."""
+    words = q.replace('"', " ").split()
+    found: list[FilterWord] = []
+    at = 0
+    while at < len(words):
+        for length in range(min(_LONGEST_FILTER_WORDS, len(words) - at), 0, -1):
+            named = _named(" ".join(words[at:at + length]))
+            if named is not None:
+                rest = " ".join(words[:at] + words[at + length:])
+                found.append(FilterWord(*named, " ".join(words[at:at + length]), rest))
+                at += length
+                break
+        else:
+            at += 1
+    return tuple({(offer.kind, offer.value): offer for offer in reversed(found)}.values())[::-1]
 
 
 def text_query(q: str) -> TextQuery:
@@ -65,9 +124,10 @@ def text_query(q: str) -> TextQuery:
     terms: list[Query] = [Term(FIELD, stem) for stem in stems]
     query = None if not terms else terms[0] if len(terms) == 1 else And(terms)
     # "Trauma & PTSD", "compassion focussed therapy", "EMDR therapy": spellings the vocabulary matcher knows but
-    # the listing's words may not hold. Only the kinds whose names are in the text, so "Spanish" stays a word.
+    # the listing's words may not hold. Only the kinds whose names are in the text: "Spanish" is a filter word, which
+    # the engine applies as the language filter when it is the whole text (filter_words).
     named = tuple((kind, found[0]) for kind in TEXT_KINDS if len(found := vocabulary.match(kind, q)) == 1)
-    return TextQuery(query, frozenset(stems), tuple(words), tuple(phrases), named)
+    return TextQuery(query, frozenset(stems), tuple(words), tuple(phrases), named, filter_words(q))
 
 
 @functools.lru_cache(maxsize=1)

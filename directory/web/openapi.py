@@ -24,7 +24,7 @@ from directory.search.request import (
 )
 from directory.vocabulary import KINDS, vocabulary
 
-VERSION = "5.0.0"
+VERSION = "5.1.0"
 # What each error status means, with the codes its body may carry. Every operation lists the statuses it returns.
 ERRORS = {
     "400": ("Bad input: the parameter named in the message is malformed, out of range or unknown. A query "
@@ -138,6 +138,15 @@ _SEARCH = _object({
                                                         f"this {kind} selection."} for kind in FACETS},
                       "Disjunctive counts per filter value."),
     "suggestion": _nullable(_string("A respelling of `q` that finds listings, when `q` found none.")),
+    "filter_offers": {"type": "array", "description": "Filters that words of `q` name (a language, an insurer, a "
+                                                      "session format) and the request has not chosen.",
+                      "items": _object({
+                          "kind": _string("The filter parameter.", enum=["language", "insurance", "format"]),
+                          "value": _string("The parameter's value: a slug, or `in_person` or `telehealth`."),
+                          "name": _string("What to show, e.g. \"Spanish\"."),
+                          "applied": {"type": "boolean", "description": "`q` was only these words, so the results "
+                                                                        "are this filter's, as if `q` were empty."},
+                      }, "A filter the text names.")},
 }, "A page of results.")
 _TERM = _object({"slug": _string("The filter value."), "name": _string("What to show."),
                  "synonyms": {**_STRINGS, "description": "Other spellings the CSV import accepts."}}, "A filter value.")

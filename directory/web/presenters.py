@@ -11,6 +11,7 @@ from directory.geo import Place, great_circle_km, km_to
 from directory.models import Listing
 from directory.search.request import SearchRequest
 from directory.search.results import Result, Results
+from directory.search.text import FilterWord
 from directory.vocabulary import vocabulary
 
 
@@ -71,6 +72,26 @@ def matched_first(listing: Listing, request: SearchRequest) -> tuple[list[str], 
     return matched, rest
 
 
+FORMAT_NAMES = {"in_person": "In person", "telehealth": "Online"}
+
+
+def filter_name(offer: FilterWord) -> str:
+    """What a filter the text names is called: its vocabulary name ("Spanish") or the format's ("Online")."""
+    if offer.kind == "format":
+        return FORMAT_NAMES[offer.value]
+    term = vocabulary.get(offer.kind, offer.value)
+    return term.name if term else offer.value
+
+
+def offer_words(offer: FilterWord) -> str:
+    """The page's offer of a filter the text names, e.g. "Filter by Spanish-speaking therapists?"."""
+    name = filter_name(offer)
+    who = {"language": f"{name}-speaking therapists", "insurance": f"therapists who take {name}",
+           "format": "therapists offering online sessions" if offer.value == "telehealth"
+           else "therapists seeing clients in person"}[offer.kind]
+    return f"Filter by {who}?"
+
+
 def result_dict(result: Result, fresh: Window) -> dict[str, Any]:
     """One search result as the API returns it, its availability judged by the search's window."""
     listing = result.listing
@@ -114,6 +135,8 @@ def results_dict(results: Results) -> dict[str, Any]:
         "results": [result_dict(result, results.request.fresh) for result in results.results],
         "facets": results.facets,
         "suggestion": results.suggestion,
+        "filter_offers": [{"kind": offer.kind, "value": offer.value, "name": filter_name(offer),
+                           "applied": offer == results.applied} for offer in results.offers],
     }
 
 

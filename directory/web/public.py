@@ -15,16 +15,17 @@ from directory.models import Listing
 from directory.search.dead_ends import ways_out
 from directory.search.request import DEFAULT_RADIUS, RADIUS_CHOICES, InvalidRequest, SearchRequest, parse
 from directory.search.results import Results, find
-from directory.search.text import text_query
+from directory.search.text import FilterWord, text_query
 from directory.vocabulary import vocabulary
 from directory.web.app_state import current_index, fresh_window
-from directory.web.presenters import availability_words, distance_words, fee_words, matched_first
+from directory.web.presenters import FORMAT_NAMES, availability_words, distance_words, fee_words, matched_first, \
+    offer_words
 
 bp = Blueprint("public", __name__)
 SEARCH_KEYS = ("location", "postcode", "q", "modality", "specialty", "language", "insurance", "accepting", "format")
 PANEL_KINDS = (("modality", "Approach"), ("specialty", "Specialty"), ("language", "Language"),
                ("insurance", "Insurance"))
-FORMAT_LABELS = {"in_person": "In person", "telehealth": "Online"}
+FORMAT_LABELS = FORMAT_NAMES
 KEPT_BY_CLEAR_ALL = ("location", "postcode", "radius", "units", "q")
 _TITLES = {"dr", "mr", "mrs", "ms", "mx", "prof"}
 
@@ -57,7 +58,7 @@ def _chips(search: SearchRequest) -> list[tuple[str, str]]:
 def _order_words(outcome: Results) -> str:
     """How the page's results are ordered, said under its heading: the engine's order (search/engine.py)."""
     search = outcome.request
-    if outcome.sort == "relevance" and text_query(search.q).query is not None:
+    if outcome.sort == "relevance" and text_query(search.q).query is not None and outcome.applied is None:
         within = "best match first"
     else:
         within = "nearest first" if outcome.origin is not None else "by name"
@@ -67,6 +68,18 @@ def _order_words(outcome: Results) -> str:
             f"Only those accepting new clients, {within}."
     standing = f"accepting new clients first, then availability unconfirmed, then not accepting, {within}."
     return f"In person first, then online; in each, {standing}" if grouped else standing[0].upper() + standing[1:]
+
+
+def _offers(outcome: Results) -> list[tuple[str, str]]:
+    """Each filter the text names as (the offer's words, the URL with that filter chosen and its words taken out of
+    the text)."""
+    search = outcome.request
+
+    def url(offer: FilterWord) -> str:
+        chosen = offer.value if offer.kind == "format" else [*search.filters[offer.kind], offer.value]
+        return search_url(**{offer.kind: chosen, "q": offer.rest or [], "page": []})
+
+    return [(offer_words(offer), url(offer)) for offer in outcome.offers]
 
 
 def _clear_all_url() -> str:
@@ -148,7 +161,7 @@ def home() -> Any:
         "args": request.args, "panel_kinds": PANEL_KINDS,
         "outcome": None, "error": None, "error_field": None, "needs_location": False, "ways_out": [],
         "chips": [], "search_url": search_url, "clear_all_url": _clear_all_url(), "units": _units(None),
-        "picked": _picked(None), "profile_args": {},
+        "picked": _picked(None), "profile_args": {}, "offers": [],
     }
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
@@ -164,7 +177,7 @@ def home() -> Any:
         context["needs_location"] = True
         return render_template("home.html", **context)
     outcome = find(current_index(), db.session(), search)
-    context.update(outcome=outcome, order_words=_order_words(outcome))
+    context.update(outcome=outcome, order_words=_order_words(outcome), offers=_offers(outcome))
     if not outcome.total:
         context["ways_out"] = ways_out(current_index(), search)
     return render_template("home.html", **context)
