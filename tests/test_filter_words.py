@@ -91,3 +91,20 @@ def test_the_page_offers_the_filter_as_a_link(shared_client: FlaskClient) -> Non
     [(text, args)] = _offer_links(online)
     assert text == "Filter by therapists offering online sessions?"
     assert args == {"location": ["10001"], "format": ["telehealth"]}
+
+
+def test_a_filter_word_never_widens_a_filter_already_set_to_another_value(shared_client: FlaskClient) -> None:
+    # Aetna chosen, "Cigna" typed: Aetna's therapists whose words hold "cigna" (the text stays words), never those
+    # who take Aetna or Cigna, of whom there are more.
+    ids, answer = _every_page(shared_client, {**NEAR, "insurance": "aetna", "q": "Cigna"})
+    aetna, _ = _every_page(shared_client, {**NEAR, "insurance": "aetna"})
+    cigna, _ = _every_page(shared_client, {**NEAR, "insurance": "cigna"})
+    assert set(cigna) - set(aetna), "the sample should hold therapists near 10001 who take Cigna and not Aetna"
+    assert set(ids) <= set(aetna)
+    assert answer["filter_offers"] == [{"kind": "insurance", "value": "cigna", "name": "Cigna", "applied": False}]
+
+
+def test_the_page_asks_where_for_a_filter_word_without_a_place_as_for_the_filter(shared_client: FlaskClient) -> None:
+    for params in ({"q": "Spanish"}, {"language": "spanish"}, {"q": "online"}):
+        page = shared_client.get("/", query_string=params).get_data(as_text=True)
+        assert "Where should we look?" in page, params

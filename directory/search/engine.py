@@ -161,16 +161,18 @@ def _chosen(request: SearchRequest, offer: FilterWord) -> bool:
 
 
 def _with_filter(request: SearchRequest, offer: FilterWord) -> SearchRequest | None:
-    """The request with the filter `offer` names chosen in place of its text, or None when it cannot be (another
-    format is chosen)."""
+    """The request with the filter `offer` names chosen in place of its text, or None when another value of that
+    filter is chosen: adding the word's value would widen the search (values of one filter are any of them), so
+    the text stays words."""
     if offer.kind == "format":
         return None if request.format not in ("any", offer.value) else \
             dataclasses.replace(request, q="", format=offer.value)
     chosen = request.filters[offer.kind]
-    values = chosen if offer.value in chosen else (*chosen, offer.value)
+    if chosen and offer.value not in chosen:
+        return None
     if offer.kind == "language":
-        return dataclasses.replace(request, q="", language=values)
-    return dataclasses.replace(request, q="", insurance=values)
+        return dataclasses.replace(request, q="", language=(offer.value,))
+    return dataclasses.replace(request, q="", insurance=(offer.value,))
 
 
 def search(index: SearchIndex, request: SearchRequest) -> Outcome:

@@ -172,8 +172,9 @@ def home() -> Any:
         return render_template("home.html", **context), exc.status
     context.update(chips=_chips(search), units=_units(search), picked=_picked(search),
                    profile_args=_profile_link_args(search))
-    if search.origin is None and text_query(search.q).query is None:
-        # Filters alone would list every therapist in two countries: ask where instead.
+    text = text_query(search.q)
+    if search.origin is None and (text.query is None or text.only_filter is not None):
+        # Filters alone, or a word that is one ("Spanish"), would list every therapist in two countries: ask where.
         context["needs_location"] = True
         return render_template("home.html", **context)
     outcome = find(current_index(), db.session(), search)
