@@ -45,10 +45,21 @@ from directory.search.results import find  # noqa: E402
 from directory.web.app_state import current_index, fresh_window  # noqa: E402
 
 CLASSES = ("r5", "r25", "r100", "modality", "mod_spec_accepting", "text_near", "text_national", "telehealth_region",
-           "page10")
+           "page10", "age_community", "fee_sliding")
 TEXT_CLASSES = {"text_near", "text_national"}
-WORDS = ["depression", "anxiety", "attachment", "couples", "trauma", "grief", "emotionally focused", "loneliness",
-         "insecure attachment", "family", "relationship", "perfectionism", "self-esteem", "teens", "evening"]
+# Since issue 24, "couples", "family", "relationship" and "teens" typed alone are filter words (a client type, an
+# age), answered as that filter: the text classes ask phrases of the same themes instead, so that they still measure
+# free text.
+WORDS = ["depression", "anxiety", "attachment", "painful patterns", "trauma", "grief", "emotionally focused",
+         "loneliness", "insecure attachment", "family conflict", "relationship issues", "perfectionism", "self-esteem",
+         "hard transitions", "evening"]
+# The page class: GET / (HTML) near a metro with two of the filters issue 24 added, timed in the server process.
+PAGE_CLASSES = ("page_two_new_filters",)
+NEW_FILTERS: dict[str, list[str]] = {
+    "age": ["teens", "children", "older-adults"], "client_type": ["couples", "families"],
+    "community": ["lgbtq-affirming", "trans-affirming", "veterans", "bipoc-centered"], "gender": ["woman", "man"],
+    "max_fee": ["100", "120", "150"], "sliding_scale": ["1"],
+}
 
 
 def query_mix(seed: int, per_class: int) -> list[tuple[str, dict[str, Any]]]:
@@ -75,7 +86,26 @@ def query_mix(seed: int, per_class: int) -> list[tuple[str, dict[str, Any]]]:
                 args["format"] = "telehealth"
             elif name == "page10":
                 args.update(radius=100, page=10)
+            elif name == "age_community":
+                args.update(age=rng.choice(["teens", "children", "older-adults"]),
+                            community=rng.choice(["lgbtq-affirming", "trans-affirming", "veterans"]))
+            elif name == "fee_sliding":
+                args.update(max_fee=rng.choice([100, 120, 150]), sliding_scale="1")
             mix.append((name, args))
+    return mix
+
+
+def page_mix(seed: int, per_class: int) -> list[tuple[str, dict[str, Any]]]:
+    """A fixed, seeded list of (page class, query-string arguments) for GET /: a metro's postcode and two of the new
+    filters, drawn from every pair of them."""
+    rng = random.Random(seed)
+    centres = [code for code, _ in METROS]
+    mix = []
+    for _ in range(per_class):
+        for name in PAGE_CLASSES:
+            first, second = rng.sample(sorted(NEW_FILTERS), 2)
+            mix.append((name, {"location": rng.choice(centres), first: rng.choice(NEW_FILTERS[first]),
+                               second: rng.choice(NEW_FILTERS[second])}))
     return mix
 
 
@@ -190,6 +220,25 @@ def run_queries(app: Any, baseline: Baseline, mix: list[tuple[str, dict[str, Any
             "queries": len(project), "id_mismatches": None if name in TEXT_CLASSES else mismatches[name],
         }
     return summary
+
+
+def run_pages(app: Any, mix: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Time each page request in the server process (Flask's test client: the whole view, the template and the
+    response body, without a socket), after one warm-up request per class."""
+    client = app.test_client()
+    timings: dict[str, list[float]] = {name: [] for name in PAGE_CLASSES}
+    failures = dict.fromkeys(PAGE_CLASSES, 0)
+    for _, warm_args in mix[: len(PAGE_CLASSES)]:
+        client.get("/", query_string=warm_args)
+    for name, args in mix:
+        started = time.perf_counter()
+        response = client.get("/", query_string=args)
+        body = response.get_data()
+        timings[name].append(time.perf_counter() - started)
+        if response.status_code != 200 or not body:
+            failures[name] += 1
+    return {name: {"p50_ms": statistics.median(times) * 1000, "p95_ms": _percentile(times, 0.95) * 1000,
+                   "queries": len(times), "non_200": failures[name]} for name, times in timings.items()}
 
 
 def _free_port() -> int:
@@ -316,6 +365,7 @@ def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
     baseline = Baseline(workdir / "baseline.sqlite3")
     mix = query_mix(args.seed, args.per_class)
     result["search"] = run_queries(app, baseline, mix)
+    result["pages"] = run_pages(app, page_mix(args.seed, args.per_class))
     if args.serve_seconds > 0:
         result["serving"] = serve(env, mix, args.serve_seconds, args.workers, workdir)
     if not args.keep:
@@ -336,6 +386,9 @@ def print_table(result: dict[str, Any]) -> None:
         diffs = "-" if row["id_mismatches"] is None else str(row["id_mismatches"])
         print(f"{name:<20}{row['project_p50_ms']:>10.1f}{row['project_p95_ms']:>10.1f}{row['baseline_p50_ms']:>10.1f}"
               f"{row['baseline_p95_ms']:>10.1f}{row['ratio_p95']:>8.2f}{diffs:>10}")
+    for name, row in result.get("pages", {}).items():
+        print(f"{name:<20}{row['p50_ms']:>10.1f}{row['p95_ms']:>10.1f}  (GET /, HTML, server time; non-200 "
+              f"{row['non_200']})")
     serving = result.get("serving")
     if serving:
         print(f"serving ({serving['tool']}, {serving['workers']} workers): {serving['requests_per_s']:.0f} req/s, "

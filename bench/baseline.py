@@ -1,6 +1,6 @@
 """The yardstick: what an engineer would build without Whoosh. SQLite FTS5 for text, a lat/lon bounding box and a
-great-circle (haversine-family) distance filter and ordering in SQL, term tables for filters, in one SQLite file
-built from the same listings."""
+great-circle (haversine-family) distance filter and ordering in SQL, term tables for the vocabulary filters and
+columns for the cost ones (lowest fee, sliding scale), in one SQLite file built from the same listings."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from directory.search.documents import listing_document, sort_name
 from directory.search.index.fields import licence_term
 from directory.search.request import SearchRequest
 from directory.search.text import text_query
+from directory.vocabulary import KINDS
 
 SCHEMA = """
 CREATE TABLE docs (id INTEGER PRIMARY KEY, lat REAL, lon REAL, sin_lat REAL, cos_lat REAL, rad_lon REAL,
-                   in_person INT, telehealth INT, accepting INT, confirmed INT, licence TEXT, sortname BLOB);
+                   in_person INT, telehealth INT, accepting INT, confirmed INT, licence TEXT, sortname BLOB,
+                   fee INT, sliding INT, country TEXT);
 CREATE INDEX docs_lat ON docs(lat);
 CREATE INDEX docs_licence ON docs(licence, telehealth);
 CREATE TABLE terms (kind TEXT, slug TEXT, id INTEGER, PRIMARY KEY (kind, slug, id)) WITHOUT ROWID;
@@ -48,13 +50,15 @@ def build(path: Path, listings: Any) -> int:
             continue
         flags = set(doc["flag"].split())
         lat_r = math.radians(doc["lat"])
-        db.execute("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
+        # The least a session costs, as the listing gives it (fee_min, else fee_max); NULL, under no ceiling, if none.
+        fee = min((f for f in (listing.fee_min, listing.fee_max) if f is not None), default=None)
+        db.execute("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
             listing.id, doc["lat"], doc["lon"], math.sin(lat_r), math.cos(lat_r), math.radians(doc["lon"]),
             "in_person" in flags, "telehealth" in flags, "accepting" in flags,
-            day_number(listing.availability_confirmed_on), doc["licence"], sort_name(listing.name)))
+            day_number(listing.availability_confirmed_on), doc["licence"], sort_name(listing.name),
+            fee, listing.sliding_scale, listing.country))
         db.executemany("INSERT INTO terms VALUES (?,?,?)", [
-            (kind, slug, listing.id) for kind in ("modality", "specialty", "language", "insurance")
-            for slug in doc[kind].split()])
+            (kind, slug, listing.id) for kind in KINDS for slug in doc[kind].split()])
         db.execute("INSERT INTO fts(rowid, body) VALUES (?, ?)", (listing.id, doc["text"]))
         count += 1
     db.commit()
@@ -81,6 +85,12 @@ class Baseline:
         params.update(fresh_since=request.fresh.since.toordinal(), fresh_until=request.fresh.until.toordinal())
         if request.accepting:
             where.append("d.accepting AND d.confirmed BETWEEN :fresh_since AND :fresh_until")
+        if request.sliding_scale:
+            where.append("d.sliding")
+        if request.max_fee is not None:
+            # A ceiling is in the currency of the search's country; without a place, each listing's own.
+            where.append("d.fee <= :max_fee" + (" AND d.country = :country" if origin is not None else ""))
+            params.update(max_fee=request.max_fee, country=origin.country if origin is not None else None)
         join, score = "", "0.0"
         if text_query(request.q).query is not None:
             join = "JOIN fts ON fts.rowid = d.id AND fts MATCH :match"

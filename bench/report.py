@@ -22,7 +22,7 @@ def _total(size: dict[str, Any], command: str) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The tables: import and serving per size, then search per class and size, then growth per class."""
+    """The tables: import and serving per size, then search per class and size, then pages per class and size."""
     sizes = results["sizes"]
     lines = [f"Run of {results['date']} on {results['machine']['cpus']} CPUs, {results['machine']['memory_gb']} GB, "
              f"Python {results['machine']['python']}.", "",
@@ -53,6 +53,14 @@ def markdown(results: dict[str, Any]) -> str:
         diffs = {size["search"][name]["id_mismatches"] for size in sizes}
         shown_diffs = "-" if diffs == {None} else max(d or 0 for d in diffs)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {shown_diffs} |")
+    if "pages" in sizes[0]:  # runs before 2026-12-06 timed no page
+        lines += ["", "| page class (GET /, HTML, server time) | " + " | ".join(
+            f"{_size_label(s['listings'])} p50 / p95 ms" for s in sizes) + " | non-200 |",
+            "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: |"]
+        for name in sizes[0]["pages"]:
+            rows = [size["pages"][name] for size in sizes]
+            lines.append(f"| {name} | " + " | ".join(f"{row['p50_ms']:.1f} / {row['p95_ms']:.1f}" for row in rows)
+                         + f" | {sum(row['non_200'] for row in rows)} |")
     return "\n".join(lines) + "\n"
 
 

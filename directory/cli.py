@@ -1,4 +1,4 @@
-"""Command-line commands: index, sample data, CSV import and export, admin accounts."""
+"""Command-line commands: index, sample data, CSV import and export, admin accounts, listings to look at."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from directory.imports.csv_writing import csv_chunks
 from directory.imports.lock import ImportBusy, ImportLock
 from directory.imports.pipeline import run_import
 from directory.imports.report import ImportMode, ImportReport
-from directory.listings import all_listings, count_all
+from directory.listings import all_listings, count_all, unmapped_genders
 from directory.search.index.storage import IndexBusy, RebuildFailed
 from directory.search.sync import check, rebuild
 from directory.search.sync import repair as repair_drift
+from directory.vocabulary import vocabulary
 from directory.web.app_state import current_index, today
 
 index_cli = AppGroup("index", help="Build and check the search index.")
@@ -240,6 +241,28 @@ def admin_list() -> None:
         click.echo("No admins yet: flask --app app admin create EMAIL")
 
 
+listings_cli = AppGroup("listings", help="Listings that need an admin's look.")
+
+
+@listings_cli.command("unmapped-genders")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+def listings_unmapped_genders(as_json: bool) -> None:
+    """List the listings (published or not) whose gender, as written, names no term: external id, name, text."""
+    with db.factory()() as session:
+        rows = [{"external_id": listing.external_id, "name": listing.name, "gender": listing.gender_unmapped}
+                for listing in session.scalars(unmapped_genders())]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        click.echo("\t".join((row["external_id"], row["name"], row["gender"])))
+    # On stderr: the rows stay a clean tab-separated list for another program.
+    terms = ", ".join(vocabulary.slugs("gender"))
+    click.echo(f"{len(rows)} listing{'' if len(rows) == 1 else 's'} with a gender that names none of {terms}: kept as "
+               "written and shown on the profile, but not a filter; the admin's edit form can choose a term.",
+               err=True)
+
+
 def init_app(app: Flask) -> None:
     """Register the commands."""
     app.cli.add_command(index_cli)
@@ -248,3 +271,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(import_csv)
     app.cli.add_command(export_csv)
     app.cli.add_command(admin_cli)
+    app.cli.add_command(listings_cli)

@@ -89,3 +89,8 @@ def find_listings(session: Session, text: str, published: bool | None, page: int
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Listing.name, Listing.id).offset((page - 1) * per_page).limit(per_page)).all()
     return rows, total
+
+
+def unmapped_genders() -> Select[Listing]:
+    """Listings, published or not, whose gender as written names no term, by name: for an admin to choose one."""
+    return select(Listing).where(Listing.gender_unmapped != "").order_by(Listing.name, Listing.external_id)

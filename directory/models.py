@@ -42,6 +42,9 @@ class Listing(Base):
     specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
     insurance: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ages: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    client_types: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    communities: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     telehealth: Mapped[bool] = mapped_column(Boolean, default=False)
     in_person: Mapped[bool] = mapped_column(Boolean, default=True)
     accepting_new_clients: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -49,7 +52,9 @@ class Listing(Base):
     fee_min: Mapped[int | None] = mapped_column(Integer, default=None)
     fee_max: Mapped[int | None] = mapped_column(Integer, default=None)
     sliding_scale: Mapped[bool] = mapped_column(Boolean, default=False)
-    gender: Mapped[str] = mapped_column(String(40), default="")
+    gender: Mapped[str] = mapped_column(String(40), default="")  # a gender slug, or "" when not said
+    # A gender as written that names no term ("Two-Spirit"): kept, shown on the profile, listed for admins.
+    gender_unmapped: Mapped[str] = mapped_column(String(40), default="", server_default="")
     bio: Mapped[str] = mapped_column(Text, default="")
     photo: Mapped[str] = mapped_column(String(64), default="", server_default="")  # a Photo's digest, or none
     published: Mapped[bool] = mapped_column(Boolean, default=True, index=True)

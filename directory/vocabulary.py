@@ -1,5 +1,6 @@
-"""The controlled vocabulary: modalities, specialties, languages and insurers, read from vocabulary.json, and the
-one matcher that turns the ways people write a term into its slug."""
+"""The controlled vocabulary: modalities, specialties, languages, insurers, the ages and client types a therapist
+sees, the communities their practice affirms and their gender, read from vocabulary.json, and the one matcher that
+turns the ways people write a term into its slug."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rapidfuzz.distance import OSA
 
 from directory.respelling import is_respelling, reach
 
-KINDS = ("modality", "specialty", "language", "insurance")
+KINDS = ("modality", "specialty", "language", "insurance", "age", "client_type", "community", "gender")
 DATA_FILE = Path(__file__).with_name("vocabulary.json")
 
 # Only a parenthesis of capitals and digits is an abbreviation, dropped or used alone: "(IFS)", "(CBT)". One that
@@ -109,6 +110,7 @@ class Vocabulary:
                             if k and term.slug not in keys.setdefault(k, []):
                                 keys[k].append(term.slug)
             self._by_key[kind] = keys
+        self._unsaid = {self.spelling.key(text) for text in data.get("gender_not_said", [])}  # type: ignore[attr-defined]
 
     def get(self, kind: str, slug: str) -> Term | None:
         """The term with this slug, or None."""
@@ -117,6 +119,10 @@ class Vocabulary:
     def slugs(self, kind: str) -> list[str]:
         """Slugs of one kind, in file order."""
         return list(self.terms[kind])
+
+    def says_nothing(self, text: str) -> bool:
+        """Whether a gender value declines to say one ("prefer not to say", "n/a"): the same as leaving it blank."""
+        return self.spelling.key(text) in self._unsaid
 
     def ambiguous_keys(self, kind: str) -> dict[str, list[str]]:
         """Keys that stand for more than one term: a value written so is an error naming them all."""

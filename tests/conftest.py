@@ -1,4 +1,5 @@
-"""Fixtures: the sample world (2,000 listings) is built once, and each test that writes gets its own copy.
+"""Fixtures: the sample world (2,000 listings) is built once, and each test that writes gets its own copy; the search
+contract's world (the sample decorated by search_oracle.py) is built once too, for its two test files.
 
 What they are built from, and what tests share besides fixtures, is in helpers.py (which also says how the suite runs
 on PostgreSQL).
@@ -20,6 +21,7 @@ from directory import accounts
 from helpers import (
     ADMIN_EMAIL, ADMIN_PASSWORD, REPO, SIZES, close_app, copy_world, csrf_token, drop_world, make_app, world_app,
 )
+from search_oracle import Row, decorate_world, read_rows
 
 CHROMIUM = "/usr/bin/chromium"
 # Every test app (and every server a test starts) reads one place table, built once, where `make run` keeps it.
@@ -45,6 +47,37 @@ def shared_app(sample_world: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     yield made
     close_app(made)
     drop_world(root)
+
+
+@pytest.fixture(scope="session")
+def contract_app(sample_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """An app over a copy of the sample world with the new fields drawn afresh, for the search contract's tests.
+
+    They only read it (one that moves the app's clock puts it back), so both files share one build.
+    """
+    root = tmp_path_factory.mktemp("contract")
+    copy_world(sample_world, root)
+    made = make_app(root)
+    try:
+        with made.app_context(), made.extensions["db"]() as session:
+            decorate_world(session)
+        yield made
+    finally:
+        close_app(made)
+        drop_world(root)
+
+
+@pytest.fixture()
+def contract_client(contract_app: Flask) -> FlaskClient:
+    """A test client of the decorated world."""
+    return contract_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def rows(contract_app: Flask) -> list[Row]:
+    """Every listing of the decorated world, read straight from its database, for the brute force."""
+    with contract_app.app_context(), contract_app.extensions["db"]() as session:
+        return read_rows(session)
 
 
 @pytest.fixture()

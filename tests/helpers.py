@@ -186,6 +186,11 @@ def do_import(app: Flask, data: bytes | str, **mode: bool) -> Any:
                           lock=ImportLock(app.instance_path))
 
 
+def error_lines(report: Any) -> list[tuple[int, str]]:
+    """The (line, field) of each error an import report lists."""
+    return [(e.line, e.field) for e in report.errors.first]
+
+
 def upload(client: FlaskClient, text: str, **options: str) -> str:
     """Upload a CSV file to the admin's import form (with any of its options); the preview page."""
     token = csrf_token(client.get("/admin/import").get_data(as_text=True))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from directory import accounts
@@ -250,14 +250,30 @@ def test_a_second_import_while_one_runs_gets_409(admin_client: FlaskClient, app:
                 pass
 
 
+def edit_form(page: str) -> dict[str, str | list[str]]:
+    """What a browser sends from an untouched edit form: its text inputs, textareas (the newline after the tag
+    dropped), ticked boxes and chosen options, unescaped."""
+    form: dict[str, str | list[str]] = {}
+    for name, value in re.findall(r'<input id="f-\w+" name="(\w+)" value="([^"]*)"', page):
+        form[name] = html.unescape(value)
+    for name, value in re.findall(r'<textarea id="f-\w+" name="(\w+)" rows="\d+">\n?(.*?)</textarea>', page, re.S):
+        form[name] = html.unescape(value)
+    for name, value in re.findall(r'<input type="checkbox" id="f-[\w-]+" name="(\w+)" value="([^"]*)" checked>', page):
+        form.setdefault(name, [])
+        form[name].append(html.unescape(value))  # type: ignore[union-attr]
+    for name, options in re.findall(r'<select id="f-\w+" name="(\w+)"[^>]*>(.*?)</select>', page, re.S):
+        form[name] = html.unescape(re.search(r'<option value="([^"]*)" selected>', options).group(1))
+    form["csrf_token"] = csrf_token(page)
+    return form
+
+
 def test_edit_publish_unpublish_delete_show_in_search_at_once(admin_client: FlaskClient, session: Session) -> None:
     listing = session.scalars(select(Listing).where(Listing.published).order_by(Listing.id)).first()
     listing_id = listing.id
     edit_page = admin_client.get(f"/admin/listings/{listing.id}/edit").get_data(as_text=True)
-    form = {name: value for name, value in re.findall(r'<input id="f-\w+" name="(\w+)" value="([^"]*)"', edit_page)}
+    form = edit_form(edit_page)
     form["bio"] = "Now offering walk-and-talk sessions by the river."
     form["name"] = "Renamed Quokkaworth"
-    form["csrf_token"] = csrf_token(edit_page)
     bad = admin_client.post(f"/admin/listings/{listing.id}/edit", data={**form, "email": "nope", "fee_min": "x"})
     assert bad.status_code == 400 and "is not an email address" in bad.get_data(as_text=True)
     assert admin_client.post(f"/admin/listings/{listing.id}/edit", data=form).status_code == 302
@@ -287,10 +303,7 @@ def test_saving_an_untouched_edit_form_changes_nothing(admin_client: FlaskClient
               for query in picks for listing in session.scalars(query)}
     for listing_id in before:
         page = admin_client.get(f"/admin/listings/{listing_id}/edit").get_data(as_text=True)
-        form = dict(re.findall(r'<input id="f-\w+" name="(\w+)" value="([^"]*)"', page))
-        form["bio"] = re.search(r'<textarea id="f-bio" name="bio" rows="8">(.*?)</textarea>', page, re.S).group(1)
-        form = {name: html.unescape(value) for name, value in form.items()}
-        form["csrf_token"] = csrf_token(page)
+        form = edit_form(page)
         assert admin_client.post(f"/admin/listings/{listing_id}/edit", data=form).status_code == 302
     session.expire_all()
     assert {pk: [getattr(session.get(Listing, pk), column) for column in columns] for pk in before} == before
@@ -309,3 +322,60 @@ def test_listing_search_stale_view_export_and_template(admin_client: FlaskClient
     assert len(text.strip().splitlines()) >= 2001
     template = admin_client.get("/admin/import/template.csv").get_data(as_text=True)
     assert template.startswith("external_id,name,") and "EFT" in template
+
+
+def test_the_edit_form_ticks_who_they_see_and_communities_and_keeps_a_gender_as_written(
+        admin_client: FlaskClient, session: Session) -> None:
+    listing = session.scalars(select(Listing).where(Listing.published).order_by(Listing.id)).first()
+    listing.ages, listing.client_types, listing.communities = ["adults"], [], []
+    listing.gender, listing.gender_unmapped = "", "Two-Spirit"
+    session.commit()
+    url = f"/admin/listings/{listing.id}/edit"
+    page = admin_client.get(url).get_data(as_text=True)
+    assert '<option value="Two-Spirit" selected>Two-Spirit (as written)</option>' in page
+    form = edit_form(page)
+    assert form["ages"] == ["adults"] and "client_types" not in form and form["gender"] == "Two-Spirit"
+    assert admin_client.post(url, data=form).status_code == 302
+    session.expire_all()
+    assert (listing.gender, listing.gender_unmapped) == ("", "Two-Spirit")  # saved untouched, kept as written
+
+    form = edit_form(admin_client.get(url).get_data(as_text=True))
+    # A browser sends ticked boxes in the form's order, the vocabulary's.
+    form.update(ages=["teens", "adults"], client_types=["couples"], communities=["lgbtq-affirming", "faith-jewish"],
+                gender="woman")
+    assert admin_client.post(url, data=form).status_code == 302
+    session.expire_all()
+    # What was stored keeps its place; what was ticked is added after it.
+    assert (listing.ages, listing.client_types, listing.communities) == (
+        ["adults", "teens"], ["couples"], ["lgbtq-affirming", "faith-jewish"])
+    assert (listing.gender, listing.gender_unmapped) == ("woman", "")
+    answer = admin_client.get(f"/api/v1/therapists/{listing.external_id}").get_json()
+    assert {key: answer[key] for key in ("ages", "client_types", "communities", "gender", "gender_unmapped")} == {
+        "ages": ["adults", "teens"], "client_types": ["couples"], "communities": ["lgbtq-affirming", "faith-jewish"],
+        "gender": "woman", "gender_unmapped": ""}
+    search = admin_client.get("/api/v1/search", query_string={
+        "q": listing.name, "gender": "woman", "community": "faith-jewish", "client_type": "couples"}).get_json()
+    assert listing.external_id in [result["id"] for result in search["results"]]
+
+    # The same rules as an import: a value that names no term is refused, and nothing is saved.
+    bad = admin_client.post(url, data={**form, "ages": "nonsense-age", "name": "Not Saved"})
+    assert bad.status_code == 400 and 'id="e-ages"' in bad.get_data(as_text=True)
+    session.expire_all()
+    assert listing.name != "Not Saved" and listing.ages == ["adults", "teens"]
+
+
+def test_the_stale_view_lists_genders_that_name_no_term_with_a_link_to_edit_them(
+        admin_client: FlaskClient, session: Session) -> None:
+    marked = session.scalars(select(Listing).order_by(Listing.id).limit(2)).all()
+    marked[0].gender, marked[0].gender_unmapped = "", "Two-Spirit"
+    marked[1].published, marked[1].gender, marked[1].gender_unmapped = False, "", "Genderqueer & proud"
+    session.commit()
+    page = admin_client.get("/admin/stale").get_data(as_text=True)
+    section = page.split('id="unmapped-genders"', 1)[1]
+    expected = session.scalar(select(func.count()).where(Listing.gender_unmapped != ""))
+    assert re.search(rf"Genders that name no term \({expected}\)", section)
+    rows = re.findall(r'<td><a href="/admin/listings/(\d+)/edit">[^<]*</a></td><td>([^<]*)</td>\s*<td>([^<]*)</td>',
+                      section)
+    assert (str(marked[0].id), marked[0].external_id, "Two-Spirit") in rows
+    assert (str(marked[1].id), marked[1].external_id, "Genderqueer &amp; proud") in rows  # unpublished too
+    assert len(rows) == expected

@@ -27,5 +27,8 @@ def test_benchmark_runs_and_agrees_with_its_baseline(tmp_path: Path) -> None:
         assert row["queries"] == 5
         # Without free text, project and baseline must return the same ids in the same order.
         assert row["id_mismatches"] in (0, None), name
+    assert {"age_community", "fee_sliding"} <= set(size["search"])  # issue 24's filters, checked against SQL too
+    for name, row in size["pages"].items():
+        assert row["queries"] == 5 and row["non_200"] == 0 and row["p95_ms"] > 0, name
     assert size["serving"]["requests"] > 0 and size["serving"]["non_2xx"] == 0
     assert "2,000 listings" in done.stdout

@@ -27,7 +27,7 @@ from helpers import (
 )
 
 
-@pytest.mark.parametrize("name", ["page", "per_page", "radius"])
+@pytest.mark.parametrize("name", ["page", "per_page", "radius", "max_fee"])
 @pytest.mark.parametrize("digits", [309, 400, 4000])
 def test_numbers_of_any_length_are_a_400(shared_client: FlaskClient, name: str, digits: int) -> None:
     # Item 6: 309 digits or more made a float conversion overflow into a 500.

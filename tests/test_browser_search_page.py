@@ -63,7 +63,7 @@ def test_a_zip_search_shows_the_first_card_whole_without_scrolling(sized_page: P
     page.keyboard.press("Tab")  # the keyboard starts at the results: one Tab reaches the first therapist
     expect(card.locator("h3 a")).to_be_focused()
     # With words and four filters (a row of chips, a snippet, matched terms) the first card still fits.
-    page.goto(live_url + "/?postcode=10001&q=couples&modality=eft&specialty=depression&language=spanish&accepting=1")
+    page.goto(live_url + "/?postcode=10001&q=anxiety&modality=eft&specialty=depression&language=spanish&accepting=1")
     expect(page.get_by_role("list", name="Active filters").get_by_role("link")).to_have_count(5)
     box = page.locator(".card").first.bounding_box()
     assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, (box, height)
@@ -313,8 +313,8 @@ def test_every_control_shows_its_whole_text_and_clear_all_stays_in_view(
     page = context.new_page()
     width = SIZES[size]["width"]
     many = "modality=eft&modality=cbt&specialty=depression&specialty=anxiety&language=spanish&accepting=1"
-    for path in ("/", "/?location=Brooklyn,+NY&radius=100", "/?postcode=M5V+3L9&radius=100", "/?q=couples&units=km",
-                 f"/?postcode=10001&q=couples&{many}"):
+    for path in ("/", "/?location=Brooklyn,+NY&radius=100", "/?postcode=M5V+3L9&radius=100", "/?q=anxiety&units=km",
+                 f"/?postcode=10001&q=anxiety&{many}"):
         page.goto(live_url + path)
         assert page.evaluate(CLIPPED_CONTROLS) == [], path
         assert page.evaluate("document.documentElement.scrollWidth") <= width, path
@@ -323,7 +323,7 @@ def test_every_control_shows_its_whole_text_and_clear_all_stays_in_view(
         page.goto(live_url + "/")
         expect(radius.locator("option")).to_have_text(["25 miles / 40 km", "5 miles / 5 km", "10 miles / 10 km",
                                                        "25 miles / 25 km", "50 miles / 50 km", "100 miles / 100 km"])
-        page.goto(live_url + f"/?postcode=10001&q=couples&{many}")
+        page.goto(live_url + f"/?postcode=10001&q=anxiety&{many}")
     clear = page.get_by_role("list", name="Active filters").get_by_role("link", name="Clear all")
     box = clear.bounding_box()
     assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= width, box
@@ -331,5 +331,5 @@ def test_every_control_shows_its_whole_text_and_clear_all_stays_in_view(
         assert axe_violations(page) == []
     clear.click()
     expect(page.get_by_role("list", name="Active filters")).to_have_count(0)
-    expect(page).to_have_url(re.compile(r"postcode=10001.*q=couples|q=couples.*postcode=10001"))
+    expect(page).to_have_url(re.compile(r"postcode=10001.*q=anxiety|q=anxiety.*postcode=10001"))
     context.close()

@@ -63,6 +63,19 @@ def test_an_unknown_well_formed_postcode_is_a_422_on_the_api_and_the_page(shared
     ({"modality": "not-a-modality"}, "invalid_parameter"),
     ({"specialty": "<script>"}, "invalid_parameter"),
     ({"language": ["english"] * 31}, "invalid_parameter"),
+    ({"age": "toddlers"}, "invalid_parameter"),  # a synonym is no slug
+    ({"client_type": "couple"}, "invalid_parameter"),
+    ({"community": "lgbtq"}, "invalid_parameter"),
+    ({"gender": "Two-Spirit"}, "invalid_parameter"),  # kept on a listing as written, never a filter value
+    ({"specialty": "couples"}, "invalid_parameter"),  # no longer a specialty: client_type=couples
+    ({"specialty": "adolescents"}, "invalid_parameter"),
+    ({"max_fee": "-1"}, "invalid_parameter"),
+    ({"max_fee": "12.50"}, "invalid_parameter"),
+    ({"max_fee": "$100"}, "invalid_parameter"),
+    ({"max_fee": "100001"}, "invalid_parameter"),
+    ({"max_fee": "1e3"}, "invalid_parameter"),
+    ({"sliding_scale": "yes"}, "invalid_parameter"),
+    ({"sliding_scale": "true"}, "invalid_parameter"),
 ])
 def test_bad_parameters_get_a_400_with_an_error_code(params: dict, code: str, shared_client: FlaskClient) -> None:
     response = shared_client.get("/api/v1/search", query_string=params)
@@ -79,12 +92,13 @@ def test_unknown_paths_and_methods_answer_json_under_the_api(shared_client: Flas
 
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
 _value = st.one_of(_text, st.integers().map(str), st.floats().map(str),
-                   st.sampled_from(["", "1", "eft", "10001", "M5V"]))
+                   st.sampled_from(["", "1", "eft", "10001", "M5V", "teens", "couples", "woman", "0", "120"]))
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(params=st.dictionaries(
     st.sampled_from(["q", "postcode", "radius", "units", "modality", "specialty", "language", "insurance",
+                     "age", "client_type", "community", "gender", "max_fee", "sliding_scale",
                      "accepting", "format", "sort", "page", "per_page", "junk"]),
     st.one_of(_value, st.lists(_value, max_size=4)),
     max_size=8,

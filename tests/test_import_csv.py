@@ -1,4 +1,7 @@
-"""CSV import against hostile files, every validation rule, the modes, idempotence and the export round trip."""
+"""CSV import against hostile files, every validation rule, the modes, idempotence and the export round trip.
+
+The columns of who a therapist sees, the communities their practice affirms and gender: test_import_who_it_is_for.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import io
 import json
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -19,16 +21,12 @@ from whoosh import index as whoosh_index
 from directory.imports.csv_writing import template_csv
 from directory.imports.row_rules import COLUMNS
 from directory.models import ImportRun, Listing
-from helpers import GOOD, do_import, make_csv
+from helpers import GOOD, do_import, error_lines, make_csv
 
 
 def listing_count(session: Session) -> int:
     session.expire_all()
     return session.scalar(select(func.count()).select_from(Listing)) or 0
-
-
-def error_lines(report: Any) -> list[tuple[int, str]]:
-    return [(e.line, e.field) for e in report.errors.first]
 
 
 def test_a_good_row_is_created_and_searchable(app: Flask, session: Session) -> None:

@@ -5,7 +5,9 @@ directory/search/schema.py); a rebuild could mend it, but only after a start tha
 The fixture is also from before accent folding: its table of contents holds the text analyzer without it, so it is
 reported as outdated and rebuilt by the first process to start. It must still open for that (the check reads its
 schema, `index check` its columns), and it still answers searches rightly for words written without accents, which
-both analyses index alike: all of its words.
+both analyses index alike: all of its words. It is also from before the fields of who a therapist sees, gender and
+fees (age, client_type, community, gender, country, fee): reported as outdated for them too, a search of all the
+facets on it says the index must be rebuilt (a 503, not a 500), and with the four facets it had it answers as then.
 
 The fixture is a live generation written by commit 81e8b9e (before search/index/ existed) through its own
 SearchIndex.write and listing_document: listings 1-4 below in one commit, then listing 4 rewritten in a second (a
@@ -23,7 +25,9 @@ import pytest
 
 from directory.availability import Window
 from directory.geo import postcodes
+from directory.search import facets
 from directory.search.engine import search
+from directory.search.index.snapshot import OutdatedIndex
 from directory.search.index.storage import CURRENT, SearchIndex
 from directory.search.request import SearchRequest
 from helpers import copy_world, world_app
@@ -36,6 +40,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "index_written_at_81e8b9e"
 # 4 Di Eves, New York (1 km): eft, cbt; depression, couples; "Couples, depression and grief, with attachment..."
 # All were confirmed on 2026-11-01 and are licensed in their own state or province.
 FRESH = Window(dt.date(2026, 9, 1), dt.date(2026, 11, 30))
+# The fields this code's schema has and the fixture's lacks or analyses otherwise, written out by hand.
+OUTDATED = {"text", "age", "client_type", "community", "gender", "country", "fee"}
+OLD_FACETS = ("modality", "specialty", "language", "insurance")  # the facets the fixture's code counted
 
 
 def make_fixture_live(root: Path, generation: str = "gen-81e8b9e") -> None:
@@ -60,7 +67,7 @@ def test_the_fixture_names_the_field_classes_by_their_old_module() -> None:
 
 
 def test_an_index_written_by_earlier_code_is_read_whole(old_index: SearchIndex) -> None:
-    assert old_index.fields_outdated() == {"text"}  # analysed before accent folding: rebuilt at start
+    assert old_index.fields_outdated() == OUTDATED  # e.g. analysed before accent folding: rebuilt at start
     snapshot = old_index.snapshot()
     assert not snapshot.outdated()
     pks = snapshot.column("pk")
@@ -70,7 +77,16 @@ def test_an_index_written_by_earlier_code_is_read_whole(old_index: SearchIndex) 
     assert sorted(old_index.stamps()) == [1, 2, 3, 4]
 
 
-def test_an_index_written_by_earlier_code_answers_searches(old_index: SearchIndex) -> None:
+def test_a_search_of_a_field_the_old_index_lacks_says_it_must_be_rebuilt(old_index: SearchIndex) -> None:
+    for request in (SearchRequest(fresh=FRESH, q="grief"), SearchRequest(fresh=FRESH, age=("teens",)),
+                    SearchRequest(fresh=FRESH, max_fee=100)):
+        with pytest.raises(OutdatedIndex, match="`index check --repair`"):
+            search(old_index, request)
+
+
+def test_an_index_written_by_earlier_code_answers_searches(old_index: SearchIndex,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(facets, "FACETS", OLD_FACETS)
     near = postcodes.lookup("10001")
     found = search(old_index, SearchRequest(fresh=FRESH, origin=near, q="depression"))
     assert [hit.listing_id for hit in found.hits] == [1, 4]  # nearest first
@@ -90,7 +106,7 @@ def test_an_index_written_before_accent_folding_is_rebuilt_at_start_and_reported
     for generation in root.glob("gen-*"):
         shutil.rmtree(generation)
     make_fixture_live(root)
-    assert SearchIndex(root).fields_outdated() == {"text"}
+    assert SearchIndex(root).fields_outdated() == OUTDATED
     with world_app(tmp_path) as started:
         # The first process to start rebuilt it from the database: the sample's 2,000 listings, folded.
         index = started.extensions["search"]
@@ -103,6 +119,9 @@ def test_an_index_written_before_accent_folding_is_rebuilt_at_start_and_reported
         assert runner.invoke(args=["index", "check"]).exit_code == 0
         # Put live under a running process (as by hand from a backup): `index check` reports it, --repair rebuilds.
         make_fixture_live(root, "gen-81e8b9e-again")
+        # Meanwhile a search says search is being rebuilt (it lacks fields this code counts), not a bare 500.
+        outdated = client.get("/api/v1/search", query_string={"q": "grief"})
+        assert outdated.status_code == 503 and "rebuilt" in outdated.get_json()["message"]
         checked = runner.invoke(args=["index", "check"])
         assert checked.exit_code == 1 and "another text analysis" in checked.output
         repaired = runner.invoke(args=["index", "check", "--repair"])

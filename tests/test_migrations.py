@@ -1,17 +1,21 @@
 """The schema is Alembic's: one head, migrations that agree with the models, upgrade and downgrade from the CLI,
-an old create_all database adopted, and several processes starting on an empty database upgrading it once."""
+an old create_all database adopted, several processes starting on an empty database upgrading it once, and the data
+migrations (gender as a vocabulary, who a therapist sees out of specialties) mapping real values as documented."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from flask import Flask
+import sqlalchemy as sa
 from sqlalchemy import create_engine, inspect, text
 
 from directory import db, migrate, models
@@ -20,7 +24,7 @@ from helpers import REPO, database_url, drop_world, on_postgresql
 
 
 def test_there_is_exactly_one_head_and_the_code_names_it() -> None:
-    assert migrate.heads() == [migrate.HEAD] == ["0004"]
+    assert migrate.heads() == [migrate.HEAD] == ["0005"]
 
 
 def test_a_start_on_an_up_to_date_database_does_not_import_alembic(shared_app: Flask) -> None:
@@ -57,14 +61,14 @@ def _flask(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 def test_db_commands_upgrade_show_and_downgrade(tmp_path: Path) -> None:
     try:
         shown = _flask(tmp_path, "db", "current")  # the app itself upgraded the empty database at start
-        assert shown.returncode == 0 and "database: 0004  newest: 0004" in shown.stdout, shown.stderr
+        assert shown.returncode == 0 and "database: 0005  newest: 0005" in shown.stdout, shown.stderr
         down = _flask(tmp_path, "db", "downgrade", AUTO_MIGRATE="0")
-        assert down.returncode == 0 and "The database schema is at 0003." in down.stdout, down.stderr
+        assert down.returncode == 0 and "The database schema is at 0004." in down.stdout, down.stderr
         behind = _flask(tmp_path, "db", "current", AUTO_MIGRATE="0")
-        assert behind.returncode == 1 and "database: 0003  newest: 0004" in behind.stdout
+        assert behind.returncode == 1 and "database: 0004  newest: 0005" in behind.stdout
         assert "run `flask --app app db upgrade`" in behind.stderr
         up = _flask(tmp_path, "db", "upgrade", AUTO_MIGRATE="0")
-        assert up.returncode == 0 and "The database schema is at 0004." in up.stdout, up.stderr
+        assert up.returncode == 0 and "The database schema is at 0005." in up.stdout, up.stderr
     finally:
         drop_world(tmp_path)
 
@@ -80,7 +84,7 @@ def test_a_database_made_before_migrations_is_adopted_with_its_rows(tmp_path: Pa
             connection.execute(text("INSERT INTO audit_events (at, actor, action, detail) "
                                     "VALUES (CURRENT_TIMESTAMP, 'ops', 'edit', 'kept')"))
         started = _flask(tmp_path, "db", "current")
-        assert started.returncode == 0 and "database: 0004" in started.stdout, started.stderr
+        assert started.returncode == 0 and "database: 0005" in started.stdout, started.stderr
         with engine.connect() as connection:
             assert connection.execute(text("SELECT detail FROM audit_events")).scalars().all() == ["kept"]
     finally:
@@ -120,3 +124,92 @@ def test_four_processes_starting_on_an_empty_database_upgrade_it_once(tmp_path: 
 def test_each_half_of_the_suite_runs_on_its_own_database(shared_app: Flask) -> None:
     # A guard against a PostgreSQL half that silently tests SQLite.
     assert db.engine(shared_app).dialect.name == ("postgresql" if on_postgresql() else "sqlite")
+
+
+# Genders as people have typed them into the free-text field before 0005, each with what 0005 must make of it,
+# decided by hand from the gender vocabulary (vocabulary.json): (gender, gender_unmapped). A value naming no term is
+# kept as written; one that declines to say a gender becomes blank, as a blank one stays.
+GENDERS_WRITTEN = {
+    "Female": ("woman", ""), "F": ("woman", ""), "woman": ("woman", ""), " Female ": ("woman", ""),
+"trans woman": ("woman", ""), "Cisgender woman": ("woman", ""),
+    "Man": ("man", ""), "man": ("man", ""), "MAN": ("man", ""), "male": ("man", ""), "M": ("man", ""),
+    "Trans Man": ("man", ""),
+    "Non-binary": ("non-binary", ""), "nonbinary": ("non-binary", ""), "NB": ("non-binary", ""),
+    "genderqueer": ("non-binary", ""), "agender": ("non-binary", ""), "Gender non-conforming": ("non-binary", ""),
+    "Prefer not to say": ("", ""), "N/A": ("", ""), "n/a": ("", ""), "Decline to state": ("", ""), "-": ("", ""),
+    "": ("", ""),
+    # Names no term: kept, to be listed for an admin and shown on the profile as written.
+    "Two-Spirit": ("", "Two-Spirit"), "Woman (she/her)": ("", "Woman (she/her)"), "Bigender": ("", "Bigender"),
+    "genderqueer woman": ("", "genderqueer woman"), "x" * 40: ("", "x" * 40),
+}
+# Specialties before 0005, and (specialties, ages, client types) after: couples and adolescents were specialties.
+SPECIALTIES_WRITTEN = [
+    (["couples", "depression"], (["depression"], [], ["couples"])),
+    (["adolescents"], ([], ["teens"], [])),
+    (["anxiety", "adolescents", "grief", "couples"], (["anxiety", "grief"], ["teens"], ["couples"])),
+    (["depression", "relationship-issues"], (["depression", "relationship-issues"], [], [])),
+    ([], ([], [], [])),
+]
+_OLD_LISTINGS = sa.table(  # the listings table as revision 0004 has it, as far as these rows need
+    "listings", *(sa.column(name) for name in (
+        "external_id", "slug", "name", "credentials", "license_number", "license_region", "email", "phone",
+        "website", "address", "city", "region", "postcode", "country", "telehealth", "in_person",
+        "accepting_new_clients", "sliding_scale", "gender", "bio", "published", "updated_at", "photo")),
+    *(sa.column(name, sa.JSON) for name in ("modalities", "specialties", "languages", "insurance")))
+
+
+def _old_row(number: int, gender: str, specialties: list[str]) -> dict[str, Any]:
+    return {"external_id": f"old-{number}", "slug": f"old-{number}", "name": f"Old {number}", "credentials": "",
+            "license_number": "", "license_region": "NY", "email": "", "phone": "", "website": "", "address": "",
+            "city": "New York", "region": "NY", "postcode": "10001", "country": "US", "telehealth": False,
+            "in_person": True, "accepting_new_clients": True, "sliding_scale": False, "gender": gender, "bio": "",
+            "published": True, "updated_at": sa.func.current_timestamp(), "photo": "", "modalities": ["cbt"],
+            "specialties": specialties, "languages": ["english"], "insurance": []}
+
+
+def test_genders_and_moved_specialties_are_mapped_by_the_upgrade_and_none_is_lost(tmp_path: Path) -> None:
+    engine = create_engine(database_url(tmp_path))
+    try:
+        migrate.upgrade(engine, "0004")
+        rows = [_old_row(n, gender, ["depression"]) for n, gender in enumerate(GENDERS_WRITTEN)]
+        # The same text on two listings: both mapped.
+        rows.append(_old_row(len(rows), "Female", ["depression"]))
+        rows.append(_old_row(len(rows), "Two-Spirit", ["depression"]))
+        first_moved = len(rows)
+        rows += [_old_row(first_moved + n, "", before) for n, (before, _) in enumerate(SPECIALTIES_WRITTEN)]
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(sa.insert(_OLD_LISTINGS).values(**row))
+        migrate.upgrade(engine)
+        assert migrate.current(engine) == "0005"
+        with engine.connect() as connection:
+            found = {row.external_id: row for row in connection.execute(text(
+                "SELECT external_id, gender, gender_unmapped, specialties, ages, client_types, communities "
+                "FROM listings"))}
+        assert len(found) == len(rows)
+        for row in rows:
+            if int(row["external_id"].split("-")[1]) < first_moved:
+                assert (found[row["external_id"]].gender, found[row["external_id"]].gender_unmapped) == \
+                    GENDERS_WRITTEN[row["gender"]], row["gender"]
+        for n, (_, after) in enumerate(SPECIALTIES_WRITTEN):
+            moved = found[f"old-{first_moved + n}"]
+            assert tuple(_json(moved, column) for column in ("specialties", "ages", "client_types")) == after
+        assert all(_json(row, "communities") == [] for row in found.values())
+        # Nothing typed is lost: every value that named no gender and said something is kept, exactly as written.
+        kept = {row.gender_unmapped for row in found.values() if row.gender_unmapped}
+        assert kept == {written for written, (_, unmapped) in GENDERS_WRITTEN.items() if unmapped}
+        # The downgrade gives the free-text field back what it kept (mapped values stay their term's slug).
+        migrate.downgrade(engine, "0004")
+        with engine.connect() as connection:
+            back = {row.external_id: row.gender for row in connection.execute(text(
+                "SELECT external_id, gender FROM listings"))}
+        assert back["old-0"] == "woman"
+        assert {back[f"old-{n}"] for n, written in enumerate(GENDERS_WRITTEN) if GENDERS_WRITTEN[written][1]} == kept
+    finally:
+        engine.dispose()
+        drop_world(tmp_path)
+
+
+def _json(row: Any, column: str) -> list[str]:
+    value = getattr(row, column)
+    return json.loads(value) if isinstance(value, str) else value  # SQLite hands JSON back as text here

@@ -67,15 +67,9 @@ SPELLINGS = [
     ("specialty", "Depression", "depression"),
     ("specialty", "Depressive Disorders", "depression"),
     ("specialty", "Anxiety Disorders", "anxiety"),
-    ("specialty", "Couples Counselling", "couples"),
-    ("specialty", "Couples Counseling", "couples"),
-    ("specialty", "Couples Therapy", "couples"),
-    ("specialty", "Couple", "couples"),
     ("specialty", "Grief & Loss", "grief"),
     ("specialty", "Self Esteem", "self-esteem"),
     ("specialty", "Relationship Issue", "relationship-issues"),
-    ("specialty", "Teenagers", "adolescents"),
-    ("specialty", "Adolescent", "adolescents"),
     ("specialty", "Suicidal Ideation", "suicidal-thoughts"),
     ("specialty", "Bipolar", "bipolar"),
     ("language", "Español", "spanish"),
@@ -93,6 +87,56 @@ SPELLINGS = [
     ("insurance", "SunLife", "sun-life"),
     ("insurance", "Green Shield", "green-shield"),
     ("insurance", "Tricare", "tricare"),
+    # Who a therapist sees: couples and teens were specialties once, and directories still write them so.
+    ("age", "Teenagers", "teens"),
+    ("age", "Adolescent", "teens"),
+    ("age", "Teens (13-17)", "teens"),
+    ("age", "Kids", "children"),
+    ("age", "Children (under 13)", "children"),
+    ("age", "Preteens", "children"),
+    ("age", "College Students", "young-adults"),
+    ("age", "Young Adults", "young-adults"),
+    ("age", "Adult", "adults"),
+    ("age", "Seniors", "older-adults"),
+    ("age", "Older Adults (65+)", "older-adults"),
+    ("client_type", "Couples Counselling", "couples"),
+    ("client_type", "Couples Counseling", "couples"),
+    ("client_type", "Couples Therapy", "couples"),
+    ("client_type", "Couple", "couples"),
+    ("client_type", "Marriage Counselling", "couples"),
+    ("client_type", "Family Therapy", "families"),
+    ("client_type", "Group Therapy", "groups"),
+    ("client_type", "One-on-one", "individuals"),
+    ("client_type", "Individual", "individuals"),
+    ("community", "LGBTQ+", "lgbtq-affirming"),
+    ("community", "LGBTQIA+", "lgbtq-affirming"),
+    ("community", "Gay-Affirming", "lgbtq-affirming"),
+    ("community", "Gender-Affirming Care", "trans-affirming"),
+    ("community", "Transgender and non-binary affirming", "trans-affirming"),
+    ("community", "BIPOC", "bipoc-centered"),
+    ("community", "BIPOC-centred", "bipoc-centered"),
+    ("community", "People of Colour", "bipoc-centered"),
+    ("community", "Military Families", "veterans"),
+    ("community", "Christian Counselling", "faith-christian"),
+    ("community", "Catholic", "faith-christian"),
+    ("community", "Islamic", "faith-muslim"),
+    ("community", "Judaism", "faith-jewish"),
+    ("community", "Neurodiversity-Affirming", "neurodivergent-affirming"),
+    ("community", "Refugees", "immigrants-refugees"),
+    ("community", "Disabled clients", "disability-affirming"),
+    # Gender as intake forms and spreadsheets write it.
+    ("gender", "Female", "woman"),
+    ("gender", "F", "woman"),
+    ("gender", "Trans Woman", "woman"),
+    ("gender", "Cisgender Woman", "woman"),
+    ("gender", "Male", "man"),
+    ("gender", "M", "man"),
+    ("gender", "Trans man", "man"),
+    ("gender", "Non-Binary", "non-binary"),
+    ("gender", "Nonbinary", "non-binary"),
+    ("gender", "NB", "non-binary"),
+    ("gender", "Genderqueer", "non-binary"),
+    ("gender", "Enby", "non-binary"),
 ]
 
 # Values that must stay errors, with words their message must hold.
@@ -112,7 +156,19 @@ REFUSED = [
     # Alike to a fuzzy ratio of 50 or more, but different things: no "did you mean" at all.
     ("language", "Japanese", ["unknown language 'Japanese'"]),
     ("modality", "Primal Scream Therapy", ["unknown modality 'Primal Scream Therapy'"]),
+    # Who a therapist sees is no specialty any more (the import moves such a value, with a warning).
+    ("specialty", "Couples", ["unknown specialty 'Couples'"]),
+    ("specialty", "Adolescents", ["unknown specialty 'Adolescents'"]),
+    # Genders that are no term of the vocabulary: kept as written by the import, never guessed.
+    ("gender", "Two-Spirit", ["unknown gender 'Two-Spirit'"]),
+    ("gender", "Woman (she/her)", ["unknown gender 'Woman (she/her)'"]),
+    ("gender", "genderqueer woman", ["unknown gender"]),
 ]
+
+# Gender values that decline to say one (the same as blank), and values that do say something.
+NOT_SAID = ["Prefer not to say", "prefer not to answer", "N/A", "n/a", "NA", "None", "-", "", "Decline to state",
+            "Declined", "Not specified", "Unspecified"]
+SAID = ["Woman", "Two-Spirit", "No", "Non-binary", "Not a man"]
 
 
 def test_the_table_is_big_enough_and_covers_every_kind() -> None:
@@ -131,6 +187,17 @@ def test_ambiguous_values_and_typos_are_errors(kind: str, written: str, words: l
         vocabulary.resolve(kind, written)
     for word in words:
         assert word in str(raised.value)
+
+
+@pytest.mark.parametrize("written", NOT_SAID)
+def test_a_gender_that_declines_to_say_one_says_nothing(written: str) -> None:
+    assert vocabulary.says_nothing(written)
+    assert vocabulary.match("gender", written) == ()
+
+
+@pytest.mark.parametrize("written", SAID)
+def test_a_gender_that_says_something_is_not_taken_for_silence(written: str) -> None:
+    assert not vocabulary.says_nothing(written)
 
 
 def _edits(a: str, b: str) -> int:
@@ -226,7 +293,19 @@ def test_the_only_ambiguous_name_is_blue_cross() -> None:
     # A new synonym that collides with another term's name shows up here instead of as a surprise in an import.
     assert {kind: vocabulary.ambiguous_keys(kind) for kind in KINDS} == {
         "modality": {}, "specialty": {}, "language": {}, "insurance": {"blue cross": ["bcbs", "blue-cross-canada"]},
+        "age": {}, "client_type": {}, "community": {}, "gender": {},
     }
+
+
+def test_no_name_of_one_kind_is_the_name_of_another_that_free_text_reads_as_a_filter() -> None:
+    # A word typed alone that names two filters ("family": a client type, or a specialty?) is no filter word; so
+    # the kinds whose names the text can name must not share a spelling. Specialties and approaches are text.
+    filter_kinds = ("language", "insurance", "age", "client_type", "community", "gender")
+    owners: dict[str, set[str]] = {}
+    for kind in filter_kinds:
+        for key in vocabulary._by_key[kind]:
+            owners.setdefault(key, set()).add(kind)
+    assert {key: kinds for key, kinds in owners.items() if len(kinds) > 1} == {}
 
 
 def test_no_name_holds_a_comma_that_would_split_it() -> None:
@@ -236,14 +315,17 @@ def test_no_name_holds_a_comma_that_would_split_it() -> None:
             assert not any("," in name for name in (term.name, *term.synonyms)), term
 
 
-COLUMN = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
+# The kinds written as lists of terms (gender is one value: tests/test_import_who_it_is_for.py imports its spellings).
+COLUMN = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance",
+          "age": "ages", "client_type": "client_types", "community": "communities"}
+LISTED = [(kind, written, slug) for kind, written, slug in SPELLINGS if kind in COLUMN]
 
 
 def _spreadsheet_rows() -> list[tuple[dict[str, str], dict[str, list[str]]]]:
     """Rows that spell every table entry once (a few per cell, as spreadsheets do), with the slugs each must get."""
     rows = []
-    for start in range(0, len(SPELLINGS), 3):
-        chunk = SPELLINGS[start:start + 3]
+    for start in range(0, len(LISTED), 3):
+        chunk = LISTED[start:start + 3]
         cells: dict[str, list[str]] = {}
         expected: dict[str, list[str]] = {}
         for kind, written, slug in chunk:
@@ -300,7 +382,7 @@ TEXT = [
     ("EMDR therapy", {("modality", "emdr")}),
     ("Mentalisation-Based Treatment", {("modality", "mbt")}),
     ("Acceptance & Commitment Therapy", {("modality", "act")}),
-    ("couples therapy", {("specialty", "couples")}),
+    ("family problems", {("specialty", "family-conflict")}),  # "family" alone is a filter word, not among others
     ("insecure attachment", {("specialty", "insecure-attachment")}),
     ("depression", {("specialty", "depression")}),
     ('"low mood"', {("specialty", "depression")}),

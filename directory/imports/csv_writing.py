@@ -34,7 +34,9 @@ def _text(value: Any) -> str:
 def listing_values(listing: Listing) -> dict[str, str]:
     """A listing's fields as import-format text, column by column: the admin edit form's values and, quoted
     against formulas, the export's cells; `check_record` reads them back to the same fields."""
-    return {column: _text(getattr(listing, column)) for column in COLUMNS}
+    values = {column: _text(getattr(listing, column)) for column in COLUMNS}
+    values["gender"] = listing.gender or listing.gender_unmapped  # as written when it named no gender
+    return values
 
 
 # Numbers are written as numbers: a spreadsheet reads -73.98 as a longitude, and a quote would make it text.
@@ -73,11 +75,12 @@ def template_csv() -> str:
         "external_id": "assoc-00042", "name": "Jordan Example", "credentials": "LMFT", "license_number": "MFT 12345",
         "license_region": "NY", "email": "jordan@example.org", "phone": "(212) 555-0142",
         "website": "https://example.org", "address": "1 Example Street", "city": "New York", "region": "NY",
-        "postcode": "10001", "country": "US", "modalities": "EFT; Gottman Method", "specialties": "depression|couples",
+        "postcode": "10001", "country": "US", "modalities": "EFT; Gottman Method", "specialties": "depression|anxiety",
         "languages": "English;Spanish", "insurance": "Aetna", "telehealth": "yes", "in_person": "yes",
         "accepting_new_clients": "yes", "availability_confirmed_on": "2026-11-01", "fee_min": "120", "fee_max": "180",
-        "sliding_scale": "no", "gender": "non-binary", "bio": "Couples and individuals; evenings available.",
-        "published": "yes",
+        "sliding_scale": "no", "gender": "non-binary", "ages": "adults; young adults",
+        "client_types": "individuals; couples", "communities": "LGBTQ+ affirming",
+        "bio": "Couples and individuals; evenings available.", "published": "yes",
     }
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")

@@ -20,7 +20,7 @@ from directory.imports.csv_reading import CsvFile, UnusableFile, open_csv
 from directory.imports.csv_writing import ErrorsCsv
 from directory.imports.lock import ImportBusy, ImportLock
 from directory.imports.report import ImportMode, ImportReport, summary
-from directory.imports.row_rules import Issue, check_record
+from directory.imports.row_rules import ADDED_TERMS, Issue, check_record
 from directory.imports.runs import finish, mark_failed, mark_interrupted, record_run
 from directory.listings import make_slug
 from directory.models import ImportRun, Listing
@@ -231,6 +231,9 @@ def _apply(session: Session, batch: list[dict[str, Any]], write: bool, report: I
     written: list[Listing] = []
     for fields in batch:
         listing = existing.get(fields["external_id"])
+        for column, added in fields.pop(ADDED_TERMS, {}).items():
+            held = getattr(listing, column) if listing is not None else []
+            fields[column] = [*held, *(slug for slug in added if slug not in held)]
         if listing is None:
             if write:
                 created.append({**fields, "slug": slugs[fields["external_id"]]})

@@ -16,8 +16,8 @@ from directory.vocabulary import TermError, vocabulary
 COLUMNS = (
     "external_id", "name", "credentials", "license_number", "license_region", "email", "phone", "website", "address",
     "city", "region", "postcode", "country", "latitude", "longitude", "modalities", "specialties", "languages",
-    "insurance", "telehealth", "in_person", "accepting_new_clients", "availability_confirmed_on", "fee_min", "fee_max",
-    "sliding_scale", "gender", "bio", "published",
+    "insurance", "ages", "client_types", "communities", "telehealth", "in_person", "accepting_new_clients",
+    "availability_confirmed_on", "fee_min", "fee_max", "sliding_scale", "gender", "bio", "published",
 )
 ALIASES = {
     "id": "external_id", "listing_id": "external_id", "full_name": "name", "therapist": "name",
@@ -32,14 +32,25 @@ ALIASES = {
     "online": "telehealth", "virtual": "telehealth", "accepting": "accepting_new_clients",
     "accepting_clients": "accepting_new_clients", "availability_confirmed": "availability_confirmed_on",
     "confirmed_on": "availability_confirmed_on", "sliding": "sliding_scale", "about": "bio", "description": "bio",
+    "age": "ages", "age_groups": "ages", "ages_served": "ages", "client_type": "client_types",
+    "clients": "client_types", "participants": "client_types", "community": "communities",
+    "communities_served": "communities", "sex": "gender", "gender_identity": "gender",
 }
 REQUIRED_COLUMNS = ("external_id", "name")
-MULTI = {"modalities": "modality", "specialties": "specialty", "languages": "language", "insurance": "insurance"}
+UNMAPPED_GENDER_CHARS = 40
+MULTI = {"modalities": "modality", "specialties": "specialty", "languages": "language", "insurance": "insurance",
+         "ages": "age", "client_types": "client_type", "communities": "community"}
+# Who a therapist sees was once written among specialties ("Couples", "Teens"), and spreadsheets still do: such a
+# value is recorded in its own column, with a warning, rather than rejected.
+WHO_IT_IS_FOR = {"age": "ages", "client_type": "client_types"}
+# Where such a value goes when the file has no column for it: terms to add to what the listing has, by column (the
+# import adds them; replacing would lose the ages an admin set).
+ADDED_TERMS = "added_terms"
 BOOLEANS = {"telehealth": False, "in_person": True, "accepting_new_clients": True, "sliding_scale": False,
             "published": True}
 LENGTHS = {
     "external_id": 100, "name": 200, "credentials": 200, "license_number": 100, "email": 254, "phone": 40,
-    "website": 500, "address": 300, "city": 120, "gender": 40, "bio": 10_000,
+    "website": 500, "address": 300, "city": 120, "bio": 10_000,
 }
 _TRUE = {"yes", "y", "true", "t", "1"}
 _FALSE = {"no", "n", "false", "f", "0"}
@@ -152,7 +163,7 @@ class RowChecker:
         if not self.given(column):
             return
         kind = MULTI[column]
-        slugs: list[str] = []
+        slugs: list[str] = self.fields.get(column, [])  # any a specialty moved here
         for part in re.split(r"[;|]", self.values[column]):
             # "CBT, EMDR": no term has a comma in its names, so commas separate terms when the whole value names none.
             pieces = [part] if vocabulary.match(kind, part) or "," not in part else part.split(",")
@@ -162,11 +173,43 @@ class RowChecker:
                 try:
                     slug = vocabulary.resolve(kind, piece)
                 except TermError as error:
-                    self.error(column, str(error))
+                    if kind != "specialty" or not self._who_it_is_for(piece):
+                        self.error(column, str(error))
                     continue
                 if slug not in slugs:
                     slugs.append(slug)
         self.fields[column] = slugs
+
+    def _who_it_is_for(self, piece: str) -> bool:
+        """Record a specialty that names an age or a client type in that column; whether it named one."""
+        for kind, column in WHO_IT_IS_FOR.items():
+            found = vocabulary.match(kind, piece)
+            if len(found) == 1:
+                self.warn("specialties", f"{piece.strip()[:60]!r} is who the therapist sees, not a specialty; "
+                                         f"recorded under {column}")
+                held = self.fields if self.given(column) else self.fields.setdefault(ADDED_TERMS, {})
+                slugs = held.setdefault(column, [])
+                if found[0] not in slugs:
+                    slugs.append(found[0])
+                return True
+        return False
+
+    def gender(self) -> None:
+        """The gender column: a term of the gender vocabulary, or blank; what names none is kept as written."""
+        if not self.given("gender"):
+            return
+        raw = self.values["gender"]
+        found = vocabulary.match("gender", raw) if raw else ()
+        if len(found) == 1:
+            self.fields["gender"], self.fields["gender_unmapped"] = found[0], ""
+        elif not raw or vocabulary.says_nothing(raw):
+            self.fields["gender"], self.fields["gender_unmapped"] = "", ""
+        elif len(raw) > UNMAPPED_GENDER_CHARS:
+            self.error("gender", f"is {len(raw)} characters long; the limit is {UNMAPPED_GENDER_CHARS}")
+        else:
+            self.warn("gender", f"{raw[:40]!r} is none of {', '.join(vocabulary.slugs('gender'))}; kept as written, "
+                                "shown on the profile but not a filter")
+            self.fields["gender"], self.fields["gender_unmapped"] = "", raw
 
     def check(self) -> None:
         """Apply every rule to the row."""
@@ -179,6 +222,7 @@ class RowChecker:
             self.boolean(column)
         for column in MULTI:
             self.terms(column)
+        self.gender()
         self._contact()
         self._place()
         self._fees()

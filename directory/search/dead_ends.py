@@ -32,6 +32,12 @@ def _removals(request: SearchRequest) -> list[tuple[str, dict[str, list[str]], S
                          dataclasses.replace(request, accepting=False)))
     if request.format != "any":
         removals.append(("in person or online", {"format": [], "page": []}, dataclasses.replace(request, format="any")))
+    if request.max_fee is not None:
+        removals.append((f"at any fee (not only up to ${request.max_fee})", {"max_fee": [], "page": []},
+                         dataclasses.replace(request, max_fee=None)))
+    if request.sliding_scale:
+        removals.append(("without “offers a sliding scale”", {"sliding_scale": [], "page": []},
+                         dataclasses.replace(request, sliding_scale=False)))
     if request.q and request.origin is not None:  # without a place, no words means no search at all
         removals.append((f"without the words “{request.q}”", {"q": [], "page": []}, dataclasses.replace(request, q="")))
     for kind, values in request.filters.items():

@@ -10,11 +10,21 @@ from typing import Any
 from directory.availability import day_number
 from directory.geo import PostcodeError, cell_terms, postcodes
 from directory.models import Listing
-from directory.search.index.fields import ACCEPTING_FLAG, IN_PERSON_FLAG, TELEHEALTH_FLAG, TEXT_KINDS, licence_term
+from directory.search.index.fields import (
+    ACCEPTING_FLAG,
+    IN_PERSON_FLAG,
+    NO_FEE,
+    SLIDING_SCALE_FLAG,
+    TELEHEALTH_FLAG,
+    TEXT_KINDS,
+    licence_term,
+)
 from directory.search.index.whoosh_internals import composed, stem_of
 from directory.vocabulary import vocabulary
 
-FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance"}
+# The listing attribute holding each vocabulary kind's slugs: a list, but gender's is one slug or "".
+FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language": "languages", "insurance": "insurance",
+                "age": "ages", "client_type": "client_types", "community": "communities", "gender": "gender"}
 _LETTERS = re.compile(r"[^\W\d_]{3,}")
 
 
@@ -32,6 +42,13 @@ def location_of(latitude: float | None, longitude: float | None, postcode: str) 
     except PostcodeError:
         return None
     return place.lat, place.lon
+
+
+def lowest_fee(listing: Listing) -> int:
+    """The least a session costs as far as the listing says (fee_min, else fee_max, which the least is under), or
+    NO_FEE: a listing that names no fee is never under a fee ceiling."""
+    given = [fee for fee in (listing.fee_min, listing.fee_max) if fee is not None]
+    return min(given) if given else NO_FEE
 
 
 def sort_name(name: str) -> bytes:
@@ -60,7 +77,7 @@ def listing_document(listing: Listing) -> dict[str, Any] | None:
                  if vocabulary.get(kind, slug)]
     flags = [name for name, on in (
         (TELEHEALTH_FLAG, listing.telehealth), (IN_PERSON_FLAG, listing.in_person),
-        (ACCEPTING_FLAG, listing.accepting_new_clients),
+        (ACCEPTING_FLAG, listing.accepting_new_clients), (SLIDING_SCALE_FLAG, listing.sliding_scale),
     ) if on]
     doc: dict[str, Any] = {
         "id": str(listing.id),
@@ -75,7 +92,10 @@ def listing_document(listing: Listing) -> dict[str, Any] | None:
         "sortname": sort_name(listing.name),
         "stamp": stamp(listing.updated_at),
         "confirmed": day_number(listing.availability_confirmed_on),
+        "fee": lowest_fee(listing),
+        "country": listing.country,
     }
     for field, attr in FACET_FIELDS.items():
-        doc[field] = " ".join(getattr(listing, attr))
+        value = getattr(listing, attr)
+        doc[field] = value if isinstance(value, str) else " ".join(value)
     return doc

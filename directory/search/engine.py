@@ -12,6 +12,7 @@ import numpy as np
 
 from directory.geo import Place
 from directory.search.accepting import STANDINGS, accepting, standings
+from directory.search.cost import within_cost
 from directory.search.facets import facet_counts, selected
 from directory.search.index.docsets import contains, intersect, union
 from directory.search.index.snapshot import IndexSnapshot
@@ -46,6 +47,7 @@ class Summary:
     nearby: int | None  # of the total, in-person matches within the radius (None without an origin)
     offers: tuple[FilterWord, ...]  # filters the text names that the request has not chosen
     applied: FilterWord | None  # the filter the whole text named, applied in its place
+    ran: SearchRequest  # the request as run: `request`, or with the applied filter chosen in place of its text
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,11 @@ def _most_relevant(snapshot: IndexSnapshot, scope: Scope, text: TextQuery, match
 
 
 def _chosen(request: SearchRequest, offer: FilterWord) -> bool:
-    return request.format == offer.value if offer.kind == "format" else offer.value in request.filters[offer.kind]
+    if offer.kind == "format":
+        return request.format == offer.value
+    if offer.kind == "sliding_scale":
+        return request.sliding_scale
+    return offer.value in request.filters[offer.kind]
 
 
 def _with_filter(request: SearchRequest, offer: FilterWord) -> SearchRequest | None:
@@ -167,12 +173,12 @@ def _with_filter(request: SearchRequest, offer: FilterWord) -> SearchRequest | N
     if offer.kind == "format":
         return None if request.format not in ("any", offer.value) else \
             dataclasses.replace(request, q="", format=offer.value)
+    if offer.kind == "sliding_scale":
+        return dataclasses.replace(request, q="", sliding_scale=True)
     chosen = request.filters[offer.kind]
     if chosen and offer.value not in chosen:
         return None
-    if offer.kind == "language":
-        return dataclasses.replace(request, q="", language=(offer.value,))
-    return dataclasses.replace(request, q="", insurance=(offer.value,))
+    return dataclasses.replace(request, q="", **{offer.kind: (offer.value,)})  # type: ignore[arg-type]
 
 
 def search(index: SearchIndex, request: SearchRequest) -> Outcome:
@@ -191,7 +197,9 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
 def _search(index: SearchIndex, request: SearchRequest) -> Outcome:
     snapshot = index.snapshot()
     scope = scope_of(snapshot, request)
-    base = intersect([scope.docs, accepting(snapshot, request.fresh)]) if request.accepting else scope.docs
+    narrowing = [accepting(snapshot, request.fresh)] if request.accepting else []
+    narrowing += within_cost(snapshot, request)
+    base = intersect([scope.docs, *narrowing]) if narrowing else scope.docs
 
     text = text_query(request.q)
     if text.query is not None:
@@ -218,4 +226,4 @@ def _search(index: SearchIndex, request: SearchRequest) -> Outcome:
     hits = [Hit(int(pks[d]), shown[i]) for i, d in enumerate(page.tolist())]
     suggestion = suggest(snapshot, text.words) if text.query is not None and not total else None
     return Outcome(request, scope.origin, scope.units, scope.radius, sort, total, facets, suggestion, nearby, (),
-                   None, hits, text)
+                   None, request, hits, text)

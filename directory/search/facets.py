@@ -1,5 +1,6 @@
-"""Facets: the vocabulary filters (approach, specialty, language, insurance) a search narrows by, and the counts
-shown beside each of their values, each kind counted as if its own filter were unset."""
+"""Facets: the vocabulary filters (approach, specialty, language, insurance, age, client type, community, gender) a
+search narrows by, and the counts shown beside each of their values, each kind counted as if its own filter were
+unset."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import numpy as np
 
 from directory.search.index.docsets import intersect
 from directory.search.index.snapshot import IndexSnapshot
-from directory.vocabulary import vocabulary
+from directory.vocabulary import KINDS, vocabulary
 
-FACETS = ("modality", "specialty", "language", "insurance")  # each counted as if its own filter were unset
+FACETS = KINDS  # each counted as if its own filter were unset
 
 
 def selected(snapshot: IndexSnapshot, filters: Mapping[str, tuple[str, ...]]) -> dict[str, np.ndarray]:

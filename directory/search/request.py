@@ -32,10 +32,12 @@ QUERY_PATTERN = rf"^{_SPACE}*(?:{_WORD}(?:{_SPACE}+{_WORD}){{0,{MAX_QUERY_TERMS 
 NUMBER_PATTERN = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"  # JSON's number grammar
 INTEGER_PATTERN = r"^-?(?:0|[1-9][0-9]*)$"
 # Every parameter a search reads, and so every name the API takes. The search page's form sends only these
-# (location, radius, q, the four filters, accepting, format, sort, units) and its links add page and postcode, so
-# the API's refusal of any other name never refuses the page's own fields; the page itself ignores other names.
-PARAMETERS = ("location", "postcode", "radius", "units", "q", *KINDS, "accepting", "format", "sort", "page",
-              "per_page")
+# (location, radius, q, the vocabulary filters, accepting, max_fee, sliding_scale, format, sort, units) and its links
+# add page and postcode, so the API's refusal of any other name never refuses the page's own fields; the page itself
+# ignores other names.
+PARAMETERS = ("location", "postcode", "radius", "units", "q", *KINDS, "accepting", "max_fee", "sliding_scale", "format",
+              "sort", "page", "per_page")
+MAX_FEE = 100_000  # the import's bound on a fee
 _TRAILING_POSTCODE = re.compile(r"[^\d ,][ ,]+([0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])$")
 
 
@@ -75,7 +77,13 @@ class SearchRequest:
     specialty: tuple[str, ...] = ()
     language: tuple[str, ...] = ()
     insurance: tuple[str, ...] = ()
+    age: tuple[str, ...] = ()
+    client_type: tuple[str, ...] = ()
+    community: tuple[str, ...] = ()
+    gender: tuple[str, ...] = ()
     accepting: bool = False
+    max_fee: int | None = None  # in the currency of the origin's country
+    sliding_scale: bool = False
     format: str = "any"
     sort: str | None = None
     page: int = 1
@@ -83,10 +91,7 @@ class SearchRequest:
     filters: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "filters", {
-            "modality": self.modality, "specialty": self.specialty,
-            "language": self.language, "insurance": self.insurance,
-        })
+        object.__setattr__(self, "filters", {kind: getattr(self, kind) for kind in KINDS})
 
     def units_for(self, country: str) -> str:
         """The distance units: as asked, else miles in the US and km in Canada."""
@@ -159,16 +164,16 @@ def parse(args: Args, fresh: Window) -> SearchRequest:
     radius = _number(args, "radius", 1, MAX_RADIUS, integer=False)
     page = _number(args, "page", 1, MAX_PAGE, integer=True)
     per_page = _number(args, "per_page", 1, MAX_PER_PAGE, integer=True)
+    max_fee = _number(args, "max_fee", 0, MAX_FEE, integer=True)
     request = SearchRequest(
         fresh=fresh,
         radius=radius,
         units=_choice(args, "units", ("mi", "km")),
         q=q,
-        modality=_slugs(args, "modality"),
-        specialty=_slugs(args, "specialty"),
-        language=_slugs(args, "language"),
-        insurance=_slugs(args, "insurance"),
+        **{kind: _slugs(args, kind) for kind in KINDS},  # type: ignore[arg-type]
         accepting=accepting == "1",
+        max_fee=None if max_fee is None else int(max_fee),
+        sliding_scale=_choice(args, "sliding_scale", ("1", "0")) == "1",
         format=_choice(args, "format", FORMATS) or "any",
         sort=_choice(args, "sort", SORTS),
         page=int(page or 1),

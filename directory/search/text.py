@@ -56,8 +56,9 @@ class TextQuery:
 
 @dataclass(frozen=True)
 class FilterWord:
-    """Words of the text that name a filter value: `kind` is a vocabulary kind (language, insurance) or "format",
-    `value` the slug or format, `rest` the text without these words (empty when they were the whole text)."""
+    """Words of the text that name a filter value: `kind` is a vocabulary kind (language, insurance, age, client
+    type, community, gender), "format" or "sliding_scale", `value` the slug, the format or "1", `rest` the text
+    without these words (empty when they were the whole text)."""
 
     kind: str
     value: str
@@ -72,8 +73,13 @@ FORMAT_WORDS = {
     "virtual": "telehealth", "virtually": "telehealth", "video sessions": "telehealth",
     "in person": "in_person", "face to face": "in_person", "in office": "in_person",
 }
-FILTER_KINDS = ("language", "insurance")  # the vocabulary kinds whose names the text can name as a filter
+SLIDING_SCALE_WORDS = frozenset({"sliding scale", "sliding fee", "sliding scale fee", "sliding scale fees"})
+# The vocabulary kinds whose names the text can name as a filter.
+FILTER_KINDS = ("language", "insurance", "age", "client_type", "community", "gender")
 _LONGEST_FILTER_WORDS = 4  # words of the longest name looked for: "Blue Cross Blue Shield"
+# Names of one or two letters ("F", "NB", "M") are for spreadsheets: in free text they are initials or typos.
+_SHORTEST_FILTER_WORD = 3
+_LONGEST_TERM_WORDS = 6  # words of the longest approach or specialty name: "eye movement desensitization and ..."
 
 
 def _format_key(words: str) -> str:
@@ -82,20 +88,41 @@ def _format_key(words: str) -> str:
 
 def _named(words: str) -> tuple[str, str] | None:
     """The one filter value `words` name, as (kind, value), or None (none, or several: "Blue Cross")."""
-    if (fmt := FORMAT_WORDS.get(_format_key(words))) is not None:
+    key = _format_key(words)
+    if (fmt := FORMAT_WORDS.get(key)) is not None:
         return "format", fmt
+    if key in SLIDING_SCALE_WORDS:
+        return "sliding_scale", "1"
+    if len(key) < _SHORTEST_FILTER_WORD:
+        return None
     found = [(kind, slugs[0]) for kind in FILTER_KINDS if len(slugs := vocabulary.match(kind, words)) == 1]
     return found[0] if len(found) == 1 else None
 
 
+def _inside_terms(words: list[str]) -> set[int]:
+    """Positions of the words inside a run of two or more that names an approach or a specialty: "family" in
+    "internal family systems" or "family conflict" is part of that name, not the families filter."""
+    inside: set[int] = set()
+    for at in range(len(words)):
+        for length in range(min(_LONGEST_TERM_WORDS, len(words) - at), 1, -1):
+            if any(len(vocabulary.match(kind, " ".join(words[at:at + length]))) == 1 for kind in TEXT_KINDS):
+                inside.update(range(at, at + length))
+                break
+    return inside
+
+
 def filter_words(q: str) -> tuple[FilterWord, ...]:
-    """Every run of words in `q` that names a language, an insurer or a session format, longest first from the
-    left, each with the text left without it."""
+    """Every run of words in `q` that names a value of a filter (a language, an insurer, an age, a client type, a
+    community, a gender, a session format or the sliding scale), longest first from the left, each with the text
+    left without it."""
     words = q.replace('"', " ").split()
+    inside_terms = _inside_terms(words)
     found: list[FilterWord] = []
     at = 0
     while at < len(words):
         for length in range(min(_LONGEST_FILTER_WORDS, len(words) - at), 0, -1):
+            if inside_terms & set(range(at, at + length)):
+                continue
             named = _named(" ".join(words[at:at + length]))
             if named is not None:
                 rest = " ".join(words[:at] + words[at + length:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,9 @@ from directory.imports.lock import ImportBusy, ImportLock
 from directory.imports.report import ImportMode, summary
 from directory.imports.runs import recent_runs, record_run, settle_if_dead
 from directory.imports.uploads import Uploads, preview_upload, run_uploaded_import
-from directory.listings import find_listings, stale_listings, status_counts
+from directory.listings import find_listings, stale_listings, status_counts, unmapped_genders
 from directory.models import ImportRun, Listing
+from directory.vocabulary import vocabulary
 from directory.web import app_state
 from directory.web.security import (admin_required, current_admin, limiter, limits_in_database, safe_next, sign_in,
                                     sign_in_blocked, sign_in_failed)
@@ -31,6 +33,9 @@ from directory.web.security import (admin_required, current_admin, limiter, limi
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PER_PAGE = 50
 PREVIEW_ERRORS = 50
+STALE_ROWS = 1000
+# The edit form's list columns shown as boxes to tick (their vocabularies are short), by the kind of their terms.
+TICKED_COLUMNS = {"ages": "age", "client_types": "client_type", "communities": "community"}
 
 
 def _import_lock() -> ImportLock:
@@ -122,17 +127,40 @@ def _uploaded_photo() -> bytes | None:
     return upload.read(photos.MAX_BYTES + 1) if upload is not None and upload.filename else None
 
 
+def _edit_form(listing: Listing) -> dict[str, str]:
+    """The edit form as `save_edit` reads it, one text a column of the import format: a list column's ticked boxes
+    joined as the CSV writes them, the values already stored first and in their order, so that an untouched form
+    changes nothing."""
+    form = request.form.to_dict()
+    stored = listing_values(listing)
+    for column in TICKED_COLUMNS:
+        ticked = request.form.getlist(column)
+        kept = [slug for slug in stored[column].split(";") if slug in ticked]
+        form[column] = ";".join(kept + [value for value in ticked if value not in kept])
+    return form
+
+
+def _edit_page(listing: Listing, values: dict[str, str], errors: dict[str, list[str]]) -> str:
+    """The edit form: the list columns of TICKED_COLUMNS as boxes (those the value names ticked), gender as a choice
+    of its terms, not said, or the text as written when it names none."""
+    ticked = {column: {slug for part in re.split(r"[;|]", values[column])
+                       if len(found := vocabulary.match(kind, part)) == 1 for slug in found}
+              for column, kind in TICKED_COLUMNS.items()}
+    return render_template("admin/edit.html", listing=listing, values=values, errors=errors, ticked=ticked,
+                           ticked_kinds=TICKED_COLUMNS, vocabulary=vocabulary)
+
+
 @bp.route("/listings/<id:listing_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit_listing(listing_id: int) -> Any:
     """Edit a listing with the same validation as the CSV import; saved changes are searchable at once."""
     listing = _listing_or_404(listing_id)
     if request.method == "GET":
-        return render_template("admin/edit.html", listing=listing, values=listing_values(listing), errors={})
-    edit = listing_edits.save_edit(db.session(), listing, request.form, photo=_uploaded_photo(),
+        return _edit_page(listing, listing_values(listing), {})
+    edit = listing_edits.save_edit(db.session(), listing, _edit_form(listing), photo=_uploaded_photo(),
                                    actor=current_admin() or "")
     if edit.problems:
-        return render_template("admin/edit.html", listing=listing, values=edit.values, errors=edit.problems), 400
+        return _edit_page(listing, edit.values, edit.problems), 400
     _flash_unindexed(edit.index_error)
     flash(f"Saved {listing.name}.", "ok")
     return redirect(url_for("admin.listings", q=listing.external_id))
@@ -302,9 +330,12 @@ def audit() -> str:
 @bp.get("/stale")
 @admin_required
 def stale() -> str:
-    """Published listings whose availability was last confirmed more than N days ago (or never)."""
+    """Published listings whose availability was last confirmed more than N days ago (or never), and listings
+    whose gender as written names no term."""
     days = request.args.get("days", current_app.config["STALE_AFTER_DAYS"], type=int) or 1
     days = max(1, min(days, 3650))
     today = app_state.today()
-    rows = stale_listings(db.session(), Window(today - dt.timedelta(days=days), today), 1000)
-    return render_template("admin/stale.html", rows=rows, days=days, today=today)
+    rows = stale_listings(db.session(), Window(today - dt.timedelta(days=days), today), STALE_ROWS)
+    unmapped = db.session().scalars(unmapped_genders().limit(STALE_ROWS)).all()
+    return render_template("admin/stale.html", rows=rows, days=days, today=today, unmapped=unmapped,
+                           limit=STALE_ROWS, genders=[term.name for term in vocabulary.terms["gender"].values()])

@@ -12,6 +12,7 @@ from directory.geo import POSTCODE_PATTERN
 from directory.search.facets import FACETS
 from directory.search.request import (
     FORMATS,
+    MAX_FEE,
     MAX_FILTER_VALUES,
     MAX_LOCATION_CHARS,
     MAX_PAGE,
@@ -22,9 +23,10 @@ from directory.search.request import (
     QUERY_PATTERN,
     SORTS,
 )
+from directory.search.text import FILTER_KINDS
 from directory.vocabulary import KINDS, vocabulary
 
-VERSION = "5.1.0"
+VERSION = "6.0.0"
 # What each error status means, with the codes its body may carry. Every operation lists the statuses it returns.
 ERRORS = {
     "400": ("Bad input: the parameter named in the message is malformed, out of range or unknown. A query "
@@ -108,7 +110,13 @@ _LISTING = _object({
     "fee_min": _nullable({"type": "integer", "description": "Lowest fee per session, in the country's dollars."}),
     "fee_max": _nullable({"type": "integer", "description": "Highest fee per session, in the country's dollars."}),
     "sliding_scale": {"type": "boolean", "description": "Offers reduced fees."},
-    "gender": _string("As the therapist describes it; may be empty."),
+    "ages": {**_STRINGS, "description": "Age slugs: the ages the therapist sees."},
+    "client_types": {**_STRINGS, "description": "Client type slugs: individuals, couples, families, groups."},
+    "communities": {**_STRINGS, "description": "Community slugs: claims about the practice, not the therapist's "
+                                               "own identity."},
+    "gender": _string("A gender slug; empty when not said or when it names none (see gender_unmapped).",
+                      enum=["", *vocabulary.slugs("gender")]),
+    "gender_unmapped": _string("The gender as the therapist wrote it when it names no gender slug; else empty."),
     "bio": _string("The therapist's statement; may be empty."),
     "photo_url": _nullable(_string("The portrait's path on this site, or null.")),
     "updated_at": _string("When the listing last changed (UTC).", format="date-time"),
@@ -138,11 +146,13 @@ _SEARCH = _object({
                                                         f"this {kind} selection."} for kind in FACETS},
                       "Disjunctive counts per filter value."),
     "suggestion": _nullable(_string("A respelling of `q` that finds listings, when `q` found none.")),
-    "filter_offers": {"type": "array", "description": "Filters that words of `q` name (a language, an insurer, a "
-                                                      "session format) and the request has not chosen.",
+    "filter_offers": {"type": "array", "description": "Filters that words of `q` name (a language, an insurer, an "
+                                                      "age, a client type, a community, a gender, a session format, "
+                                                      "the sliding scale) and the request has not chosen.",
                       "items": _object({
-                          "kind": _string("The filter parameter.", enum=["language", "insurance", "format"]),
-                          "value": _string("The parameter's value: a slug, or `in_person` or `telehealth`."),
+                          "kind": _string("The filter parameter.", enum=[*FILTER_KINDS, "format", "sliding_scale"]),
+                          "value": _string("The parameter's value: a slug, `in_person` or `telehealth` for format, "
+                                           "`1` for sliding_scale."),
                           "name": _string("What to show, e.g. \"Spanish\"."),
                           "applied": {"type": "boolean", "description": "`q` was only these words, so the results "
                                                                         "are this filter's, as if `q` were empty."},
@@ -213,6 +223,13 @@ def _search_parameters() -> list[dict[str, Any]]:
         _param("accepting", {"type": "string", "enum": ["1", "0"]},
                "1: only listings accepting new clients whose availability was confirmed within STALE_AFTER_DAYS "
                "(default 90) days of today. 0 is the default."),
+        _param("max_fee", {"type": "integer", "minimum": 0, "maximum": MAX_FEE},
+               "Up to this fee a session, written as a JSON integer: listings whose lowest fee (fee_min, else "
+               "fee_max when only that is given) is at most this. With a location, in its country's dollars, and "
+               "only listings of that country qualify; without one, each listing's own. A listing that gives no fee "
+               "never qualifies."),
+        _param("sliding_scale", {"type": "string", "enum": ["1", "0"]},
+               "1: only listings offering a sliding scale. 0 is the default."),
         _param("format", {"type": "string", "enum": list(FORMATS)},
                "in_person: seen in person within the radius; telehealth: online and licensed in the postcode's "
                "state or province; any (default): either."),
@@ -250,7 +267,7 @@ def openapi_document() -> dict[str, Any]:
                 parameters=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
                              "description": "The listing's id, as search results give it."}]),
             "/api/v1/vocabulary": _operation(
-                "Filter values", "Every modality, specialty, language and insurer the filters take.",
+                "Filter values", "Every value the vocabulary filters take, by kind.",
                 _json(_VOCABULARY, "Terms by kind."), ["400", "405"]),
             "/api/v1/openapi.json": _operation(
                 "This document", "The OpenAPI 3.1 description of this API.",

@@ -18,14 +18,16 @@ from directory.search.results import Results, find
 from directory.search.text import FilterWord, text_query
 from directory.vocabulary import vocabulary
 from directory.web.app_state import current_index, fresh_window
-from directory.web.presenters import FORMAT_NAMES, availability_words, distance_words, fee_words, matched_first, \
-    offer_words
+from directory.web.presenters import CURRENCIES, FORMAT_NAMES, SLIDING_SCALE_NAME, availability_words, \
+    distance_words, fee_words, gender_words, matched_first, offer_words, sees_words
 
 bp = Blueprint("public", __name__)
-SEARCH_KEYS = ("location", "postcode", "q", "modality", "specialty", "language", "insurance", "accepting", "format")
-PANEL_KINDS = (("modality", "Approach"), ("specialty", "Specialty"), ("language", "Language"),
-               ("insurance", "Insurance"))
-FORMAT_LABELS = FORMAT_NAMES
+# What the panel holds: the vocabulary filters in the order of its groups (Who it is for, Approach, Specialty,
+# Identity and community, Cost and insurance, Language), each with what its chips say before a value's name.
+PANEL_KINDS = (("age", ""), ("client_type", ""), ("modality", ""), ("specialty", ""), ("gender", "Gender: "),
+               ("community", ""), ("insurance", ""), ("language", ""))
+SEARCH_KEYS = ("location", "postcode", "q", *(kind for kind, _ in PANEL_KINDS), "accepting", "format", "max_fee",
+               "sliding_scale")
 KEPT_BY_CLEAR_ALL = ("location", "postcode", "radius", "units", "q")
 _TITLES = {"dr", "mr", "mrs", "ms", "mx", "prof"}
 
@@ -39,20 +41,26 @@ def search_url(**changes: Any) -> str:
     return url_for("public.home", **values)
 
 
-def _chips(search: SearchRequest) -> list[tuple[str, str]]:
-    """Each active filter as (label, the URL without it)."""
-    chips = []
-    for kind, _ in PANEL_KINDS:
+def _chips(search: SearchRequest, applied: FilterWord | None) -> list[tuple[str, str]]:
+    """Each active filter as (label, the URL without it). A filter the words chose goes with the words: its chip
+    takes them out too, or they would choose it again."""
+    chips: list[tuple[str, dict[str, Any], str]] = []  # label, changes, kind
+    if search.accepting:
+        chips.append(("Accepting new clients", {"accepting": []}, "accepting"))
+    if search.format != "any":
+        chips.append((FORMAT_NAMES[search.format], {"format": []}, "format"))
+    for kind, prefix in PANEL_KINDS:
         chosen = search.filters[kind]
         for slug in chosen:
             term = vocabulary.get(kind, slug)
-            chips.append((term.name if term else slug,
-                          search_url(**{kind: [s for s in chosen if s != slug], "page": []})))
-    if search.accepting:
-        chips.append(("Accepting new clients", search_url(accepting=[], page=[])))
-    if search.format != "any":
-        chips.append((FORMAT_LABELS[search.format], search_url(format=[], page=[])))
-    return chips
+            chips.append((prefix + (term.name if term else slug), {kind: [s for s in chosen if s != slug]}, kind))
+    if search.max_fee is not None:
+        chips.append((f"Up to ${search.max_fee} a session", {"max_fee": []}, "max_fee"))
+    if search.sliding_scale:
+        chips.append((SLIDING_SCALE_NAME, {"sliding_scale": []}, "sliding_scale"))
+    words = applied.kind if applied is not None else None
+    return [(label, search_url(**changes, page=[], **({"q": []} if kind == words else {})))
+            for label, changes, kind in chips]
 
 
 def _order_words(outcome: Results) -> str:
@@ -76,14 +84,18 @@ def _offers(outcome: Results) -> list[tuple[str, str]]:
     search = outcome.request
 
     def url(offer: FilterWord) -> str:
-        chosen = offer.value if offer.kind == "format" else [*search.filters[offer.kind], offer.value]
+        # A format and the sliding scale take one value ("1" for the sliding scale); a vocabulary filter adds it.
+        single = offer.kind in ("format", "sliding_scale")
+        chosen = offer.value if single else [*search.filters[offer.kind], offer.value]
         return search_url(**{offer.kind: chosen, "q": offer.rest or [], "page": []})
 
     return [(offer_words(offer), url(offer)) for offer in outcome.offers]
 
 
-def _clear_all_url() -> str:
-    kept: dict[str, Any] = {key: request.args.getlist(key) for key in KEPT_BY_CLEAR_ALL if request.args.get(key)}
+def _clear_all_url(applied: FilterWord | None = None) -> str:
+    """The search without its filters: its place, radius, units and words, but not words that chose a filter."""
+    kept: dict[str, Any] = {key: request.args.getlist(key) for key in KEPT_BY_CLEAR_ALL if request.args.get(key)
+                            and not (key == "q" and applied is not None)}
     return url_for("public.home", **kept)
 
 
@@ -99,10 +111,13 @@ def _picked(search: SearchRequest | None) -> dict[str, Any]:
     """What the panel shows as chosen: the parsed request's values, or the raw arguments when they could not be
     parsed (so that fixing one bad field keeps the others)."""
     if search is not None:
-        return {**search.filters, "accepting": search.accepting, "format": search.format}
+        return {**search.filters, "accepting": search.accepting, "format": search.format,
+                "max_fee": "" if search.max_fee is None else str(search.max_fee), "sliding_scale": search.sliding_scale}
     return {**{kind: request.args.getlist(kind) for kind, _ in PANEL_KINDS},
             "accepting": request.args.get("accepting") == "1",
-            "format": request.args.get("format", "any")}
+            "format": request.args.get("format", "any"),
+            "max_fee": request.args.get("max_fee", "")[:20],
+            "sliding_scale": request.args.get("sliding_scale") == "1"}
 
 
 @bp.app_template_filter("tel_href")
@@ -129,7 +144,8 @@ def _availability_wording() -> dict[str, Any]:
     def availability_of(listing: Listing) -> tuple[str, str]:
         return availability_words(listing, fresh)
 
-    return {"availability_of": availability_of, "matched_first": matched_first, "fee_words": fee_words}
+    return {"availability_of": availability_of, "matched_first": matched_first, "fee_words": fee_words,
+            "sees_words": sees_words}
 
 
 def _profile_link_args(search: SearchRequest) -> dict[str, str]:
@@ -158,10 +174,10 @@ def home() -> Any:
     """The search form, and results once something was asked."""
     context: dict[str, Any] = {
         "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "default_radius": DEFAULT_RADIUS,
-        "args": request.args, "panel_kinds": PANEL_KINDS,
+        "args": request.args,
         "outcome": None, "error": None, "error_field": None, "needs_location": False, "ways_out": [],
         "chips": [], "search_url": search_url, "clear_all_url": _clear_all_url(), "units": _units(None),
-        "picked": _picked(None), "profile_args": {}, "offers": [],
+        "picked": _picked(None), "profile_args": {}, "offers": [], "fee_currency": None,
     }
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
@@ -170,18 +186,26 @@ def home() -> Any:
     except InvalidRequest as exc:
         context.update(error=exc.message, error_field=exc.field, error_code=exc.code, error_choices=exc.choices)
         return render_template("home.html", **context), exc.status
-    context.update(chips=_chips(search), units=_units(search), picked=_picked(search),
-                   profile_args=_profile_link_args(search))
+    context.update(chips=_chips(search, None), units=_units(search), picked=_picked(search),
+                   profile_args=_profile_link_args(search), fee_currency=_currency(search))
     text = text_query(search.q)
     if search.origin is None and (text.query is None or text.only_filter is not None):
         # Filters alone, or a word that is one ("Spanish"), would list every therapist in two countries: ask where.
         context["needs_location"] = True
         return render_template("home.html", **context)
     outcome = find(current_index(), db.session(), search)
-    context.update(outcome=outcome, order_words=_order_words(outcome), offers=_offers(outcome))
+    shown = outcome.ran  # a filter word that was the whole text chosen as its filter: the panel and chips show it
+    context.update(outcome=outcome, order_words=_order_words(outcome), offers=_offers(outcome), shown=shown,
+                   chips=_chips(shown, outcome.applied), picked=_picked(shown),
+                   clear_all_url=_clear_all_url(outcome.applied))
     if not outcome.total:
         context["ways_out"] = ways_out(current_index(), search)
     return render_template("home.html", **context)
+
+
+def _currency(search: SearchRequest) -> str | None:
+    """The currency a fee ceiling is in: the searched country's; None without a place (each listing's own)."""
+    return None if search.origin is None else CURRENCIES.get(search.origin.country)
 
 
 @bp.get("/photos/<digest>.jpg")
@@ -213,4 +237,5 @@ def profile(slug: str) -> str:
     searched = _searched_from()
     distance = distance_words(listing, *searched) if searched else None
     return render_template("profile.html", listing=listing, vocabulary=vocabulary, back_url=back_url,
-                           distance=distance, searched_country=searched[0].country if searched else None)
+                           distance=distance, searched_country=searched[0].country if searched else None,
+                           gender=gender_words(listing))

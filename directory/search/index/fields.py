@@ -12,6 +12,8 @@ from directory.search.index.whoosh_internals import TEXT_ANALYZER, FastKeyword, 
 TEXT_KINDS = ("modality", "specialty")  # the vocabulary kinds whose names and synonyms are in a listing's text
 # Terms of the `flag` field, and the one a search's session format (other than "any") looks up.
 TELEHEALTH_FLAG, IN_PERSON_FLAG, ACCEPTING_FLAG = "telehealth", "in_person", "accepting"
+SLIDING_SCALE_FLAG = "sliding_scale"
+NO_FEE = 2**31 - 1  # the `fee` column of a listing that gives none: above every ceiling
 FORMAT_FLAG = {"in_person": IN_PERSON_FLAG, "telehealth": TELEHEALTH_FLAG}
 
 
@@ -25,6 +27,11 @@ def make_schema() -> Schema:
         specialty=FastKeyword(),
         language=FastKeyword(),
         insurance=FastKeyword(),
+        age=FastKeyword(),
+        client_type=FastKeyword(),
+        community=FastKeyword(),
+        gender=FastKeyword(),
+        country=FastKeyword(),  # whose currency the listing's fees are in
         licence=ID(),
         flag=FastKeyword(),
         words=FastKeyword(),  # the bio's own words, unstemmed: what spelling suggestions are made of
@@ -34,6 +41,7 @@ def make_schema() -> Schema:
         sortname=COLUMN(columns.VarBytesColumn()),
         stamp=COLUMN(columns.NumericColumn("d")),
         confirmed=COLUMN(columns.NumericColumn("i")),  # availability_confirmed_on's day_number
+        fee=COLUMN(columns.NumericColumn("i")),  # the lowest fee a session, or NO_FEE
     )
 
 

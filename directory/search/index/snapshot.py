@@ -25,7 +25,8 @@ from directory.search.index.whoosh_internals import (
 )
 
 # Numeric columns are held as NumPy arrays (8 bytes a value instead of a Python float's 32); the rest as lists.
-NUMERIC_COLUMNS = {"pk": np.int64, "lat": np.float64, "lon": np.float64, "stamp": np.float64, "confirmed": np.int64}
+NUMERIC_COLUMNS = {"pk": np.int64, "lat": np.float64, "lon": np.float64, "stamp": np.float64, "confirmed": np.int64,
+                   "fee": np.int64}
 TERM_POSTINGS_CACHE_BYTES = 256 * 2**20  # per searcher; at 1M listings a broad term is a few MB
 BULK_SCORING = 2000  # from this many documents on, BM25 is computed over arrays
 
@@ -252,6 +253,9 @@ class IndexSnapshot:
         return self.derived("docnum-files", lambda: self._segment_values.values(self._searcher, "docnum-files", load))
 
     def _read_term(self, field: str, term: str, weights: bool) -> tuple[np.ndarray, np.ndarray]:
+        if field not in self._searcher.schema:  # a field added since (age, gender): Whoosh would raise a KeyError
+            raise OutdatedIndex(f"the search index was written by an older version without {field!r}: run "
+                                "`index check --repair`")
         from_docnum_files = not weights and not self._searcher.schema[field].unique  # they leave out the unique key
         files = self._segment_docnums() if from_docnum_files else []
         if None in files:
