@@ -54,8 +54,28 @@ _CA_FIRST, _CA_LETTER, _DIGIT = "[ABCEGHJ-NPRSTVXY]", "[ABCEGHJ-NPRSTV-Z]", "[0-
 _CA_POSTAL = re.compile(f"^({_CA_FIRST}{_DIGIT}{_CA_LETTER})({_DIGIT}{_CA_LETTER}{_DIGIT})?$")
 
 
+# The format characters (Unicode category Cf, as of Unicode 15.1: fixed here, so that the API document is the same on
+# every Python) that pasted text carries unseen: zero-width spaces and joiners, direction marks, soft hyphens. Every
+# text parameter is read without them; in a pattern, they may stand anywhere a space may.
+FORMAT_CHARACTER_RANGES = (
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891),
+    (0x08E2, 0x08E2), (0x180E, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)
+FORMAT_CHARACTERS = "".join(chr(low) if low == high else f"{chr(low)}-{chr(high)}"
+                            for low, high in FORMAT_CHARACTER_RANGES)
+_FORMAT = re.compile(f"[{FORMAT_CHARACTERS}]+")
+
+
+def without_format_characters(text: str) -> str:
+    """`text` without its format characters (see FORMAT_CHARACTER_RANGES)."""
+    return _FORMAT.sub("", text)
+
+
 def _spaced(*parts: str) -> str:
-    gap = r"[ \t\r\n]*"  # ASCII whitespace only: what the pattern means in Python and in JSON Schema alike
+    # ASCII whitespace (what the pattern means in Python and in JSON Schema alike) and format characters.
+    gap = f"[ \t\r\n{FORMAT_CHARACTERS}]*"
     return gap + gap.join(parts) + gap
 
 
@@ -107,7 +127,7 @@ def region_country(region: str) -> str | None:
 
 def normalise_postcode(raw: str) -> tuple[str, str]:
     """Return (country, canonical postcode) for a ZIP, ZIP+4, postal code or FSA, or raise PostcodeError."""
-    compact = re.sub(r"[ \t\r\n]+", "", raw or "").upper()
+    compact = re.sub(r"[ \t\r\n]+", "", without_format_characters(raw or "")).upper()
     if not compact:
         raise PostcodeError("invalid_postcode", "Enter a US ZIP code or a Canadian postal code.")
     well_formed = re.fullmatch(POSTCODE_PATTERN, raw) is not None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from directory.availability import Window
-from directory.geo import POSTCODE_PATTERN, Place, PostcodeError, postcodes
+from directory.geo import POSTCODE_PATTERN, Place, PostcodeError, postcodes, without_format_characters
 from directory.places import PlaceError, places
 from directory.vocabulary import KINDS, vocabulary
 
@@ -159,7 +159,8 @@ def parse(args: Args, fresh: Window) -> SearchRequest:
         raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_CHARS} characters.", "q")
     if not re.fullmatch(QUERY_PATTERN, raw_q):
         raise InvalidRequest("query_too_long", f"The search text is limited to {MAX_QUERY_TERMS} words.", "q")
-    q = " ".join(re.findall(_WORD, raw_q))  # words as the limit counts them
+    # Words as the limit counts them, read without the format characters pasted text carries (a zero-width space).
+    q = " ".join(re.findall(_WORD, without_format_characters(raw_q)))
     accepting = _choice(args, "accepting", ("1", "0"))
     radius = _number(args, "radius", 1, MAX_RADIUS, integer=False)
     page = _number(args, "page", 1, MAX_PAGE, integer=True)
@@ -188,7 +189,8 @@ def _origin(args: Args) -> Place | None:
     for name in ("location", "postcode"):
         if len(args.get(name) or "") > MAX_LOCATION_CHARS:
             raise InvalidRequest("invalid_parameter", f"{name} is limited to {MAX_LOCATION_CHARS} characters.", name)
-    location = " ".join((args.get("location") or "").split())  # pasted text brings no-break and other spaces
+    # Pasted text brings no-break and other spaces, and format characters (a zero-width space, a direction mark).
+    location = " ".join(without_format_characters(args.get("location") or "").split())
     if location:
         return _located(location)
     postcode = args.get("postcode") or ""

@@ -74,8 +74,17 @@ def _outdated_index(exc: OutdatedIndex) -> tuple[Response, int]:
     return _http_error(ServiceUnavailable("Search is being rebuilt; please try again in a few minutes."))
 
 
+def _refuse_options() -> None:
+    # Flask answers OPTIONS on every path by itself. Nothing here is called from another origin (no CORS), so there
+    # is no preflight to answer: OPTIONS gets the 405 that every method a path does not take gets, with its Allow.
+    if request.method == "OPTIONS" and request.url_rule is not None:
+        methods = request.url_rule.methods or set()
+        raise MethodNotAllowed(valid_methods=sorted(methods - {"OPTIONS"}))
+
+
 def init_app(app: Flask) -> None:
-    """Register the error handlers."""
+    """Register the error handlers, and the refusal of OPTIONS."""
+    app.before_request(_refuse_options)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OutdatedIndex, _outdated_index)
     app.register_error_handler(OperationalError, _database_busy)

@@ -26,7 +26,7 @@ from directory.search.request import (
 from directory.search.text import FILTER_KINDS
 from directory.vocabulary import KINDS, vocabulary
 
-VERSION = "6.0.0"
+VERSION = "6.1.0"
 # What each error status means, with the codes its body may carry. Every operation lists the statuses it returns.
 ERRORS = {
     "400": ("Bad input: the parameter named in the message is malformed, out of range or unknown. A query "
@@ -254,7 +254,10 @@ def openapi_document() -> dict[str, Any]:
             "version": VERSION,
             "description": "Read-only JSON over GET. Any other path under /api/v1 answers 404 with the same error "
                            "body (`not_found`); any other method answers 405 with an Allow header. Query "
-                           "parameters are taken as written: no trimming, no other spellings of a value.",
+                           "parameters are taken as written: no trimming, no other spellings of a value; but "
+                           "`location`, `postcode` and `q` are read without the format characters (Unicode "
+                           "category Cf: zero-width spaces and joiners, direction marks, soft hyphens) that pasted "
+                           "text carries, wherever they stand. Their lengths and patterns count them as written.",
         },
         "paths": {
             "/api/v1/search": _operation(
