@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,16 @@ def _instance_secret(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _load_sample(app: Flask) -> None:
+    """The sample listings, into a database that has none (when LOAD_SAMPLE_DATA is on)."""
+    from directory import db, sample
+
+    if app.config["LOAD_SAMPLE_DATA"]:
+        started = time.monotonic()
+        if loaded := sample.load_if_empty(db.factory(app), app.config["SAMPLE_SIZE"], app.config["CLOCK"]()):
+            log.info("loaded and indexed %d sample listings in %.1f s", loaded, time.monotonic() - started)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration from the environment (or test_config), database, index, blueprints."""
     app = Flask(
@@ -64,7 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    from directory import cli, db, migrate, sample
+    from directory import cli, db, migrate
     from directory.places import places
     from directory.search import sync
     from directory.web import admin, api, errors, public, security, storable_input
@@ -87,12 +98,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     if schema_ready:
-        def load_sample() -> None:
-            if app.config["LOAD_SAMPLE_DATA"]:
-                sample.load_if_empty(db.factory(app), app.config["SAMPLE_SIZE"], app.config["CLOCK"]())
-
         # On a fresh instance the sample is loaded by the process that builds the first index, while the others
         # wait: none of them serves before the index holds the sample.
-        sync.build_if_missing(db.factory(app), index, then=load_sample)
-        load_sample()
+        sync.build_if_missing(db.factory(app), index, then=lambda: _load_sample(app))
+        _load_sample(app)
     return app

@@ -193,6 +193,16 @@ def export_csv(file: Path) -> None:
     click.echo(f"Exported {count} listings to {file}.")
 
 
+@click.command("prepare")
+@with_appcontext
+def prepare() -> None:
+    """Make what a first start makes (schema, place table, index, sample: the app did on loading), then say so.
+    `make run` runs it before the server, whose workers must not spend their start-up timeout building."""
+    with db.factory()() as session:
+        count = count_all(session)
+    click.echo(f"Ready: {count} listings in the database, indexed in {current_app.extensions['search'].root}.")
+
+
 admin_cli = AppGroup("admin", help="Admin accounts.")
 
 
@@ -270,5 +280,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(sample_cli)
     app.cli.add_command(import_csv)
     app.cli.add_command(export_csv)
+    app.cli.add_command(prepare)
     app.cli.add_command(admin_cli)
     app.cli.add_command(listings_cli)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -34,6 +36,8 @@ from rapidfuzz import fuzz, process
 from directory import file_lock
 from directory.geo import CA_CODE_BY_NAME, CA_REGIONS, US_REGIONS, Place, great_circle_km_many
 from directory.sqlite_readers import ThreadReaders
+
+log = logging.getLogger(__name__)
 
 EXTRA_PLACES = Path(__file__).with_name("places.json")
 BUILD_SECONDS = 300  # a build takes 6 s; a process waiting longer than this for another's gives up
@@ -270,7 +274,10 @@ class PlaceData:
                     raise TimeoutError(f"another process has been building {path} for {BUILD_SECONDS} s")
                 try:
                     if not path.exists():
+                        log.info("building the place table %s (first start only)", path.name)
+                        started = time.monotonic()
                         self._build(path)
+                        log.info("place table built in %.1f s", time.monotonic() - started)
                 finally:
                     file_lock.release(lock)
         with self._lock:

@@ -120,6 +120,14 @@ def test_sample_load_command_fills_only_an_empty_database(empty_app: Flask) -> N
     assert runner.invoke(args=["index", "check"]).exit_code == 0
 
 
+def test_prepare_says_the_instance_is_ready_with_what_it_holds(empty_app: Flask) -> None:
+    runner = empty_app.test_cli_runner()
+    assert runner.invoke(args=["sample", "load", "--count", "30"]).exit_code == 0
+    result = runner.invoke(args=["prepare"])
+    assert result.exit_code == 0
+    assert result.output == f"Ready: 30 listings in the database, indexed in {empty_app.config['INDEX_DIR']}.\n"
+
+
 def test_listings_unmapped_genders_prints_each_with_the_text_as_written(app: Flask) -> None:
     with app.extensions["db"]() as session:
         marked = session.scalars(select(Listing).order_by(Listing.id).limit(2)).all()

@@ -4,6 +4,7 @@ drift check and repair."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,7 +220,10 @@ def build_if_missing(session_factory: sessionmaker[Session], index: SearchIndex,
     `then` (loading sample data, say); when several processes start at once, one does both and the others wait."""
 
     def first_build() -> None:
-        rebuild(session_factory, index)
+        log.info("building the search index in %s", index.root)
+        started = time.monotonic()
+        indexed = rebuild(session_factory, index)
+        log.info("indexed %d listings in %.1f s", indexed, time.monotonic() - started)
         then()
 
     index.build_once(first_build)
