@@ -12,7 +12,7 @@ OTHER_PYTHON := $(shell for p in $$(echo "$$PATH" | tr : '\n' | sed 's|$$|/pytho
 	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
 OTHER_VENV := .venv-$(OTHER_VERSION)
 
-.PHONY: run test checks chromium bench
+.PHONY: run test checks chromium bench postgresql-half other-python-half
 
 # What the service runs on; `make run` and a production install take only this.
 $(BIN)/.installed: requirements.txt
@@ -55,6 +55,12 @@ checks: $(BIN)/.dev-installed
 
 test: checks node_modules/.installed chromium
 	timeout 900 $(BIN)/python -m pytest
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target postgresql-half other-python-half
+
+# The PostgreSQL half and the other Python's SQLite half run side by side, each one's output shown when it ends: the
+# suite waits on servers, browsers and sleeps more than it computes, and one after the other they took over 30 minutes
+# with the SQLite half.
+postgresql-half:
 	@if $(BIN)/python tests/postgres_server.py; then \
 		echo "== the same suite on PostgreSQL"; \
 		TEST_DATABASE=postgresql timeout 900 $(BIN)/python -m pytest; \
@@ -63,9 +69,11 @@ test: checks node_modules/.installed chromium
 	else \
 		echo "NOTE: only the SQLite half of the suite ran; the PostgreSQL half did NOT run (see above)"; \
 	fi
+
+other-python-half:
 	@if [ -n "$(OTHER_PYTHON)" ]; then \
-		echo "== the SQLite half again on $$($(OTHER_PYTHON) -V) ($(OTHER_PYTHON))"; \
 		$(MAKE) --no-print-directory $(OTHER_VENV)/.dev-installed OTHER_PYTHON=$(OTHER_PYTHON) && \
+		echo "== the SQLite half again on $$($(OTHER_PYTHON) -V) ($(OTHER_PYTHON))" && \
 		timeout 900 $(OTHER_VENV)/bin/python -m pytest; \
 	elif [ "$${CI:-}" = true ]; then \
 		echo "FAILED: Python $(OTHER_VERSION) is absent, so the suite ran on one end of 3.11-3.13 only"; exit 1; \
