@@ -113,7 +113,8 @@ def _args(args: dict[str, Any]) -> MultiDict[str, str]:
     return MultiDict([(k, str(v)) for k, v in args.items()])
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank q-quantile of values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
@@ -214,9 +215,9 @@ def run_queries(app: Any, baseline: Baseline, mix: list[tuple[str, dict[str, Any
     for name in CLASSES:
         project, base = timings[name]["project"], timings[name]["baseline"]
         summary[name] = {
-            "project_p50_ms": statistics.median(project) * 1000, "project_p95_ms": _percentile(project, 0.95) * 1000,
-            "baseline_p50_ms": statistics.median(base) * 1000, "baseline_p95_ms": _percentile(base, 0.95) * 1000,
-            "ratio_p95": _percentile(project, 0.95) / max(_percentile(base, 0.95), 1e-9),
+            "project_p50_ms": statistics.median(project) * 1000, "project_p95_ms": percentile(project, 0.95) * 1000,
+            "baseline_p50_ms": statistics.median(base) * 1000, "baseline_p95_ms": percentile(base, 0.95) * 1000,
+            "ratio_p95": percentile(project, 0.95) / max(percentile(base, 0.95), 1e-9),
             "queries": len(project), "id_mismatches": None if name in TEXT_CLASSES else mismatches[name],
         }
     return summary
@@ -237,17 +238,31 @@ def run_pages(app: Any, mix: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]
         timings[name].append(time.perf_counter() - started)
         if response.status_code != 200 or not body:
             failures[name] += 1
-    return {name: {"p50_ms": statistics.median(times) * 1000, "p95_ms": _percentile(times, 0.95) * 1000,
+    return {name: {"p50_ms": statistics.median(times) * 1000, "p95_ms": percentile(times, 0.95) * 1000,
                    "queries": len(times), "non_200": failures[name]} for name, times in timings.items()}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free at the moment of asking."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _python_load(urls: list[str], seconds: float, connections: int) -> dict[str, Any]:
+def wait_ready(base: str, seconds: float) -> None:
+    """Return once the app at `base` answers, or stop the benchmark after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/api/v1/vocabulary", timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{base} did not answer within {seconds:.0f} s")
+
+
+def python_load(urls: list[str], seconds: float, connections: int) -> dict[str, Any]:
+    """Closed-loop load: each of `connections` threads requests the next URL as soon as its last answered."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -274,8 +289,9 @@ def _python_load(urls: list[str], seconds: float, connections: int) -> dict[str,
         t.start()
     for t in threads:
         t.join()
-    return {"tool": "python", "requests_per_s": len(latencies) / seconds, "p50_ms": _percentile(latencies, 0.5) * 1000,
-            "p99_ms": _percentile(latencies, 0.99) * 1000, "non_2xx": errors, "requests": len(latencies)}
+    return {"tool": "python", "requests_per_s": len(latencies) / seconds, "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p95_ms": percentile(latencies, 0.95) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+            "non_2xx": errors, "requests": len(latencies)}
 
 
 def _wrk_load(base: str, paths: list[str], seconds: float, connections: int, workdir: Path) -> dict[str, Any]:
@@ -301,27 +317,21 @@ def _wrk_load(base: str, paths: list[str], seconds: float, connections: int, wor
 def serve(env: dict[str, str], mix: list[tuple[str, dict[str, Any]]], seconds: float, workers: int,
           workdir: Path) -> dict[str, Any]:
     """Run the app under gunicorn on loopback and drive the query mix over HTTP for a bounded time."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
          "app:app"],
         cwd=REPO, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(base + "/api/v1/vocabulary", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_ready(base, 60)
         paths = ["/api/v1/search?" + urllib.parse.urlencode(args) for _, args in mix]
         for path in paths[: len(CLASSES) * 2]:
             urllib.request.urlopen(base + path, timeout=30).read()  # warm every worker's caches a little
         if shutil.which("wrk"):
             result = _wrk_load(base, paths, seconds, 8, workdir)
         else:
-            result = _python_load([base + p for p in paths], seconds, 4)
+            result = python_load([base + p for p in paths], seconds, 4)
         result["workers"] = workers
         result["worker_rss_mb"] = _worker_rss_mb(server.pid)
         return result
