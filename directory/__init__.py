@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,30 @@ def _load_sample(app: Flask) -> None:
             log.info("loaded and indexed %d sample listings in %.1f s", loaded, time.monotonic() - started)
 
 
+def _serving() -> bool:
+    """Whether this process is to serve requests: under a WSGI server (no command runs) or `flask run`. Another
+    command (an import, `index status`) neither catches up nor follows: status would hide the lag it reports."""
+    command = click.get_current_context(silent=True)
+    return command is None or command.info_name == "run"
+
+
+def _follow_changes(app: Flask) -> None:
+    """Catch the index up with the change log before serving, then follow it (when INDEX_FOLLOWER is on)."""
+    from directory import db
+    from directory.search import follower
+    from directory.search.index.storage import IndexBusy
+
+    index = app.extensions["search"]
+    try:
+        if caught_up := follower.catch_up(db.factory(app), index, lock_wait=app.config["INDEX_LOCK_TIMEOUT"]):
+            log.info("applied %d changes the index lacked", caught_up)
+    except IndexBusy:
+        log.warning("the search index is busy; the follower will apply the changes it lacks")
+    if app.config["INDEX_FOLLOWER"]:
+        app.extensions["index_follower"] = follower.Follower(db.factory(app), index)
+        app.extensions["index_follower"].start()
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration from the environment (or test_config), database, index, blueprints."""
     app = Flask(
@@ -71,6 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         CLOCK=dt.date.today,  # the one source of "today" (availability freshness); tests replace it
         AUTO_MIGRATE=_env_flag("AUTO_MIGRATE", True),
         PLACES_DIR=os.environ.get("PLACES_DIR") or app.instance_path,
+        INDEX_FOLLOWER=_env_flag("INDEX_FOLLOWER", True),  # see directory/search/follower.py
     )
     if test_config:
         app.config.update(test_config)
@@ -102,4 +128,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # wait: none of them serves before the index holds the sample.
         sync.build_if_missing(db.factory(app), index, then=lambda: _load_sample(app))
         _load_sample(app)
+        if _serving():
+            _follow_changes(app)
     return app

@@ -21,6 +21,7 @@ from directory.imports.lock import ImportBusy, ImportLock
 from directory.imports.pipeline import run_import
 from directory.imports.report import ImportMode, ImportReport
 from directory.listings import all_listings, count_all, unmapped_genders
+from directory.search import follower
 from directory.search.index.storage import IndexBusy, RebuildFailed
 from directory.search.sync import check, rebuild
 from directory.search.sync import repair as repair_drift
@@ -67,6 +68,43 @@ def index_check(repair: bool) -> None:
             click.echo("Repaired.")
             return
     raise SystemExit(1)
+
+
+@index_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def index_status(as_json: bool) -> None:
+    """Show the live generation, how far it has applied the change log, its lag, and the follower."""
+    found = follower.status(db.factory(), current_index())
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    applied = "none recorded" if found["applied"] is None else found["applied"]
+    lag = "unknown" if found["lag_rows"] is None else f"{found['lag_rows']} rows"
+    if found["lag_rows"]:
+        lag += f", the oldest committed {found['lag_seconds']:.1f} s ago"
+    pid = found["follower"]["pid"]
+    click.echo(f"generation: {found['generation'] or 'none'}\napplied:    {applied} of {found['latest']}\n"
+               f"lag:        {lag}\nfollower:   {'none' if pid is None else f'process {pid}'}")
+
+
+@index_cli.command("follow")
+@click.option("--once", is_flag=True, help="Apply what the index lacks of the change log, then exit.")
+def index_follow(once: bool) -> None:
+    """Apply the change log to the index: what it lacks (--once), or as the folder's follower until stopped."""
+    if once:
+        applied = follower.catch_up(db.factory(), current_index(), current_app.config["INDEX_LOCK_TIMEOUT"])
+        click.echo(f"Caught up with {applied} rows; the index has applied the change log up to "
+                   f"{current_index().applied_change()}.")
+        return
+    following = follower.Follower(db.factory(), current_index())
+    following.start()
+    click.echo("Following the change log once elected (another process may hold the folder's follower lock); "
+               "Ctrl-C stops.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        following.stop()
 
 
 @db_cli.command("upgrade")
@@ -198,6 +236,8 @@ def export_csv(file: Path) -> None:
 def prepare() -> None:
     """Make what a first start makes (schema, place table, index, sample: the app did on loading), then say so.
     `make run` runs it before the server, whose workers must not spend their start-up timeout building."""
+    # What the index lacks of the change log (a crash after a commit, say) is written now; the follower logs it.
+    follower.catch_up(db.factory(), current_index(), current_app.config["INDEX_LOCK_TIMEOUT"])
     with db.factory()() as session:
         count = count_all(session)
     click.echo(f"Ready: {count} listings in the database, indexed in {current_app.extensions['search'].root}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, LargeBinary, String, Text, func
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, Integer, LargeBinary, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from directory.db import Base
@@ -63,6 +63,19 @@ class Listing(Base):
 
     def __repr__(self) -> str:
         return f"<Listing {self.external_id} {self.name!r}>"
+
+
+class ListingChange(Base):
+    """A committed change to a listing that search can see, numbered in commit order (see search/change_log.py)."""
+
+    __tablename__ = "listing_changes"
+    # SQLite: numbers never reused, even were the newest rows deleted; a follower's "applied up to N" stays true.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    listing_id: Mapped[int] = mapped_column(Integer)  # no foreign key: a deleted listing keeps its rows
+    action: Mapped[str] = mapped_column(String(20))  # created, updated, deleted or imported
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class AdminUser(Base):

@@ -111,6 +111,7 @@ def make_app(root: Path, **config: object) -> Flask:
         "SAMPLE_SIZE": SAMPLE_SIZE,
         "TESTING": True,
         "CLOCK": lambda: SAMPLE_DAY,
+        "INDEX_FOLLOWER": False,  # the tests of tests/test_follower*.py turn it on
         **config,
     })
     limiter.reset()  # the limiter is module-level: counts from an earlier test's app must not carry over
@@ -122,6 +123,8 @@ def close_app(made: Flask) -> None:
     once nobody is connected to it)."""
     # Left to the garbage collector, an app is freed with its searcher's files in one cycle, in no set order, and
     # a file freed before the searcher is closed warns (an error here).
+    if "index_follower" in made.extensions:
+        made.extensions["index_follower"].stop()
     made.extensions["search"].close()
     db.engine(made).dispose()
 

@@ -1,11 +1,12 @@
-"""Keeping the index in step with the database: opening it with after-commit sync, the first build, full rebuild,
-drift check and repair."""
+"""Keeping the index in step with the database: each commit's listing changes logged (change_log) and written to the
+index right after it, the first build, full rebuild, drift check and repair. What a commit's own process could not
+write, the follower applies from the log."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from directory.db import scalars_in_batches
 from directory.models import Listing
+from directory.search import change_log
 from directory.search.documents import listing_document, location_of, stamp
 from directory.search.index.storage import PARALLEL_BATCH, IndexBusy, IndexWrite, SearchIndex
 
@@ -33,6 +35,7 @@ class Pending:
     """
 
     changed: set[int] = field(default_factory=set)
+    actions: dict[int, str] = field(default_factory=dict)  # listing id → what happened, for the change log
     stream: IndexWrite | None = None
     streamed: set[int] = field(default_factory=set)
     stream_refused: bool = False
@@ -42,9 +45,25 @@ def _after_flush(session: Session, _context: Any) -> None:
     # Only ids are kept: the documents are built from the committed rows, so a big import holds no documents in
     # memory, and of two transactions touching one listing the later index write always sees the later row.
     pending = session.info.setdefault(PENDING, Pending())
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, Listing) and obj.id is not None:
-            pending.changed.add(obj.id)
+    for action, objects in (("created", session.new), ("updated", session.dirty), ("deleted", session.deleted)):
+        for obj in objects:
+            if isinstance(obj, Listing) and obj.id is not None:
+                pending.changed.add(obj.id)
+                if action == "deleted":
+                    pending.actions[obj.id] = action
+                else:
+                    pending.actions.setdefault(obj.id, action)
+
+
+def _before_commit(session: Session) -> None:
+    # A savepoint's commit also comes here: its changes are logged with the whole transaction's.
+    if session.in_nested_transaction():
+        return
+    session.flush()  # SQLAlchemy's own final flush comes after this hook: flushed here, its changes are logged
+    pending: Pending | None = session.info.get(PENDING)
+    if pending is not None and pending.actions:
+        change_log.append(session, pending.actions)
+        pending.actions = {}
 
 
 def documents_for(session: Session, ids: list[int]) -> Iterator[dict[str, Any]]:
@@ -67,6 +86,8 @@ def index_flushed(session: Session, listings: list[Listing], expected: int) -> N
     fresh = [listing for listing in listings if listing.id not in pending.streamed]
     if not fresh:
         return
+    for listing in fresh:
+        pending.actions.setdefault(listing.id, "imported")
     if pending.stream is None and not pending.stream_refused:
         try:
             pending.stream = session.info["search_index"].begin_write(bulk=expected >= PARALLEL_BATCH)
@@ -118,11 +139,12 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
 
 
 def install(factory: sessionmaker[Session], index: SearchIndex) -> None:
-    """Make every session from `factory` push its committed listing changes to `index`."""
+    """Make every session from `factory` log its listing changes as it commits and push them to `index` after."""
     info = factory.kw.setdefault("info", {})
     info["search_index"] = index
     info["session_factory"] = factory
     event.listen(factory, "after_flush", _after_flush)
+    event.listen(factory, "before_commit", _before_commit)
     event.listen(factory, "after_commit", _after_commit)
     event.listen(factory, "after_transaction_end", _after_transaction_end)
 
@@ -165,11 +187,24 @@ class Drift:
 def check(session: Session, index: SearchIndex) -> Drift:
     """Compare the index with the database's searchable listings."""
     outdated = bool(index.fields_outdated()) or index.snapshot().outdated()
-    indexed = index.stamps()
-    wanted: dict[int, float] = {}
-    unplaceable = []
     rows = session.execute(select(Listing.id, Listing.updated_at, Listing.latitude, Listing.longitude, Listing.postcode)
                            .where(Listing.published).execution_options(yield_per=5000))
+    return _drift(index.stamps(), rows, outdated)
+
+
+def check_listings(session: Session, index: SearchIndex, ids: list[int]) -> Drift:
+    """`check`, for the listings `ids` only (deleted ones included)."""
+    listings = scalars_in_batches(session, select(Listing).where(Listing.published), Listing.id, ids)
+    rows = ((listing.id, listing.updated_at, listing.latitude, listing.longitude, listing.postcode)
+            for listing in listings)
+    return _drift(index.stamps_of(ids), rows, outdated=False)
+
+
+def _drift(indexed: dict[int, float], rows: Iterable[Any], outdated: bool) -> Drift:
+    """How `indexed` (listing id → version) differs from the published rows (id, updated_at, latitude, longitude,
+    postcode) that should be indexed."""
+    wanted: dict[int, float] = {}
+    unplaceable = []
     for listing_id, updated_at, latitude, longitude, postcode in rows:
         if location_of(latitude, longitude, postcode) is None:
             unplaceable.append(listing_id)
@@ -204,12 +239,16 @@ def rebuild(session_factory: sessionmaker[Session], index: SearchIndex) -> int:
     """Build a fresh index from the database, switch to it, then catch up with changes made meanwhile."""
     skipped: list[int] = []
     with session_factory() as session:
+        # Read before the listings: every change numbered up to here is in what the build reads, and the follower
+        # replays the rest, some of which the build may have read too (replaying a change rewrites it as it is).
+        applied = change_log.latest(session)
         total = session.scalar(select(func.count()).select_from(Listing).where(Listing.published)) or 0
         docs = _searchable_documents(session, skipped)
 
         def catch_up(write: Callable[[list[str], Iterator[dict[str, Any]]], None]) -> None:
             with session_factory() as fresh:
                 write(*repair_changes(fresh, check(fresh, index)))
+            index.record_applied_change(applied)
 
         # Published listings that cannot be placed on the map are not indexed, and not expected.
         return index.rebuild(docs, expected=lambda: total - len(skipped), catch_up=catch_up)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CURRENT = "current"
 CLAIMS = ".claims"  # one lock file per generation, held by the process building it
+APPLIED = ".applied"  # one file per generation: the number of the last change-log row it has applied
 FIRST_BUILD_TIMEOUT = 600.0  # seconds a starting process waits for another's first build of the index
 PARALLEL_BATCH = 5000
 # Each writer process's budget for buffered postings (an estimate, see whoosh_segment_writer.POSTING_BYTES) before it
@@ -128,6 +129,11 @@ class SearchIndex:
         except FileNotFoundError:
             return None
 
+    def generation(self) -> str | None:
+        """The live generation's name, or None when there is no index."""
+        path = self._generation_path()
+        return path.name if path is not None else None
+
     def exists(self) -> bool:
         """Whether a live index is in place."""
         return self._generation_path() is not None
@@ -198,7 +204,7 @@ class SearchIndex:
     def write(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
         """Remove the documents of `replace_ids`, then add `docs` (read as they come), in one commit."""
         with self.write_lock():
-            self._write_locked(replace_ids, docs)
+            self.write_locked(replace_ids, docs)
 
     def begin_write(self, bulk: bool) -> IndexWrite:
         """Take the writer lock and start a write that searches see only once it is committed.
@@ -219,7 +225,8 @@ class SearchIndex:
             raise RuntimeError("no search index: run `flask --app app index rebuild`")
         return _segment_writer(whoosh_index.open_dir(str(path)), bulk, self.lock_timeout)
 
-    def _write_locked(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
+    def write_locked(self, replace_ids: Iterable[str], docs: Iterable[dict[str, Any]]) -> None:
+        """`write`, for a caller that holds the writer lock."""
         replace_ids = list(replace_ids)
         docs = iter(docs)
         first = next(docs, None)
@@ -258,13 +265,34 @@ class SearchIndex:
                 with self.write_lock():
                     previous = self._generation_path()
                     self._switch_to(path)
-                    catch_up(self._write_locked)
+                    catch_up(self.write_locked)
                     self._prune(keep={path, previous})
             except BaseException:
                 if self._generation_path() != path:
                     shutil.rmtree(path, ignore_errors=True)
                 raise
         return count
+
+    def applied_change(self) -> int | None:
+        """The number of the last change-log row the live generation has applied, or None when it recorded none
+        (built before the log existed)."""
+        path = self._generation_path()
+        try:
+            return int((self.root / APPLIED / path.name).read_text()) if path is not None else None
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def record_applied_change(self, seq: int) -> None:
+        """Record that the live generation has applied the change log up to `seq` (the caller holds the writer
+        lock). Whoosh keeps no metadata with a commit, so this is written after it: a process killed between the
+        two replays a few changes, which rewrites them as they are."""
+        path = self._generation_path()
+        assert path is not None
+        folder = self.root / APPLIED
+        folder.mkdir(exist_ok=True)
+        draft = folder / f".{path.name}.{uuid.uuid4().hex}"
+        draft.write_text(str(seq))
+        os.replace(draft, folder / path.name)
 
     def _prune(self, keep: set[Path | None]) -> None:
         """Delete the generations no reader needs: all but `keep` (the new one and the previous, which a reader
@@ -278,6 +306,7 @@ class SearchIndex:
                     continue  # being built: its builder will switch to it or delete it
                 try:
                     shutil.rmtree(child, ignore_errors=True)
+                    (self.root / APPLIED / child.name).unlink(missing_ok=True)
                     (claims / child.name).unlink(missing_ok=True)
                 finally:
                     file_lock.release(claim)
@@ -296,6 +325,13 @@ class SearchIndex:
     def close(self) -> None:
         """Close this thread's snapshot."""
         self._snapshots.close()
+
+    def stamps_of(self, ids: Iterable[int]) -> dict[int, float]:
+        """Listing id → the version the index holds, for those of `ids` it holds."""
+        snapshot = self.snapshot()
+        docs = snapshot.docs_with_any("id", [str(i) for i in ids])
+        pks, stamps = snapshot.column("pk"), snapshot.column("stamp")
+        return dict(zip(pks[docs].tolist(), stamps[docs].tolist(), strict=True))
 
     def stamps(self) -> dict[int, float]:
         """Listing id → the version the index holds, for drift checks."""

@@ -1,0 +1,54 @@
+"""The listing change log: a numbered row per committed change to a listing that search can see, which the index
+follower applies in order (see follower.py).
+
+Rows are written as the last statements of the transaction that made the change, so a rolled-back transaction
+leaves none. Their numbers must follow commit order: a follower that has applied up to N never looks below N again,
+so a row numbered N-1 that became visible after N would be skipped for ever. Numbers are therefore taken under a
+lock held until the commit is visible: PostgreSQL's transaction-scoped advisory lock, and SQLite's single writer,
+which every writing transaction holds from its first write to its commit anyway. The lock is taken only at the
+commit, not at the first flush, so a long import does not hold back every other write for its whole length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
+
+from directory.models import ListingChange, utcnow
+
+# Any fixed number (see migrate.ADVISORY_LOCK_KEY, which is another).
+ADVISORY_LOCK_KEY = 4_242_002
+
+
+def append(session: Session, actions: Mapping[int, str]) -> None:
+    """Append a row per listing id → action to this transaction, numbered after every committed row; the caller
+    commits right after."""
+    if not actions:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+    at = utcnow()
+    session.execute(insert(ListingChange), [{"listing_id": listing_id, "action": action, "at": at}
+                                            for listing_id, action in sorted(actions.items())])
+
+
+def latest(session: Session) -> int:
+    """The number of the newest committed row (0 before any)."""
+    return session.scalar(select(func.max(ListingChange.seq))) or 0
+
+
+def after(session: Session, seq: int, limit: int) -> list[tuple[int, int]]:
+    """Up to `limit` committed rows numbered above `seq`, as (number, listing id), in order."""
+    rows = session.execute(select(ListingChange.seq, ListingChange.listing_id).where(ListingChange.seq > seq)
+                           .order_by(ListingChange.seq).limit(limit))
+    return [(number, listing_id) for number, listing_id in rows]
+
+
+def oldest_after(session: Session, seq: int) -> tuple[int, ListingChange | None]:
+    """How many committed rows are numbered above `seq`, and the first of them."""
+    count = session.scalar(select(func.count()).select_from(ListingChange).where(ListingChange.seq > seq)) or 0
+    first = session.scalars(select(ListingChange).where(ListingChange.seq > seq).order_by(ListingChange.seq)
+                            .limit(1)).first()
+    return count, first

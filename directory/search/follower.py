@@ -1,0 +1,155 @@
+"""The index follower: applies the listing change log to the index, in order, from the number the live generation
+has applied, so that a change another process committed, or one its own process failed to index (killed between
+the database commit and the index commit, a busy or full disk), reaches search without anyone running a command.
+
+One follower runs per index folder: a thread of whichever process holds the folder's follower lock. The other
+processes' threads stand by and try the lock every STANDBY_SECONDS, so one takes over within that when the holder
+dies (the operating system frees a dead process's lock).
+
+The commit path still writes the index itself right after each commit: an admin sees an edit on the next page
+load without waiting for a poll, and an import streams its listings into the index while its transaction runs.
+So the follower finds most rows already applied: it compares the version the index holds of each listing with the
+database's and writes only those that differ. Each index write reopens every worker's snapshot, and a row already
+applied costs a read instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from directory import file_lock
+from directory.models import utcnow
+from directory.search import change_log
+from directory.search.index.storage import IndexBusy, SearchIndex
+from directory.search.sync import check, check_listings, repair_changes
+
+log = logging.getLogger(__name__)
+
+# Polled: a query for rows after a number is an index range scan of well under a millisecond, so twice a second
+# costs nothing, and a change committed elsewhere is searchable here about half a second later at most. Each
+# poll's rows go into one index write: writes are at least this far apart.
+POLL_SECONDS = 0.5
+STANDBY_SECONDS = 1.0
+BATCH = 5000  # rows applied per index write, so the writer lock is never held for long
+LOCK_WAIT = 1.0  # seconds a poll waits for the writer lock (an import holds it for its whole transaction)
+LOCK_FILE = ".follower.lock"
+
+
+def follow_once(session_factory: sessionmaker[Session], index: SearchIndex, limit: int = BATCH,
+                lock_wait: float = LOCK_WAIT) -> int:
+    """Apply the next `limit` rows of the change log to the index; return how many rows were applied. Raises
+    IndexBusy when another writer keeps the index longer than `lock_wait` seconds."""
+    with index.write_lock(timeout=lock_wait), session_factory() as session:
+        applied = index.applied_change()
+        if applied is None:
+            # An index from before the log (or whose record was lost): compared whole with the database once.
+            latest = change_log.latest(session)
+            index.write_locked(*repair_changes(session, check(session, index)))
+            index.record_applied_change(latest)
+            return 0
+        rows = change_log.after(session, applied, limit)
+        if not rows:
+            return 0
+        drift = check_listings(session, index, sorted({listing_id for _, listing_id in rows}))
+        if not drift.clean:
+            index.write_locked(*repair_changes(session, drift))
+            log.info("the index lacked %d of the %d changes up to %d: written", len(drift.missing + drift.extra +
+                                                                              drift.stale), len(rows), rows[-1][0])
+        index.record_applied_change(rows[-1][0])
+        return len(rows)
+
+
+def catch_up(session_factory: sessionmaker[Session], index: SearchIndex, lock_wait: float) -> int:
+    """Apply the whole change log that the index lacks (at start, before serving); return how many rows."""
+    total = 0
+    while done := follow_once(session_factory, index, lock_wait=lock_wait):
+        total += done
+    return total
+
+
+def status(session_factory: sessionmaker[Session], index: SearchIndex) -> dict[str, Any]:
+    """Where the index stands against the change log, and whether a follower runs."""
+    applied = index.applied_change()
+    with session_factory() as session:
+        latest = change_log.latest(session)
+        behind, first = change_log.oldest_after(session, applied or 0)
+    lag_seconds = (utcnow() - first.at).total_seconds() if first is not None else 0.0
+    pid = running_follower(index.root)
+    return {"generation": index.generation(), "applied": applied, "latest": latest,
+            "lag_rows": behind if applied is not None else None,
+            "lag_seconds": round(lag_seconds, 3) if applied is not None else None,
+            "follower": {"running": pid is not None, "pid": pid}}
+
+
+def running_follower(root: Path) -> int | None:
+    """The process id of the follower of the index folder `root`, or None when none runs."""
+    path = root / LOCK_FILE
+    if not path.exists():
+        return None
+    with open(path, "a+") as handle:
+        if file_lock.acquire(handle, 0):
+            file_lock.release(handle)
+            return None
+        handle.seek(0)
+        written = handle.read().strip()
+    return int(written) if written.isdigit() else None
+
+
+class Follower:
+    """A daemon thread that follows the change log for one index while this process holds the follower lock."""
+
+    def __init__(self, session_factory: sessionmaker[Session], index: SearchIndex,
+                 poll: float = POLL_SECONDS) -> None:
+        self._factory = session_factory
+        self._index = index
+        self._poll = poll
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="index-follower", daemon=True)
+
+    def start(self) -> None:
+        """Start standing by (and following once elected); stopped at interpreter exit."""
+        self._thread.start()
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        """Stop after the current step, freeing the lock."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        self._index.root.mkdir(parents=True, exist_ok=True)
+        with open(self._index.root / LOCK_FILE, "a+") as handle:
+            while not file_lock.acquire(handle, 0):
+                if self._stop.wait(STANDBY_SECONDS):
+                    return
+            try:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(str(os.getpid()))
+                handle.flush()
+                log.info("following the change log for %s (process %d)", self._index.root, os.getpid())
+                while not self._stop.wait(self._poll):
+                    self._step()
+            finally:
+                file_lock.release(handle)
+                with contextlib.suppress(Exception):
+                    self._index.close()
+
+    def _step(self) -> None:
+        try:
+            while follow_once(self._factory, self._index) == BATCH and not self._stop.is_set():
+                pass
+        except IndexBusy:
+            pass  # another writer (an import, a rebuild) has the index: try at the next poll
+        except Exception:
+            # A database that went away for a moment, a full disk: the log keeps every change; try again.
+            log.exception("the index follower could not apply the change log; retrying")
