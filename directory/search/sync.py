@@ -105,6 +105,8 @@ def index_flushed(session: Session, listings: list[Listing], expected: int) -> N
 
 
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: its changes are the whole transaction's, indexed once that commits
     pending: Pending | None = session.info.pop(PENDING, None)
     if pending is None:
         return
