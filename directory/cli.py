@@ -215,7 +215,8 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
         _print_summary(report)
     if report.index_error:
         click.echo(f"error: the rows were written, but the search index could not take them ({report.index_error}); "
-                   "fix that, then run `flask --app app index check --repair`", err=True)
+                   "the index follower writes them from the change log once it can (`flask --app app index status` "
+                   "shows what is pending)", err=True)
     sys.exit(0 if (report.written or dry_run) and not report.rejected and not report.index_error else 1)
 
 

@@ -116,7 +116,7 @@ def _run_locked(session: Session, run: ImportRun | None, source: Path, mode: Imp
     run.status = "done"
     if report.index_error:
         run.message = (f"The rows were written, but the search index could not take them ({report.index_error}); "
-                       "`flask --app app index check --repair` makes them searchable.")
+                       "the index follower writes them from the change log once it can.")
     session.commit()
     return report
 

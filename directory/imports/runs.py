@@ -83,7 +83,7 @@ def settle_if_dead(session: Session, run: ImportRun, lock: ImportLock) -> None:
             message = "The import stopped before writing anything: the process running it ended."
         elif run.status == "indexing":
             message = ("The rows were written, but the import stopped while indexing them: the process running it "
-                       "ended. `flask --app app index check --repair` makes them searchable.")
+                       "ended; the index follower writes them from the change log.")
         else:
             return
         mark_failed(session, run, message, at=now)

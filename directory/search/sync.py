@@ -120,9 +120,10 @@ def _after_commit(session: Session) -> None:
                 session.info["search_index"].write([str(i) for i in ids], documents_for(fresh, ids))
     except (IndexBusy, OSError) as exc:
         # The database holds the change whatever happens here (a busy index, a full disk, a read-only folder), so
-        # the commit must not look failed; `index check --repair` brings the index level again.
+        # the commit must not look failed; the follower writes it from the change log once it can.
         reason = "the search index is busy" if isinstance(exc, IndexBusy) else f"{type(exc).__name__}: {exc}"
-        log.error("listing changes were saved but not indexed (%s); run `index check --repair`", reason)
+        log.error("listing changes were saved but not indexed (%s); the follower writes them from the change log",
+                  reason)
         session.info[INDEX_FAILED] = reason
 
 

@@ -118,8 +118,8 @@ def _listing_or_404(listing_id: int) -> Listing:
 def _flash_unindexed(reason: str | None) -> None:
     """Tell the admin when search could not take a saved change at once."""
     if reason:
-        flash(f"Saved, but search does not show the change yet ({reason}); it will after "
-              "`flask --app app index check --repair`.", "error")
+        flash(f"Saved, but search does not show the change yet ({reason}); it will as soon as the index can take "
+              "it (`flask --app app index status` shows what is pending).", "error")
 
 
 def _uploaded_photo() -> bytes | None:
