@@ -34,13 +34,21 @@ from directory import create_app
 from directory.models import Listing
 from directory.search import sync
 
-# Replaces the log's append in the import's process, then runs the CLI as `flask` would.
-WITHOUT_LOG = """
-import sys
+# Runs the CLI as `flask` would, in the import's process, with the log's append either replaced by nothing (without
+# the log) or timed, its seconds written to the file named by the first argument.
+IMPORT = """
+import sys, time
 from directory.search import change_log
-change_log.append = lambda session, actions: None
+seconds_file, mode = sys.argv[1], sys.argv[2]
+append = change_log.append
+def timed(session, actions):
+    started = time.perf_counter()
+    append(session, actions)
+    with open(seconds_file, "a") as out:
+        out.write(f"{time.perf_counter() - started}\\n")
+change_log.append = timed if mode == "with" else (lambda session, actions: None)
 from flask.cli import main
-sys.argv = ["flask", "--app", "app", *sys.argv[1:]]
+sys.argv = ["flask", "--app", "app", *sys.argv[3:]]
 main()
 """
 
@@ -70,16 +78,22 @@ def _timed(env: dict[str, str], command: list[str]) -> float:
 def imports(csv_path: Path, database: str | None, workdir: Path, rounds: int) -> dict[str, Any]:
     """Import the file into fresh worlds, with and without the log, alternating; seconds of each."""
     times: dict[str, list[float]] = {"with log": [], "without log": []}
+    appending: list[float] = []
     for round_ in range(rounds):
         for label in times:
             env = _fresh(database, workdir, f"import_{round_}_{label.replace(' ', '_')}")
             _timed(env, [sys.executable, "-m", "flask", "--app", "app", "index", "check"])  # schema and index
-            runner = ["-m", "flask", "--app", "app"] if label == "with log" else ["-c", WITHOUT_LOG]
-            times[label].append(_timed(env, [sys.executable, *runner, "import-csv", str(csv_path)]))
-            print(f"  import {round_ + 1}/{rounds} {label}: {times[label][-1]:.1f} s", flush=True)
+            seconds_file = workdir / f"append_{round_}_{label.replace(' ', '_')}.txt"
+            times[label].append(_timed(env, [sys.executable, "-c", IMPORT, str(seconds_file), label.split()[0],
+                                             "import-csv", str(csv_path)]))
+            if label == "with log":
+                appending.append(sum(float(line) for line in seconds_file.read_text().split()))
+            print(f"  import {round_ + 1}/{rounds} {label}: {times[label][-1]:.1f} s"
+                  + (f", of which writing the log {appending[-1]:.2f} s" if label == "with log" else ""), flush=True)
     best = {label: min(values) for label, values in times.items()}
-    return {"seconds": times, "best_with": best["with log"], "best_without": best["without log"],
-            "cost": best["with log"] / best["without log"] - 1}
+    return {"seconds": times, "append_seconds": appending, "best_with": best["with log"],
+            "best_without": best["without log"], "cost": best["with log"] / best["without log"] - 1,
+            "append_share": statistics.median(a / t for a, t in zip(appending, times["with log"], strict=True))}
 
 
 def _edit_delays(app: Any, base: str, edits: int, through_follower: bool) -> list[float]:
@@ -179,7 +193,8 @@ def main() -> None:
         result: dict[str, Any] = {"rows": args.rows, "database": "postgresql" if args.database else "sqlite",
                                   "imports": imports(csv_path, args.database, workdir, args.rounds)}
         print(f"import: best {result['imports']['best_with']:.1f} s with the log, "
-              f"{result['imports']['best_without']:.1f} s without: {result['imports']['cost']:+.1%}", flush=True)
+              f"{result['imports']['best_without']:.1f} s without: {result['imports']['cost']:+.1%}; writing the "
+              f"log took {result['imports']['append_share']:.1%} of an import (median)", flush=True)
         world = _fresh(args.database, workdir, "edits")
         subprocess.run([sys.executable, "-m", "flask", "--app", "app", "import-csv", str(csv_path)], cwd=REPO,
                        env=world, check=True, capture_output=True, timeout=3600)

@@ -14,6 +14,7 @@ import click
 from flask import Flask
 
 log = logging.getLogger(__name__)
+CATCH_UP_SECONDS = 15.0  # how long a starting process applies the change log its index lacks before serving
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -63,8 +64,11 @@ def _follow_changes(app: Flask) -> None:
 
     index = app.extensions["search"]
     try:
-        if caught_up := follower.catch_up(db.factory(app), index, lock_wait=app.config["INDEX_LOCK_TIMEOUT"]):
-            log.info("applied %d changes the index lacked", caught_up)
+        # Bounded well under gunicorn's 30 s worker timeout: a crashed 1M-row import's rows are applied by the
+        # follower while this process serves, instead of a worker killed for starting too slowly.
+        if not follower.catch_up(db.factory(app), index, app.config["INDEX_LOCK_TIMEOUT"], seconds=CATCH_UP_SECONDS):
+            log.warning("the index still lacks part of the change log after %g s; the follower applies the rest "
+                        "while this process serves", CATCH_UP_SECONDS)
     except IndexBusy:
         log.warning("the search index is busy; the follower will apply the changes it lacks")
     if app.config["INDEX_FOLLOWER"]:

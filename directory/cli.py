@@ -92,9 +92,11 @@ def index_status(as_json: bool) -> None:
 def index_follow(once: bool) -> None:
     """Apply the change log to the index: what it lacks (--once), or as the folder's follower until stopped."""
     if once:
-        applied = follower.catch_up(db.factory(), current_index(), current_app.config["INDEX_LOCK_TIMEOUT"])
-        click.echo(f"Caught up with {applied} rows; the index has applied the change log up to "
-                   f"{current_index().applied_change()}.")
+        try:
+            follower.catch_up(db.factory(), current_index(), current_app.config["INDEX_LOCK_TIMEOUT"])
+        except IndexBusy as exc:
+            raise click.ClickException(f"{exc}; try again once it is done") from exc
+        click.echo(f"The index has applied the change log up to {current_index().applied_change()}.")
         return
     following = follower.Follower(db.factory(), current_index())
     following.start()
@@ -238,7 +240,10 @@ def prepare() -> None:
     """Make what a first start makes (schema, place table, index, sample: the app did on loading), then say so.
     `make run` runs it before the server, whose workers must not spend their start-up timeout building."""
     # What the index lacks of the change log (a crash after a commit, say) is written now; the follower logs it.
-    follower.catch_up(db.factory(), current_index(), current_app.config["INDEX_LOCK_TIMEOUT"])
+    try:
+        follower.catch_up(db.factory(), current_index(), current_app.config["INDEX_LOCK_TIMEOUT"])
+    except IndexBusy:
+        click.echo("The index is busy (an import or a rebuild); the server's follower applies what it lacks.")
     with db.factory()() as session:
         count = count_all(session)
     click.echo(f"Ready: {count} listings in the database, indexed in {current_app.extensions['search'].root}.")

@@ -113,6 +113,8 @@ def test_of_two_overlapping_transactions_the_second_waits_and_gets_the_later_num
     first_session, second_session = factory(), factory()
     inside, go_on = threading.Event(), threading.Event()
 
+    # On PostgreSQL the second waits at its commit, for the advisory lock; on SQLite at its first write, for the
+    # single writer. Either way it must wait for the first, and number its rows after.
     def hold_in_commit(_session: Session) -> None:
         # Runs after the log's own hook: this transaction has numbered its rows and holds the lock, not committed.
         inside.set()
@@ -186,14 +188,26 @@ def test_an_index_from_before_the_log_is_compared_whole_once(unindexed: Flask, s
     assert sync.check(session, index).clean and index.applied_change() == latest(session)
 
 
-def test_a_rebuild_records_the_log_as_it_stood_before_reading(app: Flask, session: Session) -> None:
+def test_a_rebuild_records_the_log_as_it_stood_before_reading(
+        app: Flask, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     index: SearchIndex = app.extensions["search"]
-    listing = session.scalars(select(Listing).order_by(Listing.id)).first()
-    listing.name = "Rebuilt Around"
-    session.commit()
+    before = latest(session)
+    scan = sync._searchable_documents
+
+    def scan_after_a_commit(reading: Session, skipped: list[int]) -> Iterator[dict[str, object]]:
+        # Another process's edit, committed once the rebuild has started reading.
+        with app.extensions["db"]() as other:
+            other.scalars(select(Listing).where(Listing.published).order_by(Listing.id)).first().name = "Midbuild Quail"
+            other.commit()
+        yield from scan(reading, skipped)
+
+    monkeypatch.setattr(sync, "_searchable_documents", scan_after_a_commit)
     sync.rebuild(app.extensions["db"], index)
-    assert index.applied_change() == latest(session)
+    assert latest(session) == before + 1
+    assert index.applied_change() == before, "the number must be read before the listings"
     assert (index.root / ".applied" / index.generation()).exists()
+    assert follower.follow_once(app.extensions["db"], index) == 1
+    assert sync.check(session, index).clean and found(app.test_client(), "Quail") == 1
 
 
 def test_a_follower_thread_brings_in_a_change_the_commit_path_lost(sample_world: Path, tmp_path: Path) -> None:
@@ -203,9 +217,9 @@ def test_a_follower_thread_brings_in_a_change_the_commit_path_lost(sample_world:
         factory = made.extensions["db"]
         event.remove(factory, "after_commit", sync._after_commit)
         elected = time.monotonic() + 5
-        while follower.running_follower(Path(made.config["INDEX_DIR"])) is None and time.monotonic() < elected:
+        while follower.running_follower(Path(made.config["INDEX_DIR"])) != (True, os.getpid()):
+            assert time.monotonic() < elected, "no follower elected within 5 s"
             time.sleep(0.05)
-        assert follower.running_follower(Path(made.config["INDEX_DIR"])) == os.getpid()
         with factory() as session:
             session.scalars(select(Listing).where(Listing.published)).first().name = "Threaded Marrowbone"
             session.commit()
@@ -217,23 +231,31 @@ def test_a_follower_thread_brings_in_a_change_the_commit_path_lost(sample_world:
     finally:
         close_app(made)
         drop_world(tmp_path)
-    assert follower.running_follower(tmp_path / "indexes") is None
+    assert follower.running_follower(tmp_path / "indexes") == (False, None)
 
 
 # A follower process without the app around it (which takes seconds to load): the same catch-up a follower runs.
+# Its third argument makes it die at one exact step: after writing its segment but before Whoosh's commit makes it
+# live ("before-toc"), or after that commit but before recording the number applied ("before-record").
 FOLLOWER = """
-import sys
+import os, sys
 from sqlalchemy.orm import sessionmaker
+from whoosh.writing import SegmentWriter
 from directory.db import make_engine
 from directory.search import follower, sync
+from directory.search.index.storage import SearchIndex
+if sys.argv[3] == "before-toc":
+    SegmentWriter._commit_toc = lambda self, segments: os._exit(9)
+elif sys.argv[3] == "before-record":
+    SearchIndex.record_applied_change = lambda self, seq: os._exit(9)
 factory = sessionmaker(make_engine(sys.argv[1]), expire_on_commit=False)
 follower.catch_up(factory, sync.open_index(sys.argv[2], 10.0, factory), lock_wait=10.0)
 """
 
 
-def _follower_process(app: Flask) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", FOLLOWER, app.config["DATABASE_URL"], app.config["INDEX_DIR"]],
-                            cwd=REPO)
+def _follower_process(app: Flask, dies: str = "when killed") -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", FOLLOWER, app.config["DATABASE_URL"], app.config["INDEX_DIR"],
+                             dies], cwd=REPO)
 
 
 @pytest.mark.timeout(300)
@@ -264,15 +286,21 @@ def test_a_follower_killed_anywhere_in_its_write_loses_and_reorders_nothing(
     started = time.monotonic()
     assert _follower_process(app).wait(120) == 0
     whole = time.monotonic() - started
-    for point in range(10):
+    landed = 0
+    for point in [*range(10), "before-toc", "before-record"]:
         restore()
-        process = _follower_process(app)
-        time.sleep(loading + (whole - loading) * (point + 0.5) / 10)
-        process.kill()
-        process.wait(30)
+        if isinstance(point, int):
+            process = _follower_process(app)
+            time.sleep(loading + (whole - loading) * (point + 0.5) / 10)
+            landed += process.poll() is None
+            process.kill()
+            process.wait(30)
+        else:
+            assert _follower_process(app, dies=point).wait(120) == 9
         follower.catch_up(app.extensions["db"], index, lock_wait=10.0)  # the next follower
-        assert sync.check(session, index).clean, f"drift after a kill {point + 1}/10 of the way"
+        assert sync.check(session, index).clean, f"drift after a kill at {point}"
         assert follower.status(app.extensions["db"], index)["lag_rows"] == 0
+    assert landed >= 8, f"only {landed} of 10 kills came before the follower had finished"
     client = app.test_client()
     assert found(client, "Zephyrine") == len(listings) - 5
     assert found(client, "Quorra") == 0

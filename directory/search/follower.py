@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,14 @@ def follow_once(session_factory: sessionmaker[Session], index: SearchIndex, limi
                 lock_wait: float = LOCK_WAIT) -> int:
     """Apply the next `limit` rows of the change log to the index; return how many rows were applied. Raises
     IndexBusy when another writer keeps the index longer than `lock_wait` seconds."""
+    if not index.exists():
+        return 0  # nothing to follow into: the next start builds the index
     with index.write_lock(timeout=lock_wait), session_factory() as session:
         applied = index.applied_change()
-        if applied is None:
-            # An index from before the log (or whose record was lost): compared whole with the database once.
-            latest = change_log.latest(session)
+        latest = change_log.latest(session)
+        if applied is None or latest < applied:
+            # An index from before the log, whose record was lost, or that has applied more than this database's
+            # log holds (the database was restored from an older backup): compared whole with the database once.
             index.write_locked(*repair_changes(session, check(session, index)))
             index.record_applied_change(latest)
             return 0
@@ -67,12 +71,15 @@ def follow_once(session_factory: sessionmaker[Session], index: SearchIndex, limi
         return len(rows)
 
 
-def catch_up(session_factory: sessionmaker[Session], index: SearchIndex, lock_wait: float) -> int:
-    """Apply the whole change log that the index lacks (at start, before serving); return how many rows."""
-    total = 0
-    while done := follow_once(session_factory, index, lock_wait=lock_wait):
-        total += done
-    return total
+def catch_up(session_factory: sessionmaker[Session], index: SearchIndex, lock_wait: float,
+             seconds: float | None = None) -> bool:
+    """Apply the change log that the index lacks (at start, before serving), for at most `seconds`; whether it
+    got to the end."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while follow_once(session_factory, index, lock_wait=lock_wait):
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+    return True
 
 
 def status(session_factory: sessionmaker[Session], index: SearchIndex) -> dict[str, Any]:
@@ -82,25 +89,26 @@ def status(session_factory: sessionmaker[Session], index: SearchIndex) -> dict[s
         latest = change_log.latest(session)
         behind, first = change_log.oldest_after(session, applied or 0)
     lag_seconds = (utcnow() - first.at).total_seconds() if first is not None else 0.0
-    pid = running_follower(index.root)
+    running, pid = running_follower(index.root)
     return {"generation": index.generation(), "applied": applied, "latest": latest,
             "lag_rows": behind if applied is not None else None,
             "lag_seconds": round(lag_seconds, 3) if applied is not None else None,
-            "follower": {"running": pid is not None, "pid": pid}}
+            "follower": {"running": running, "pid": pid}}
 
 
-def running_follower(root: Path) -> int | None:
-    """The process id of the follower of the index folder `root`, or None when none runs."""
+def running_follower(root: Path) -> tuple[bool, int | None]:
+    """Whether a follower of the index folder `root` runs, and its process id (None for a moment after it took
+    over, before it has written its id)."""
     path = root / LOCK_FILE
     if not path.exists():
-        return None
+        return False, None
     with open(path, "a+") as handle:
         if file_lock.acquire(handle, 0):
             file_lock.release(handle)
-            return None
+            return False, None
         handle.seek(0)
         written = handle.read().strip()
-    return int(written) if written.isdigit() else None
+    return True, int(written) if written.isdigit() else None
 
 
 class Follower:
@@ -112,6 +120,7 @@ class Follower:
         self._index = index
         self._poll = poll
         self._stop = threading.Event()
+        self._failing = False
         self._thread = threading.Thread(target=self._run, name="index-follower", daemon=True)
 
     def start(self) -> None:
@@ -126,6 +135,12 @@ class Follower:
             self._thread.join(30)
 
     def _run(self) -> None:
+        try:
+            self._follow_while_elected()
+        except Exception:
+            log.exception("the index follower stopped; the next start of this process runs one again")
+
+    def _follow_while_elected(self) -> None:
         self._index.root.mkdir(parents=True, exist_ok=True)
         with open(self._index.root / LOCK_FILE, "a+") as handle:
             while not file_lock.acquire(handle, 0):
@@ -148,8 +163,12 @@ class Follower:
         try:
             while follow_once(self._factory, self._index) == BATCH and not self._stop.is_set():
                 pass
+            self._failing = False
         except IndexBusy:
             pass  # another writer (an import, a rebuild) has the index: try at the next poll
         except Exception:
-            # A database that went away for a moment, a full disk: the log keeps every change; try again.
-            log.exception("the index follower could not apply the change log; retrying")
+            # A database that went away for a moment, a full disk: the log keeps every change; try again, telling
+            # once per outage rather than twice a second.
+            if not self._failing:
+                log.exception("the index follower could not apply the change log; retrying every poll")
+            self._failing = True
