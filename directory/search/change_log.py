@@ -27,11 +27,17 @@ def append(session: Session, actions: Mapping[int, str]) -> None:
     commits right after."""
     if not actions:
         return
+    ids = sorted(actions)
+    at = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
-    at = utcnow()
-    session.execute(insert(ListingChange), [{"listing_id": listing_id, "action": action, "at": at}
-                                            for listing_id, action in sorted(actions.items())])
+        # One statement over two arrays: the lock is held while the rows are written, and for a 100k import a
+        # multi-row INSERT took 5.5 s of it, during which every other commit waits.
+        session.execute(text("INSERT INTO listing_changes (listing_id, action, at) SELECT listing_id, action, :at FROM "
+                             "unnest(CAST(:ids AS integer[]), CAST(:actions AS varchar[])) AS t(listing_id, action)"),
+                        {"ids": ids, "actions": [actions[i] for i in ids], "at": at})
+        return
+    session.execute(insert(ListingChange), [{"listing_id": i, "action": actions[i], "at": at} for i in ids])
 
 
 def latest(session: Session) -> int:
