@@ -101,6 +101,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         AUTO_MIGRATE=_env_flag("AUTO_MIGRATE", True),
         PLACES_DIR=os.environ.get("PLACES_DIR") or app.instance_path,
         INDEX_FOLLOWER=_env_flag("INDEX_FOLLOWER", True),  # see directory/search/follower.py
+        REDIS_URL=os.environ.get("REDIS_URL", ""),  # background jobs on Redis (see directory/jobs.py), else threads
+        JOB_QUEUE=os.environ.get("JOB_QUEUE", "directory"),
     )
     if test_config:
         app.config.update(test_config)

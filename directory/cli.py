@@ -14,7 +14,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from directory import accounts, db, migrate, sample
+from directory import accounts, db, jobs, migrate, sample
 from directory.imports.csv_reading import UnusableFile
 from directory.imports.csv_writing import csv_chunks
 from directory.imports.lock import ImportBusy, ImportLock
@@ -249,6 +249,16 @@ def prepare() -> None:
     click.echo(f"Ready: {count} listings in the database, indexed in {current_app.extensions['search'].root}.")
 
 
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop once the queue is empty.")
+@with_appcontext
+def worker(burst: bool) -> None:
+    """Run background jobs (web imports) from the Redis queue at REDIS_URL until stopped."""
+    if not current_app.config["REDIS_URL"]:
+        raise click.ClickException("REDIS_URL is not set: without it, background jobs run in the web process")
+    jobs.work(current_app._get_current_object(), burst)  # type: ignore[attr-defined]
+
+
 admin_cli = AppGroup("admin", help="Admin accounts.")
 
 
@@ -327,5 +337,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(import_csv)
     app.cli.add_command(export_csv)
     app.cli.add_command(prepare)
+    app.cli.add_command(worker)
     app.cli.add_command(admin_cli)
     app.cli.add_command(listings_cli)

@@ -23,7 +23,7 @@ from directory.imports.report import ImportMode, ImportReport, summary
 from directory.imports.row_rules import ADDED_TERMS, Issue, check_record
 from directory.imports.runs import finish, mark_failed, mark_interrupted, record_run
 from directory.listings import make_slug
-from directory.models import ImportRun, Listing
+from directory.models import ImportRun, Listing, utcnow
 from directory.search.sync import index_failure, index_flushed
 
 Progress = Callable[[int, int], None]
@@ -56,6 +56,9 @@ def run_import(
         mark_interrupted(session, keep=run_id)
         if run_id is not None:
             run = session.get(ImportRun, run_id)
+            if run is not None and run.status == "queued":  # a job worker has just picked it up
+                run.status, run.started_at = "running", utcnow()
+                session.commit()
         else:
             run = None if mode.dry_run else record_run(session, source, filename, mode, actor)
         try:

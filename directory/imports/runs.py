@@ -20,14 +20,15 @@ UNFINISHED = ("running", "indexing")
 STARTUP_GRACE = dt.timedelta(seconds=30)
 
 
-def record_run(session: Session, source: Path, filename: str, mode: ImportMode, actor: str) -> ImportRun:
-    """Record the start of an import in the history."""
+def record_run(session: Session, source: Path, filename: str, mode: ImportMode, actor: str,
+               status: str = "running") -> ImportRun:
+    """Record the start of an import in the history ("queued": waiting for a job worker to start it)."""
     digest = hashlib.sha256()
     with source.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     run = ImportRun(actor=actor, filename=filename[:300], size=source.stat().st_size, sha256=digest.hexdigest(),
-                    mode=mode.label, status="running")
+                    mode=mode.label, status=status)
     session.add(run)
     session.commit()
     return run

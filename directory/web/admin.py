@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, redirect, ren
                    stream_with_context, url_for)
 from flask.typing import ResponseReturnValue
 
-from directory import accounts, db, listing_edits, photos
+from directory import accounts, db, jobs, listing_edits, photos
 from directory.audit import audit_spool_path, commit_event, flush_spool, recent_events, record_event_now
 from directory.availability import Window
 from directory.imports.csv_reading import UnusableFile
@@ -22,7 +20,7 @@ from directory.imports.csv_writing import export_chunks, listing_values, templat
 from directory.imports.lock import ImportBusy, ImportLock
 from directory.imports.report import ImportMode, summary
 from directory.imports.runs import recent_runs, record_run, settle_if_dead
-from directory.imports.uploads import Uploads, preview_upload, run_uploaded_import
+from directory.imports.uploads import Uploads, preview_upload
 from directory.listings import find_listings, stale_listings, status_counts, unmapped_genders
 from directory.models import ImportRun, Listing
 from directory.vocabulary import vocabulary
@@ -257,10 +255,10 @@ def import_confirm() -> Any:
         lock.check_free()  # free now; the background run takes it for real and reports if someone was faster
     except ImportBusy as exc:
         return _busy(exc)
-    run = record_run(db.session(), path, filename, mode, actor)
-    job = functools.partial(run_uploaded_import, db.factory(), uploads, path, filename=filename, mode=mode, actor=actor,
-                            run_id=run.id, lock=lock)
-    threading.Thread(target=job, daemon=True, name=f"import-{run.id}").start()
+    queued = bool(current_app.config["REDIS_URL"])
+    run = record_run(db.session(), path, filename, mode, actor, status="queued" if queued else "running")
+    jobs.submit(jobs.import_upload, timeout=jobs.import_timeout(path.stat().st_size), path=path, filename=filename,
+                mode=mode, actor=actor, run_id=run.id)
     return redirect(url_for("admin.import_run", run_id=run.id))
 
 
