@@ -86,6 +86,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(REPO_ROOT / "static"),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    from directory.models import utcnow
+
     app.config.from_mapping(
         SECRET_KEY=os.environ.get("SECRET_KEY") or _instance_secret(Path(app.instance_path)),
         DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'directory.sqlite3'}",
@@ -93,7 +95,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         LOAD_SAMPLE_DATA=_env_flag("LOAD_SAMPLE_DATA", True),
         SAMPLE_SIZE=int(os.environ.get("SAMPLE_SIZE", "2000")),
         INDEX_LOCK_TIMEOUT=float(os.environ.get("INDEX_LOCK_TIMEOUT", "10")),
-        RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", ""),
         LOGIN_RATE_LIMIT=os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
         MAX_CONTENT_LENGTH=int(os.environ.get("MAX_CONTENT_LENGTH", str(20 * 1024 * 1024))),
         STALE_AFTER_DAYS=int(os.environ.get("STALE_AFTER_DAYS", "90")),
@@ -103,9 +105,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         INDEX_FOLLOWER=_env_flag("INDEX_FOLLOWER", True),  # see directory/search/follower.py
         REDIS_URL=os.environ.get("REDIS_URL", ""),  # background jobs on Redis (see directory/jobs.py), else threads
         JOB_QUEUE=os.environ.get("JOB_QUEUE", "directory"),
+        TICK_SECONDS=float(os.environ.get("TICK_SECONDS", "10")),  # periodic jobs (directory/periodic.py); 0: cron
+        NOW=utcnow,  # the one source of the time for periodic jobs; tests replace it
     )
     if test_config:
         app.config.update(test_config)
+    # Rate limits are counted where the jobs are: shared by every worker and node (memory:// counts per process).
+    app.config["RATELIMIT_STORAGE_URI"] = (app.config["RATELIMIT_STORAGE_URI"] or app.config["REDIS_URL"]
+                                           or "memory://")
 
     from directory import cli, db, migrate
     from directory.places import places
@@ -136,4 +143,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         _load_sample(app)
         if _serving():
             _follow_changes(app)
+            if app.config["TICK_SECONDS"] > 0:
+                from directory.periodic import Ticker
+
+                app.extensions["ticker"] = Ticker(app, app.config["TICK_SECONDS"])
+                app.extensions["ticker"].start()
     return app

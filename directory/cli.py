@@ -14,7 +14,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from directory import accounts, db, jobs, migrate, sample
+from directory import accounts, db, jobs, migrate, periodic, sample
 from directory.imports.csv_reading import UnusableFile
 from directory.imports.csv_writing import csv_chunks
 from directory.imports.lock import ImportBusy, ImportLock
@@ -259,6 +259,17 @@ def worker(burst: bool) -> None:
     jobs.work(current_app._get_current_object(), burst)  # type: ignore[attr-defined]
 
 
+@click.command("tick")
+@with_appcontext
+def tick() -> None:
+    """Start the periodic jobs that are due (for cron, when TICK_SECONDS=0 turns the servers' ticking off)."""
+    started = periodic.tick(current_app._get_current_object())  # type: ignore[attr-defined]
+    for _name, thread in started:
+        if thread is not None:  # in-process mode: this process is the one running it
+            thread.join()
+    click.echo("Started: " + (", ".join(name for name, _ in started) or "nothing was due") + ".")
+
+
 admin_cli = AppGroup("admin", help="Admin accounts.")
 
 
@@ -338,5 +349,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(export_csv)
     app.cli.add_command(prepare)
     app.cli.add_command(worker)
+    app.cli.add_command(tick)
     app.cli.add_command(admin_cli)
     app.cli.add_command(listings_cli)

@@ -1,20 +1,42 @@
 """Background jobs: on Redis through RQ when REDIS_URL is set, run by `flask --app app worker`; without it, in a
 thread of the process that asks (the embedded default, which needs no other service). `submit` is the one place
-that decides; a job is the same plain function either way, run in the app's context with picklable arguments."""
+that decides; a job is the same plain function either way, run in the app's context with picklable arguments.
+
+A worker whose whole process tree dies (SIGKILL, a machine lost) leaves its job "started" in Redis. RQ notices only
+when the job's heartbeat expires, a minute after the last one by its own rule; `sweep` (each tick, and whenever an
+admin looks at imports or jobs) instead fails a started job whose worker sent no heartbeat for ABANDONED_AFTER
+seconds, and marks its import run failed."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
+from sqlalchemy import select
 
 from directory import db
 from directory.imports.lock import ImportLock
 from directory.imports.report import ImportMode
+from directory.imports.runs import UNFINISHED, mark_failed
 from directory.imports.uploads import Uploads, run_uploaded_import
+from directory.models import ImportRun
+
+if TYPE_CHECKING:
+    from rq import Queue
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5  # how often a worker says it still runs its job (RQ's default is 30)
+ABANDONED_AFTER = 20  # seconds without a heartbeat after which a started job is failed: four missed heartbeats
+# RQ keeps a started job this long past its last heartbeat (its interval, plus a fixed minute) before its own cleanup.
+_RQ_HEARTBEAT_TTL = HEARTBEAT_SECONDS + 60
 
 
 def import_timeout(size_bytes: int) -> int:
@@ -23,40 +45,157 @@ def import_timeout(size_bytes: int) -> int:
     return 600 + 60 * size_bytes // 1_000_000
 
 
-def submit(job: Callable[..., None], *, timeout: int, **kwargs: Any) -> str:
-    """Run `job(**kwargs)` in the background: queued on Redis when REDIS_URL is set, else in a thread here.
-    Returns where: "queue" or "thread"."""
+def import_job_id(run_id: int) -> str:
+    """The queue's id for the job of import run `run_id`, so that the run's job can be found from the run."""
+    return f"import-{run_id}"
+
+
+def submit(job: Callable[..., None], *, timeout: int, job_id: str | None = None, retry: Sequence[int] = (),
+           **kwargs: Any) -> threading.Thread | None:
+    """Run `job(**kwargs)` in the background: queued on Redis when REDIS_URL is set, else in a thread here (which
+    is returned). A job that raises is run again after each of the `retry` waits (seconds) in turn."""
     if current_app.config["REDIS_URL"]:
-        from redis import Redis
-        from rq import Queue
+        from rq import Retry
 
-        queue = Queue(current_app.config["JOB_QUEUE"], connection=Redis.from_url(current_app.config["REDIS_URL"]))
-        queue.enqueue(job, kwargs=kwargs, job_timeout=timeout)
-        return "queue"
+        queue(current_app).enqueue(job, kwargs=kwargs, job_timeout=timeout, job_id=job_id,
+                                   retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
+        return None
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=_run_in_thread, args=(app, job, kwargs, list(retry)), daemon=True,
+                              name=job.__name__)
+    thread.start()
+    return thread
 
-    def in_context() -> None:
-        with app.app_context():
-            job(**kwargs)
 
-    threading.Thread(target=in_context, daemon=True, name=job.__name__).start()
-    return "thread"
+def _run_in_thread(app: Flask, job: Callable[..., None], kwargs: dict[str, Any], waits: list[int]) -> None:
+    """A job of the in-process mode, with its retries: a retry waiting here is lost if the process ends."""
+    with app.app_context():
+        for wait in [*waits, None]:
+            try:
+                job(**kwargs)
+                return
+            except Exception:
+                if wait is None:
+                    log.exception("job %s failed; no retries left", job.__name__)
+                    return
+                log.warning("job %s failed; retrying in %d s", job.__name__, wait, exc_info=True)
+                time.sleep(wait)
+
+
+def queue(app: Flask) -> Queue:
+    """The app's job queue on Redis (REDIS_URL must be set)."""
+    from redis import Redis
+    from rq import Queue
+
+    return Queue(app.config["JOB_QUEUE"], connection=Redis.from_url(app.config["REDIS_URL"]))
 
 
 def import_upload(path: Path, *, filename: str, mode: ImportMode, actor: str, run_id: int) -> None:
     """The job of a confirmed web import: run it to its end (recorded as `run_id`) and delete its upload."""
     instance = current_app.instance_path
+    if not path.exists():  # an admin's retry after the upload was deleted
+        with db.factory()() as session:
+            if (run := session.get(ImportRun, run_id)) is not None:
+                mark_failed(session, run, "The uploaded file is gone (deleted when its import ended, or a day after "
+                                          "its preview): upload it again.")
+        return
     run_uploaded_import(db.factory(), Uploads(instance), path, filename=filename, mode=mode, actor=actor,
                         run_id=run_id, lock=ImportLock(instance))
 
 
+def sweep(app: Flask) -> None:
+    """Fail the started jobs whose worker stopped sending heartbeats, and mark failed the import runs whose job
+    failed or, still queued, is gone from Redis (emptied or restarted without its data); no-op without Redis."""
+    if not app.config["REDIS_URL"]:
+        return
+    from rq.registry import StartedJobRegistry
+
+    jobs = queue(app)
+    # A job's expiry in the registry is its last heartbeat plus RQ's TTL: shift "now" so expiry means silence
+    # for ABANDONED_AFTER seconds.
+    StartedJobRegistry(queue=jobs).cleanup(timestamp=time.time() + _RQ_HEARTBEAT_TTL - ABANDONED_AFTER)
+    with db.factory(app)() as session:
+        for run in session.scalars(select(ImportRun).where(ImportRun.status.in_(("queued", *UNFINISHED)))):
+            job = jobs.fetch_job(import_job_id(run.id))
+            status = job.get_status() if job is not None else None
+            if status == "failed" or (status is None and run.status == "queued"):
+                mark_failed(session, run, _stopped_message(run.status, status))
+
+
+def _stopped_message(run_status: str, job_status: str | None) -> str:
+    if job_status is None:
+        return "Its job is gone from the queue (Redis lost it): nothing was written. Upload the file again."
+    if run_status == "indexing":
+        return ("The rows were written, but the worker running it stopped while indexing them; the index follower "
+                "writes them from the change log.")
+    return "The worker running it stopped (killed, or its machine lost) before anything was written."
+
+
+@dataclasses.dataclass(frozen=True)
+class FailedJob:
+    """A job that failed for good, as the admin area lists it."""
+
+    id: str
+    what: str
+    failed_at: dt.datetime | None
+    reason: str
+
+
+def failed_jobs(app: Flask, limit: int = 200) -> list[FailedJob]:
+    """The failed jobs kept on Redis, newest first (none without Redis: in-process jobs are only logged)."""
+    if not app.config["REDIS_URL"]:
+        return []
+    from rq.registry import FailedJobRegistry
+
+    jobs = queue(app)
+    found = []
+    for job_id in FailedJobRegistry(queue=jobs).get_job_ids(0, limit - 1, desc=True, cleanup=False):
+        if (job := jobs.fetch_job(job_id)) is None:
+            continue
+        result = job.latest_result()
+        trace = (result.exc_string or "") if result is not None else ""
+        found.append(FailedJob(job.id, job.func_name.rsplit(".", 1)[-1].replace("_", " ") if job.func_name else "",
+                               job.ended_at, trace.strip().splitlines()[-1] if trace.strip() else "no reason kept"))
+    return found
+
+
+def retry_failed(app: Flask, job_id: str) -> bool:
+    """Queue a failed job again; False when there is no such failed job."""
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
+    from rq.registry import FailedJobRegistry
+
+    try:
+        FailedJobRegistry(queue=queue(app)).requeue(job_id)
+    except (InvalidJobOperation, NoSuchJobError):
+        return False
+    return True
+
+
+def discard_failed(app: Flask, job_id: str) -> bool:
+    """Delete a failed job; False when there is no such failed job."""
+    from rq.registry import FailedJobRegistry
+
+    jobs = queue(app)
+    registry = FailedJobRegistry(queue=jobs)
+    if (job := jobs.fetch_job(job_id)) is None or job_id not in registry:
+        return False
+    registry.remove(job, delete_job=True)
+    return True
+
+
 def work(app: Flask, burst: bool) -> None:
-    """Run jobs from the app's queue until stopped (or, `burst`, until it is empty); in the main thread, since the
-    worker handles signals."""
+    """Run jobs from the app's queue until stopped (or, `burst`, until it is empty), with the scheduler that
+    queues retries when their wait is over; in the main thread, since the worker handles signals."""
     from redis import Redis
     from rq import Worker
 
-    # Each job runs in a process forked from this one: none may share this one's database connections.
+    class AppWorker(Worker):
+        def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
+            # Each job runs in a process forked from this one: it must not use this one's pooled connections.
+            db.engine(app).dispose(close=False)
+            super().main_work_horse(*args, **kwargs)
+
     db.engine(app).dispose()
     with app.app_context():
-        Worker([app.config["JOB_QUEUE"]], connection=Redis.from_url(app.config["REDIS_URL"])).work(burst=burst)
+        AppWorker([app.config["JOB_QUEUE"]], connection=Redis.from_url(app.config["REDIS_URL"]),
+                  job_monitoring_interval=HEARTBEAT_SECONDS).work(burst=burst, with_scheduler=True)

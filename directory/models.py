@@ -78,6 +78,15 @@ class ListingChange(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class PeriodicJobRun(Base):
+    """When a periodic job was last started, by any process (see directory/periodic.py)."""
+
+    __tablename__ = "periodic_job_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
 class AdminUser(Base):
     """Someone who may sign in to /admin."""
 

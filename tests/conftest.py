@@ -8,6 +8,7 @@ on PostgreSQL).
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from playwright.sync_api import Browser, Page, sync_playwright
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
 from sqlalchemy.orm import Session
 
 from directory import accounts
@@ -24,6 +28,8 @@ from helpers import (
 from search_oracle import Row, decorate_world, read_rows
 
 CHROMIUM = "/usr/bin/chromium"
+# The job tests' Redis: the local server, which CI has too. Without it they fail, saying so (never skipped).
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Every test app (and every server a test starts) reads one place table, built once, where `make run` keeps it.
 os.environ.setdefault("PLACES_DIR", str(REPO / "instance"))
 
@@ -93,6 +99,18 @@ def empty_app(tmp_path: Path) -> Iterator[Flask]:
     """An app with no listings at all."""
     with world_app(tmp_path, LOAD_SAMPLE_DATA=False) as made:
         yield made
+
+
+@pytest.fixture()
+def queued_app(app: Flask) -> Iterator[Flask]:
+    """The private app with its background jobs on a Redis queue of this test's own (deleted afterwards)."""
+    try:
+        Redis.from_url(REDIS_URL, socket_connect_timeout=5).ping()
+    except RedisError as exc:
+        pytest.fail(f"no Redis server at {REDIS_URL} (TEST_REDIS_URL) for the job tests: {exc}")
+    app.config.update(REDIS_URL=REDIS_URL, JOB_QUEUE=f"test-{uuid.uuid4().hex}")
+    yield app
+    Queue(app.config["JOB_QUEUE"], connection=Redis.from_url(REDIS_URL)).delete(delete_jobs=True)
 
 
 @pytest.fixture()

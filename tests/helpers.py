@@ -16,7 +16,10 @@ import io
 import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -112,6 +115,7 @@ def make_app(root: Path, **config: object) -> Flask:
         "TESTING": True,
         "CLOCK": lambda: SAMPLE_DAY,
         "INDEX_FOLLOWER": False,  # the tests of tests/test_follower*.py turn it on
+        "TICK_SECONDS": 0,  # periodic jobs start when a test calls periodic.tick
         **config,
     })
     limiter.reset()  # the limiter is module-level: counts from an earlier test's app must not carry over
@@ -123,8 +127,9 @@ def close_app(made: Flask) -> None:
     once nobody is connected to it)."""
     # Left to the garbage collector, an app is freed with its searcher's files in one cycle, in no set order, and
     # a file freed before the searcher is closed warns (an error here).
-    if "index_follower" in made.extensions:
-        made.extensions["index_follower"].stop()
+    for thread in ("index_follower", "ticker"):
+        if thread in made.extensions:
+            made.extensions[thread].stop()
     made.extensions["search"].close()
     db.engine(made).dispose()
 
@@ -271,6 +276,39 @@ def live_server(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(10)
+
+
+def start_worker(app: Flask, log: Path) -> subprocess.Popen[bytes]:
+    """A `flask --app app worker` process on this app's world and job queue (test jobs importable from tests/), in a
+    session of its own, its output in `log`; stop it with kill_tree."""
+    env = {**flask_env(app), "REDIS_URL": app.config["REDIS_URL"], "JOB_QUEUE": app.config["JOB_QUEUE"],
+           "PYTHONPATH": str(REPO / "tests")}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process descended from it, read from /proc (a job's work horse leaves its parent's group)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
+
+
+def kill_tree(process: subprocess.Popen[bytes]) -> list[int]:
+    """SIGKILL a process and all its descendants at once, as a dying machine would; the pids killed."""
+    tree = process_tree(process.pid)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(30)
+    return tree
 
 
 def free_port() -> int:

@@ -60,7 +60,10 @@ def test_a_zip_search_shows_the_first_card_whole_without_scrolling(sized_page: P
     expect(card.locator("a[href^='mailto:']")).to_have_count(1)
     expect(card.get_by_role("link", name="Website")).to_have_attribute("href", re.compile(r"^https://example\.org/"))
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
-    page.keyboard.press("Tab")  # the keyboard starts at the results: one Tab reaches the first therapist
+    # The keyboard starts at the results (search.js, deferred: the heading can be drawn before it runs, so wait for
+    # the focus a person would find), and one Tab reaches the first therapist.
+    expect(page.locator("#results")).to_be_focused()
+    page.keyboard.press("Tab")
     expect(card.locator("h3 a")).to_be_focused()
     # With words and four filters (a row of chips, a snippet, matched terms) the first card still fits.
     page.goto(live_url + "/?postcode=10001&q=anxiety&modality=eft&specialty=depression&language=spanish&accepting=1")

@@ -56,8 +56,9 @@ def run_import(
         mark_interrupted(session, keep=run_id)
         if run_id is not None:
             run = session.get(ImportRun, run_id)
-            if run is not None and run.status == "queued":  # a job worker has just picked it up
-                run.status, run.started_at = "running", utcnow()
+            # A job worker has just picked it up (or an admin's retry of its failed job).
+            if run is not None and run.status in ("queued", "failed"):
+                run.status, run.started_at, run.finished_at, run.message = "running", utcnow(), None, ""
                 session.commit()
         else:
             run = None if mode.dry_run else record_run(session, source, filename, mode, actor)

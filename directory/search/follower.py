@@ -15,11 +15,9 @@ applied costs a read instead.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from directory import file_lock
+from directory.background import BackgroundThread
 from directory.models import utcnow
 from directory.search import change_log
 from directory.search.index.storage import IndexBusy, SearchIndex
@@ -111,28 +110,17 @@ def running_follower(root: Path) -> tuple[bool, int | None]:
     return True, int(written) if written.isdigit() else None
 
 
-class Follower:
-    """A daemon thread that follows the change log for one index while this process holds the follower lock."""
+class Follower(BackgroundThread):
+    """A daemon thread that follows the change log for one index while this process holds the follower lock
+    (standing by until then); stopping it frees the lock."""
 
     def __init__(self, session_factory: sessionmaker[Session], index: SearchIndex,
                  poll: float = POLL_SECONDS) -> None:
+        super().__init__("index-follower")
         self._factory = session_factory
         self._index = index
         self._poll = poll
-        self._stop = threading.Event()
         self._failing = False
-        self._thread = threading.Thread(target=self._run, name="index-follower", daemon=True)
-
-    def start(self) -> None:
-        """Start standing by (and following once elected); stopped at interpreter exit."""
-        self._thread.start()
-        atexit.register(self.stop)
-
-    def stop(self) -> None:
-        """Stop after the current step, freeing the lock."""
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(30)
 
     def _run(self) -> None:
         try:

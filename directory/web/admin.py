@@ -11,6 +11,7 @@ from typing import Any
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session,
                    stream_with_context, url_for)
 from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
 
 from directory import accounts, db, jobs, listing_edits, photos
 from directory.audit import audit_spool_path, commit_event, flush_spool, recent_events, record_event_now
@@ -19,7 +20,7 @@ from directory.imports.csv_reading import UnusableFile
 from directory.imports.csv_writing import export_chunks, listing_values, template_csv
 from directory.imports.lock import ImportBusy, ImportLock
 from directory.imports.report import ImportMode, summary
-from directory.imports.runs import recent_runs, record_run, settle_if_dead
+from directory.imports.runs import mark_failed, recent_runs, record_run, settle_if_dead
 from directory.imports.uploads import Uploads, preview_upload
 from directory.listings import find_listings, stale_listings, status_counts, unmapped_genders
 from directory.models import ImportRun, Listing
@@ -29,6 +30,7 @@ from directory.web.security import (admin_required, current_admin, limiter, limi
                                     sign_in_blocked, sign_in_failed)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 PER_PAGE = 50
 PREVIEW_ERRORS = 50
 STALE_ROWS = 1000
@@ -257,8 +259,14 @@ def import_confirm() -> Any:
         return _busy(exc)
     queued = bool(current_app.config["REDIS_URL"])
     run = record_run(db.session(), path, filename, mode, actor, status="queued" if queued else "running")
-    jobs.submit(jobs.import_upload, timeout=jobs.import_timeout(path.stat().st_size), path=path, filename=filename,
-                mode=mode, actor=actor, run_id=run.id)
+    try:
+        jobs.submit(jobs.import_upload, timeout=jobs.import_timeout(path.stat().st_size), job_id=jobs.import_job_id(
+            run.id), path=path, filename=filename, mode=mode, actor=actor, run_id=run.id)
+    except RedisError as exc:
+        mark_failed(db.session(), run, f"The job queue (Redis) could not be reached: {exc}")
+        flash(f"The import could not be queued: the job queue (Redis) could not be reached ({exc}). "
+              "Confirm it again when it is back.", "error")
+        return render_template("admin/import.html"), 503
     return redirect(url_for("admin.import_run", run_id=run.id))
 
 
@@ -266,6 +274,7 @@ def import_confirm() -> Any:
 @admin_required
 def import_runs() -> str:
     """The import history."""
+    _sweep_jobs()
     runs = recent_runs(db.session(), 200)
     lock = _import_lock()
     for run in runs:
@@ -277,6 +286,7 @@ def import_runs() -> str:
 @admin_required
 def import_run(run_id: int) -> str:
     """One import: live progress while it runs (the page reloads itself with JavaScript), then its result."""
+    _sweep_jobs()
     run = db.session().get(ImportRun, run_id)
     if run is None:
         abort(404, description="No such import.")
@@ -337,3 +347,51 @@ def stale() -> str:
     unmapped = db.session().scalars(unmapped_genders().limit(STALE_ROWS)).all()
     return render_template("admin/stale.html", rows=rows, days=days, today=today, unmapped=unmapped,
                            limit=STALE_ROWS, genders=[term.name for term in vocabulary.terms["gender"].values()])
+
+
+def _sweep_jobs() -> bool:
+    """Settle abandoned jobs now rather than at the next tick: whether the queue could be reached."""
+    try:
+        jobs.sweep(current_app._get_current_object())  # type: ignore[attr-defined]
+    except RedisError as exc:
+        flash(f"The job queue (Redis) cannot be reached: {exc}", "error")
+        return False
+    return True
+
+
+@bp.get("/jobs")
+@admin_required
+def failed_jobs() -> str:
+    """Background jobs that failed for good, with why, to retry or discard."""
+    reachable = _sweep_jobs()
+    failed = jobs.failed_jobs(current_app._get_current_object()) if reachable else []  # type: ignore[attr-defined]
+    return render_template("admin/jobs.html", failed=failed, queued=bool(current_app.config["REDIS_URL"]))
+
+
+@bp.post("/jobs/<job_id>/retry")
+@admin_required
+def retry_job(job_id: str) -> ResponseReturnValue:
+    """Queue a failed job again."""
+    return _failed_job_action(job_id, "retry", jobs.retry_failed, "queued again")
+
+
+@bp.post("/jobs/<job_id>/discard")
+@admin_required
+def discard_job(job_id: str) -> ResponseReturnValue:
+    """Delete a failed job."""
+    return _failed_job_action(job_id, "discard", jobs.discard_failed, "discarded")
+
+
+def _failed_job_action(job_id: str, action: str, act: Callable[[Any, str], bool], done: str) -> ResponseReturnValue:
+    if not JOB_ID.fullmatch(job_id) or not current_app.config["REDIS_URL"]:
+        abort(404, description="No such failed job.")
+    try:
+        found = act(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
+    except RedisError as exc:
+        flash(f"The job queue (Redis) cannot be reached: {exc}", "error")
+        return redirect(url_for("admin.failed_jobs"))
+    if not found:
+        abort(404, description="No such failed job (already retried or discarded?).")
+    commit_event(db.session(), current_admin() or "", f"job-{action}", job_id)
+    flash(f"Job {job_id} {done}.", "info")
+    return redirect(url_for("admin.failed_jobs"))
