@@ -207,11 +207,15 @@ def upload(client: FlaskClient, text: str, **options: str) -> str:
     return response.get_data(as_text=True)
 
 
+def confirm_form(preview: str) -> dict[str, str]:
+    """The fields the preview's confirm button posts."""
+    confirm_part = preview.split('action="/admin/import/confirm"')[1]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', confirm_part))
+
+
 def confirm(client: FlaskClient, preview: str) -> int:
     """Press the preview's confirm button; the id of the import run it starts."""
-    confirm_form = preview.split('action="/admin/import/confirm"')[1]
-    form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', confirm_form))
-    response = client.post("/admin/import/confirm", data=form)
+    response = client.post("/admin/import/confirm", data=confirm_form(preview))
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return int(response.headers["Location"].rsplit("/", 1)[1])
 

@@ -131,14 +131,15 @@ def test_brute_force_login_gets_429(app: Flask, session: Session) -> None:
     assert client.get("/admin/login").status_code == 200  # only attempts are limited
 
 
-def test_rate_limit_state_can_live_in_redis(sample_world: Path, tmp_path: Path, session: Session) -> None:
+def test_rate_limit_state_lives_in_the_jobs_redis(sample_world: Path, tmp_path: Path, session: Session) -> None:
     import redis
 
     connection = redis.Redis.from_url("redis://127.0.0.1:6379/15")
     connection.flushdb()
     copy_world(sample_world, tmp_path / "world")
-    with world_app(tmp_path / "world", RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/15",
+    with world_app(tmp_path / "world", REDIS_URL="redis://127.0.0.1:6379/15",
                    LOGIN_RATE_LIMIT="3 per minute") as redis_app:
+        assert redis_app.config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/15"
         client = redis_app.test_client()
         token = csrf_token(client.get("/admin/login").get_data(as_text=True))
         statuses = [client.post("/admin/login", data={"email": "x@example.org", "password": "y", "csrf_token": token})

@@ -1,0 +1,78 @@
+"""Periodic jobs: due by the app's clock (fixed here), started once per interval however many processes tick, in a
+thread without Redis and on the queue with it; the first one deletes uploads nobody confirmed within a day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flask import Flask
+
+from directory import jobs, periodic
+from directory.imports.uploads import UPLOAD_RETENTION_SECONDS
+from helpers import REPO, flask_env, kill_tree, start_worker
+
+NOON = dt.datetime(2026, 12, 1, 12, 0)
+
+
+def _uploads(app: Flask) -> tuple[Path, Path]:
+    """An upload older than the retention and a fresh one, in the app's upload folder."""
+    folder = Path(app.instance_path) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    old, fresh = folder / ("a" * 64 + ".csv"), folder / ("b" * 64 + ".csv")
+    old.write_text("external_id\n")
+    fresh.write_text("external_id\n")
+    past = time.time() - UPLOAD_RETENTION_SECONDS - 60
+    os.utime(old, (past, past))
+    return old, fresh
+
+
+def _tick_at(app: Flask, now: dt.datetime) -> list[str]:
+    """Tick with the app's clock at `now`, waiting for what it starts in threads; the names started."""
+    app.config["NOW"] = lambda: now
+    started = periodic.tick(app)
+    for _name, thread in started:
+        if thread is not None:
+            thread.join(30)
+    return [name for name, _thread in started]
+
+
+def test_without_redis_a_due_job_runs_in_a_thread_once_per_interval_by_the_apps_clock(app: Flask) -> None:
+    old, fresh = _uploads(app)
+    assert _tick_at(app, NOON) == ["prune-uploads"]
+    assert not old.exists() and fresh.exists()
+    old, _fresh = _uploads(app)
+    assert _tick_at(app, NOON + dt.timedelta(minutes=59)) == []  # not due: an hour between runs
+    assert old.exists()
+    assert _tick_at(app, NOON + dt.timedelta(hours=1)) == ["prune-uploads"]
+    assert not old.exists()
+
+
+def test_with_redis_a_due_job_is_queued_and_a_worker_runs_it(queued_app: Flask, tmp_path: Path) -> None:
+    old, fresh = _uploads(queued_app)
+    assert _tick_at(queued_app, NOON) == ["prune-uploads"]
+    assert old.exists() and len(jobs.queue(queued_app)) == 1  # queued, not run here
+    assert _tick_at(queued_app, NOON + dt.timedelta(minutes=30)) == []
+    worker = start_worker(queued_app, tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + 60
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        kill_tree(worker)
+    assert not old.exists() and fresh.exists()
+
+
+def test_four_processes_ticking_at_once_start_a_due_job_once(app: Flask) -> None:
+    old, _fresh = _uploads(app)
+    env = {**flask_env(app), "TICK_SECONDS": "0"}
+    ticks = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "tick"], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    said = [tick.communicate(timeout=120) for tick in ticks]
+    assert all(tick.returncode == 0 for tick in ticks), said
+    assert sorted(out.strip() for out, _err in said) == ["Started: nothing was due."] * 3 + ["Started: prune-uploads."]
+    assert not old.exists()
