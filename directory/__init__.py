@@ -111,8 +111,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     # Rate limits are counted where the jobs are: shared by every worker and node (memory:// counts per process).
+    # While that Redis is down they are counted in memory, rather than every limited request failing.
     app.config["RATELIMIT_STORAGE_URI"] = (app.config["RATELIMIT_STORAGE_URI"] or app.config["REDIS_URL"]
                                            or "memory://")
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
 
     from directory import cli, db, migrate
     from directory.places import places

@@ -3,9 +3,9 @@ thread of the process that asks (the embedded default, which needs no other serv
 that decides; a job is the same plain function either way, run in the app's context with picklable arguments.
 
 A worker whose whole process tree dies (SIGKILL, a machine lost) leaves its job "started" in Redis. RQ notices only
-when the job's heartbeat expires, a minute after the last one by its own rule; `sweep` (each tick, and whenever an
-admin looks at imports or jobs) instead fails a started job whose worker sent no heartbeat for ABANDONED_AFTER
-seconds, and marks its import run failed."""
+when the job's heartbeat expires, a minute after the last one by its own rule, at its maintenance every ten minutes;
+`sweep` (each tick, and whenever an admin looks at imports or jobs) instead fails a started job whose worker sent no
+heartbeat for ABANDONED_AFTER seconds, and settles its import run."""
 
 from __future__ import annotations
 
@@ -14,19 +14,21 @@ import datetime as dt
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from directory import db
 from directory.imports.lock import ImportLock
 from directory.imports.report import ImportMode
-from directory.imports.runs import UNFINISHED, mark_failed
+from directory.imports.runs import STARTUP_GRACE, UNFINISHED, finish, mark_failed
 from directory.imports.uploads import Uploads, run_uploaded_import
-from directory.models import ImportRun
+from directory.models import ImportRun, utcnow
 
 if TYPE_CHECKING:
     from rq import Queue
@@ -35,8 +37,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5  # how often a worker says it still runs its job (RQ's default is 30)
 ABANDONED_AFTER = 20  # seconds without a heartbeat after which a started job is failed: four missed heartbeats
-# RQ keeps a started job this long past its last heartbeat (its interval, plus a fixed minute) before its own cleanup.
-_RQ_HEARTBEAT_TTL = HEARTBEAT_SECONDS + 60
 
 
 def import_timeout(size_bytes: int) -> int:
@@ -46,8 +46,9 @@ def import_timeout(size_bytes: int) -> int:
 
 
 def import_job_id(run_id: int) -> str:
-    """The queue's id for the job of import run `run_id`, so that the run's job can be found from the run."""
-    return f"import-{run_id}"
+    """A new queue id for the job of import run `run_id`, recorded on the run: unique, since one Redis may serve
+    several databases (and outlive one), and RQ's job ids are global."""
+    return f"import-{run_id}-{uuid.uuid4().hex}"
 
 
 def submit(job: Callable[..., None], *, timeout: int, job_id: str | None = None, retry: Sequence[int] = (),
@@ -57,8 +58,10 @@ def submit(job: Callable[..., None], *, timeout: int, job_id: str | None = None,
     if current_app.config["REDIS_URL"]:
         from rq import Retry
 
+        # RQ schedules a retry in whole seconds and may start it up to a second early: one more keeps each wait.
+        waits = [wait + 1 for wait in retry]
         queue(current_app).enqueue(job, kwargs=kwargs, job_timeout=timeout, job_id=job_id,
-                                   retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
+                                   retry=Retry(max=len(waits), interval=waits) if waits else None)
         return None
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     thread = threading.Thread(target=_run_in_thread, args=(app, job, kwargs, list(retry)), daemon=True,
@@ -91,44 +94,79 @@ def queue(app: Flask) -> Queue:
 
 
 def import_upload(path: Path, *, filename: str, mode: ImportMode, actor: str, run_id: int) -> None:
-    """The job of a confirmed web import: run it to its end (recorded as `run_id`) and delete its upload."""
+    """The job of a confirmed web import: run it to its end (recorded as `run_id`) and delete its upload. Only a run
+    that is queued, or failed (an admin's retry), is run: never one that wrote its rows or is running (in a thread,
+    the run is recorded running by the request that starts the thread)."""
     instance = current_app.instance_path
-    if not path.exists():  # an admin's retry after the upload was deleted
-        with db.factory()() as session:
-            if (run := session.get(ImportRun, run_id)) is not None:
-                mark_failed(session, run, "The uploaded file is gone (deleted when its import ended, or a day after "
-                                          "its preview): upload it again.")
-        return
+    with db.factory()() as session:
+        run = session.get(ImportRun, run_id)
+        if run is None or run.status not in (("queued", "failed") if run.job_id else ("running",)):
+            log.warning("import job of run %s not run: the run is %s", run_id, run.status if run else "gone")
+            return
+        if not path.exists():
+            mark_failed(session, run, "The uploaded file is gone (deleted when its import ended, or a day after its "
+                                      "preview): upload it again.")
+            return
     run_uploaded_import(db.factory(), Uploads(instance), path, filename=filename, mode=mode, actor=actor,
                         run_id=run_id, lock=ImportLock(instance))
 
 
 def sweep(app: Flask) -> None:
-    """Fail the started jobs whose worker stopped sending heartbeats, and mark failed the import runs whose job
-    failed or, still queued, is gone from Redis (emptied or restarted without its data); no-op without Redis."""
+    """Fail the started jobs whose worker went silent, and settle the import runs whose job failed or, queued, is
+    gone from Redis (emptied, or restarted without its data); no-op without Redis."""
     if not app.config["REDIS_URL"]:
         return
+    jobs = queue(app)
+    _fail_silent_jobs(jobs)
+    with db.factory(app)() as session:
+        for run in session.scalars(select(ImportRun).where(ImportRun.status.in_(("queued", *UNFINISHED)),
+                                                           ImportRun.job_id != "")):
+            job = jobs.fetch_job(run.job_id)
+            if job is not None and job.get_status() == "failed":
+                _settle(session, run)
+            elif job is None and run.status == "queued" and utcnow() - run.started_at > STARTUP_GRACE:
+                # (Younger, its job may not be queued yet.)
+                mark_failed(session, run, "Its job is gone from the queue (Redis lost it): nothing was written. "
+                                          "Upload the file again.")
+
+
+def _fail_silent_jobs(jobs: Queue) -> None:
+    """Fail (or retry, when it has retries left) each started job whose execution sent no heartbeat for
+    ABANDONED_AFTER seconds, as RQ's own cleanup does a minute later."""
+    from rq.executions import Execution
+    from rq.job_lifecycle import record_job_failure
     from rq.registry import StartedJobRegistry
 
-    jobs = queue(app)
-    # A job's expiry in the registry is its last heartbeat plus RQ's TTL: shift "now" so expiry means silence
-    # for ABANDONED_AFTER seconds.
-    StartedJobRegistry(queue=jobs).cleanup(timestamp=time.time() + _RQ_HEARTBEAT_TTL - ABANDONED_AFTER)
-    with db.factory(app)() as session:
-        for run in session.scalars(select(ImportRun).where(ImportRun.status.in_(("queued", *UNFINISHED)))):
-            job = jobs.fetch_job(import_job_id(run.id))
-            status = job.get_status() if job is not None else None
-            if status == "failed" or (status is None and run.status == "queued"):
-                mark_failed(session, run, _stopped_message(run.status, status))
+    registry = StartedJobRegistry(queue=jobs)
+    silent_since = time.time() - ABANDONED_AFTER
+    for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+        try:
+            heard = Execution.fetch(execution_id, job_id, jobs.connection).last_heartbeat.timestamp()
+        except ValueError:  # its record expired with its last heartbeat's TTL: long silent
+            heard = 0.0
+        if heard >= silent_since:
+            continue
+        job = jobs.fetch_job(job_id)
+        with jobs.connection.pipeline() as pipeline:
+            pipeline.zrem(registry.key, f"{job_id}:{execution_id}")
+            if job is not None and job.get_status() == "started":
+                if job.retries_left:
+                    job.retry(jobs, pipeline)
+                else:
+                    record_job_failure(job, f"AbandonedJobError: its worker sent no heartbeat for {ABANDONED_AFTER} "
+                                            "s (killed, or its machine lost)", pipeline)
+            pipeline.execute()
 
 
-def _stopped_message(run_status: str, job_status: str | None) -> str:
-    if job_status is None:
-        return "Its job is gone from the queue (Redis lost it): nothing was written. Upload the file again."
-    if run_status == "indexing":
-        return ("The rows were written, but the worker running it stopped while indexing them; the index follower "
-                "writes them from the change log.")
-    return "The worker running it stopped (killed, or its machine lost) before anything was written."
+def _settle(session: Session, run: ImportRun) -> None:
+    """Record how a run whose job failed ended: written (it had committed its rows) or failed."""
+    if run.status == "indexing":
+        # Its rows are in the database; the index follower writes them. Done, so that no one retries it.
+        finish(session, run, "done", "The rows were written; the worker running it stopped while indexing them, "
+                                     "and the index follower writes them from the change log.")
+    else:
+        mark_failed(session, run, "The worker running it stopped (killed, or its machine lost) before anything "
+                                  "was written.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,10 +190,13 @@ def failed_jobs(app: Flask, limit: int = 200) -> list[FailedJob]:
     for job_id in FailedJobRegistry(queue=jobs).get_job_ids(0, limit - 1, desc=True, cleanup=False):
         if (job := jobs.fetch_job(job_id)) is None:
             continue
-        result = job.latest_result()
-        trace = (result.exc_string or "") if result is not None else ""
-        found.append(FailedJob(job.id, job.func_name.rsplit(".", 1)[-1].replace("_", " ") if job.func_name else "",
-                               job.ended_at, trace.strip().splitlines()[-1] if trace.strip() else "no reason kept"))
+        try:
+            what = (job.func_name or "").rsplit(".", 1)[-1].replace("_", " ")
+            result = job.latest_result()
+            trace = ((result.exc_string or "") if result is not None else "").strip()
+        except Exception as exc:  # its arguments no longer load (code changed since): listed, to be discarded
+            what, trace = "(unreadable job)", f"{type(exc).__name__}: {exc}"
+        found.append(FailedJob(job.id, what, job.ended_at, trace.splitlines()[-1] if trace else "no reason kept"))
     return found
 
 

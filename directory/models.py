@@ -110,6 +110,7 @@ class ImportRun(Base):
     actor: Mapped[str] = mapped_column(String(254))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    job_id: Mapped[str] = mapped_column(String(64), default="", server_default="")  # its queued job's, if any
     filename: Mapped[str] = mapped_column(String(300))
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))

@@ -110,7 +110,15 @@ def queued_app(app: Flask) -> Iterator[Flask]:
         pytest.fail(f"no Redis server at {REDIS_URL} (TEST_REDIS_URL) for the job tests: {exc}")
     app.config.update(REDIS_URL=REDIS_URL, JOB_QUEUE=f"test-{uuid.uuid4().hex}")
     yield app
-    Queue(app.config["JOB_QUEUE"], connection=Redis.from_url(REDIS_URL)).delete(delete_jobs=True)
+    # Everything of the queue, its registries' jobs included (RQ keeps a failed job a year).
+    queue = Queue(app.config["JOB_QUEUE"], connection=Redis.from_url(REDIS_URL))
+    for registry in (queue.failed_job_registry, queue.finished_job_registry, queue.started_job_registry,
+                     queue.scheduled_job_registry, queue.deferred_job_registry):
+        for job_id in registry.get_job_ids(cleanup=False):
+            if (job := queue.fetch_job(job_id)) is not None:
+                job.delete()
+        queue.connection.delete(registry.key)
+    queue.delete(delete_jobs=True)
 
 
 @pytest.fixture()

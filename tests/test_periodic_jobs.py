@@ -3,10 +3,12 @@ thread without Redis and on the queue with it; the first one deletes uploads nob
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +67,20 @@ def test_with_redis_a_due_job_is_queued_and_a_worker_runs_it(queued_app: Flask, 
     finally:
         kill_tree(worker)
     assert not old.exists() and fresh.exists()
+
+
+def test_eight_threads_ticking_at_the_same_moment_start_a_due_job_once(app: Flask) -> None:
+    old, _fresh = _uploads(app)
+    app.config["NOW"] = lambda: NOON
+    start = threading.Barrier(8)
+
+    def tick() -> list[tuple[str, threading.Thread | None]]:
+        start.wait(10)
+        return periodic.tick(app)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        started = [name for ticked in pool.map(lambda _: tick(), range(8)) for name, _thread in ticked]
+    assert started == ["prune-uploads"]
 
 
 def test_four_processes_ticking_at_once_start_a_due_job_once(app: Flask) -> None:

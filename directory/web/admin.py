@@ -30,7 +30,7 @@ from directory.web.security import (admin_required, current_admin, limiter, limi
                                     sign_in_blocked, sign_in_failed)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # what RQ allows in a job id
 PER_PAGE = 50
 PREVIEW_ERRORS = 50
 STALE_ROWS = 1000
@@ -259,9 +259,12 @@ def import_confirm() -> Any:
         return _busy(exc)
     queued = bool(current_app.config["REDIS_URL"])
     run = record_run(db.session(), path, filename, mode, actor, status="queued" if queued else "running")
+    if queued:
+        run.job_id = jobs.import_job_id(run.id)
+        db.session().commit()
     try:
-        jobs.submit(jobs.import_upload, timeout=jobs.import_timeout(path.stat().st_size), job_id=jobs.import_job_id(
-            run.id), path=path, filename=filename, mode=mode, actor=actor, run_id=run.id)
+        jobs.submit(jobs.import_upload, timeout=jobs.import_timeout(path.stat().st_size), job_id=run.job_id or None,
+                    path=path, filename=filename, mode=mode, actor=actor, run_id=run.id)
     except RedisError as exc:
         mark_failed(db.session(), run, f"The job queue (Redis) could not be reached: {exc}")
         flash(f"The import could not be queued: the job queue (Redis) could not be reached ({exc}). "
