@@ -106,7 +106,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         REDIS_URL=os.environ.get("REDIS_URL", ""),  # background jobs on Redis (see directory/jobs.py), else threads
         JOB_QUEUE=os.environ.get("JOB_QUEUE", "directory"),
         TICK_SECONDS=float(os.environ.get("TICK_SECONDS", "10")),  # periodic jobs (directory/periodic.py); 0: cron
-        NOW=utcnow,  # the one source of the time for periodic jobs; tests replace it
+        NOW=utcnow,  # the one source of the time for periodic jobs and confirmation requests; tests replace it
+        PUBLIC_BASE_URL=os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),  # links in emails
+        MAIL_SERVER=os.environ.get("MAIL_SERVER", ""),  # unset: messages go to the instance folder's outbox
+        MAIL_PORT=int(os.environ.get("MAIL_PORT", "25")),
+        MAIL_USE_TLS=_env_flag("MAIL_USE_TLS", False),
+        MAIL_USE_SSL=_env_flag("MAIL_USE_SSL", False),
+        MAIL_USERNAME=os.environ.get("MAIL_USERNAME", ""),
+        MAIL_PASSWORD=os.environ.get("MAIL_PASSWORD", ""),
+        MAIL_FROM=os.environ.get("MAIL_FROM", "Therapist Directory <directory@localhost>"),
+        MAIL_RETRY_WAITS=tuple(int(wait) for wait in os.environ.get("MAIL_RETRY_WAITS", "60,300,1800").split(",")),
+        CONFIRMATION_INTERVAL_DAYS=int(os.environ.get("CONFIRMATION_INTERVAL_DAYS", "30")),
+        CONFIRMATION_LEAD_DAYS=int(os.environ.get("CONFIRMATION_LEAD_DAYS", "14")),
+        CONFIRMATION_LINK_DAYS=int(os.environ.get("CONFIRMATION_LINK_DAYS", "14")),
+        LINK_RATE_LIMIT=os.environ.get("LINK_RATE_LIMIT", "60 per hour"),
+        LINK_LISTING_RATE_LIMIT=os.environ.get("LINK_LISTING_RATE_LIMIT", "30 per hour"),
     )
     if test_config:
         app.config.update(test_config)
@@ -119,7 +133,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from directory import cli, db, migrate
     from directory.places import places
     from directory.search import sync
-    from directory.web import admin, api, errors, public, security, storable_input
+    from directory.web import admin, admin_freshness, api, confirm, errors, public, security, storable_input
 
     places.use(Path(app.config["PLACES_DIR"]))  # built on a fresh instance (6 s), then only opened
     db.init_app(app)
@@ -138,6 +152,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(admin_freshness.bp)
+    app.register_blueprint(confirm.bp)
     if schema_ready:
         # On a fresh instance the sample is loaded by the process that builds the first index, while the others
         # wait: none of them serves before the index holds the sample.

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from directory import accounts, db, jobs, migrate, periodic, sample
+from directory.confirmations.commands import confirmations_cli
 from directory.imports.csv_reading import UnusableFile
 from directory.imports.csv_writing import csv_chunks
 from directory.imports.lock import ImportBusy, ImportLock
@@ -350,5 +351,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(prepare)
     app.cli.add_command(worker)
     app.cli.add_command(tick)
+    app.cli.add_command(confirmations_cli)
     app.cli.add_command(admin_cli)
     app.cli.add_command(listings_cli)

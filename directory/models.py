@@ -78,6 +78,37 @@ class ListingChange(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ConfirmationRequest(Base):
+    """An email asking a listing's therapist to confirm its claim, recorded before it is queued, and its answer
+    (see directory/confirmations)."""
+
+    __tablename__ = "confirmation_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    listing_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: a deleted listing keeps its history
+    email: Mapped[str] = mapped_column(String(254))  # where it was sent: the listing's address then
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    listing_stamp: Mapped[dt.datetime] = mapped_column(DateTime)  # the listing's updated_at when asked
+    was_stale: Mapped[bool] = mapped_column(Boolean)  # whether its claim was stale when asked
+    # pending, sending, sent, failed (may be retried), refused (for good) or cancelled
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempted_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)  # the last attempt's start
+    reason: Mapped[str] = mapped_column(Text, default="")  # why the last attempt failed
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    answer: Mapped[str] = mapped_column(String(20), default="")  # accepting, not-accepting or unsubscribe
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
+class ConfirmationOptOut(Base):
+    """A listing whose therapist asked for no more confirmation emails."""
+
+    __tablename__ = "confirmation_opt_outs"
+
+    listing_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
 class PeriodicJobRun(Base):
     """When a periodic job was last started, by any process (see directory/periodic.py)."""
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from directory import db, jobs
 from directory.background import BackgroundThread
+from directory.confirmations.requests import ask_due
 from directory.imports.uploads import Uploads
 from directory.models import PeriodicJobRun
 
@@ -41,6 +42,7 @@ class PeriodicJob:
 
 SCHEDULE = (
     PeriodicJob("prune-uploads", dt.timedelta(hours=1), prune_uploads, timeout=300),
+    PeriodicJob("ask-due-listings", dt.timedelta(hours=1), ask_due, timeout=600),
 )
 
 

@@ -25,7 +25,7 @@ from directory.imports.uploads import Uploads, preview_upload
 from directory.listings import find_listings, stale_listings, status_counts, unmapped_genders
 from directory.models import ImportRun, Listing
 from directory.vocabulary import vocabulary
-from directory.web import app_state
+from directory.web import admin_freshness, app_state
 from directory.web.security import (admin_required, current_admin, limiter, limits_in_database, safe_next, sign_in,
                                     sign_in_blocked, sign_in_failed)
 
@@ -349,7 +349,8 @@ def stale() -> str:
     rows = stale_listings(db.session(), Window(today - dt.timedelta(days=days), today), STALE_ROWS)
     unmapped = db.session().scalars(unmapped_genders().limit(STALE_ROWS)).all()
     return render_template("admin/stale.html", rows=rows, days=days, today=today, unmapped=unmapped,
-                           limit=STALE_ROWS, genders=[term.name for term in vocabulary.terms["gender"].values()])
+                           limit=STALE_ROWS, genders=[term.name for term in vocabulary.terms["gender"].values()],
+                           to_ask=admin_freshness.count_stale_to_ask())
 
 
 def _sweep_jobs() -> bool:
