@@ -286,11 +286,11 @@ def live_server(app: Flask) -> Iterator[str]:
         thread.join(10)
 
 
-def start_worker(app: Flask, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(app: Flask, log: Path, **env_vars: str) -> subprocess.Popen[bytes]:
     """A `flask --app app worker` process on this app's world and job queue (test jobs importable from tests/), in a
-    session of its own, its output in `log`; stop it with kill_tree."""
+    session of its own, with these environment variables besides, its output in `log`; stop it with kill_tree."""
     env = {**flask_env(app), "REDIS_URL": app.config["REDIS_URL"], "JOB_QUEUE": app.config["JOB_QUEUE"],
-           "PYTHONPATH": str(REPO / "tests")}
+           "PYTHONPATH": str(REPO / "tests"), **env_vars}
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=REPO, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

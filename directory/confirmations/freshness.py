@@ -15,6 +15,7 @@ from directory.confirmations import links
 from directory.models import ConfirmationOptOut, ConfirmationRequest, Listing
 
 ANSWER_WINDOW = dt.timedelta(days=30)  # a stale listing that answers within this long of being asked counts
+CONFIRMING = ("accepting", "not-accepting")
 TARGET_SHARE = 0.6  # the share of asked stale listings we aim to hear from within ANSWER_WINDOW
 _LINK_PATHS = "|".join(re.escape(path) for path in (links.PATH, links.ONE_CLICK_PATH))
 _TOKEN = re.compile(f"({_LINK_PATHS})" + r"([\w.-]{6})[\w.-]+")
@@ -47,9 +48,12 @@ def freshness(session: Session, today: dt.date, now: dt.datetime) -> Freshness:
     def requests(*where: object) -> int:
         return session.scalar(select(func.count()).select_from(ConfirmationRequest).where(*where)) or 0  # type: ignore[arg-type]
 
-    stale = session.execute(select(ConfirmationRequest.created_at, ConfirmationRequest.answered_at).where(
+    # Confirmations only: an unsubscription answers the email but leaves the claim as stale as it was.
+    stale = session.execute(select(ConfirmationRequest.created_at, ConfirmationRequest.answered_at,
+                                   ConfirmationRequest.answer).where(
         ConfirmationRequest.was_stale, ConfirmationRequest.status == "sent")).all()
-    counted = [(asked, answered) for asked, answered in stale if answered is not None or now - asked >= ANSWER_WINDOW]
+    counted = [(asked, answered if answer in CONFIRMING else None) for asked, answered, answer in stale
+               if answered is not None or now - asked >= ANSWER_WINDOW]
     return Freshness(
         confirmed_30=confirmed_since(30), confirmed_90=confirmed_since(90),
         asked_unanswered=requests(ConfirmationRequest.status == "sent", ConfirmationRequest.answered_at.is_(None)),

@@ -56,7 +56,8 @@ def ask() -> ResponseReturnValue:
     if request.form.get("all"):
         listings = session.scalars(stale_selection()).all()
     else:
-        listing = session.get(Listing, request.form.get("listing_id", type=int) or 0)
+        listing_id = request.form.get("listing_id", type=int) or 0
+        listing = session.get(Listing, listing_id) if 0 < listing_id < 2**31 else None
         if listing is None:
             abort(404, description="No such listing.")
         if not listing.email or session.get(ConfirmationOptOut, listing.id) is not None:
