@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.orm import Session
 
 from directory import photos
 from directory.audit import record_event
 from directory.imports.csv_writing import listing_values
 from directory.imports.row_rules import COLUMNS, Record, check_record
-from directory.models import Listing
+from directory.models import ConfirmationOptOut, ConfirmationRequest, Listing
 from directory.search.sync import index_failure
 
 
@@ -71,8 +72,11 @@ def set_published(session: Session, listing: Listing, published: bool, actor: st
 
 
 def delete(session: Session, listing: Listing, actor: str) -> str | None:
-    """Delete a listing for good."""
+    """Delete a listing for good, with its confirmation requests and opt-out (SQLite may give its id to the next
+    listing, which must not inherit them)."""
     record_event(session, actor, "delete", _named(listing))
+    session.execute(sa_delete(ConfirmationRequest).where(ConfirmationRequest.listing_id == listing.id))
+    session.execute(sa_delete(ConfirmationOptOut).where(ConfirmationOptOut.listing_id == listing.id))
     session.delete(listing)
     return _commit(session)
 

@@ -19,6 +19,9 @@ OUTBOX = "outbox"
 SMTP_TIMEOUT = 30  # seconds: a server that stops answering fails the attempt, which is retried
 
 
+TRANSIENT = (OSError, smtplib.SMTPException)  # what may pass on a later attempt
+
+
 class Refused(Exception):
     """The server refused the message for good (a 5xx answer, a bad recipient): retrying would not help."""
 
@@ -43,11 +46,16 @@ def send(app: Flask, message: EmailMessage) -> None:
                 connection.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
             connection.send_message(message)
     except smtplib.SMTPRecipientsRefused as exc:
-        raise Refused(_refusal(next(iter(exc.recipients.values())))) from exc
-    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+        # 4xx (greylisting, a full mailbox) may pass later; 5xx is a bounce.
+        answer = next(iter(exc.recipients.values()))
+        if answer[0] >= 500:
+            raise Refused(_refusal(answer)) from exc
+        raise
+    except smtplib.SMTPDataError as exc:
         if exc.smtp_code >= 500:
             raise Refused(_refusal((exc.smtp_code, exc.smtp_error))) from exc
         raise
+    # A refused sender (SMTPSenderRefused) is this server's setting, not the message's: retried, as it may be fixed.
 
 
 def _refusal(answer: tuple[int, bytes | str]) -> str:

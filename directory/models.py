@@ -93,11 +93,14 @@ class ConfirmationRequest(Base):
     # pending, sending, sent, failed (may be retried), refused (for good) or cancelled
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)  # when its job was last queued
     attempted_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)  # the last attempt's start
     reason: Mapped[str] = mapped_column(Text, default="")  # why the last attempt failed
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
     answer: Mapped[str] = mapped_column(String(20), default="")  # accepting, not-accepting or unsubscribe
     answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    # Confirmed within freshness.ANSWER_WINDOW of being asked (the admin's answer rate counts these).
+    answered_in_time: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ConfirmationOptOut(Base):

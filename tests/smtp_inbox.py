@@ -25,6 +25,7 @@ class Inbox:
         self.raw: list[bytes] = []  # the same, as they came over the wire
         self.refuse_next = 0  # this many DATA commands get a 451 before any is accepted
         self.refuse_for_good: set[str] = set()  # recipients refused with a 550
+        self.greylist_next = 0  # this many RCPT commands get a 450 (greylisting) before any is accepted
         self._changed = threading.Condition()
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802 (aiosmtpd's)
@@ -32,6 +33,9 @@ class Inbox:
         """Refuse the recipients marked so, for good."""
         if address in self.refuse_for_good:
             return "550 5.1.1 No such mailbox here"
+        if self.greylist_next:
+            self.greylist_next -= 1
+            return "450 4.2.0 Greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

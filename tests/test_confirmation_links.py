@@ -108,6 +108,11 @@ def test_forged_altered_swapped_and_foreign_tokens_get_one_plain_page_and_change
             as_text=True), case
         bodies.add(page.get_data(as_text=True).replace(bad, ""))
     assert len(bodies) == 1  # nothing in the page depends on what the token named
+    # With a form token, as a person on a working link's page would post: still refused, before any change.
+    form = {"csrf_token": csrf_token(client.get(links.PATH + good).get_data(as_text=True))}
+    for case, bad in forged.items():
+        assert client.post(links.PATH + bad, data=form).status_code == 404, case
+        assert client.post(links.PATH + bad + "/fresh", data=form).status_code == 404, case
     assert state(session) == before
 
 

@@ -32,21 +32,26 @@ def send(which: str, older_than: int | None, limit: int | None, dry_run: bool, a
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if older_than is None and which == "stale":
         older_than = app.config["STALE_AFTER_DAYS"]
-    cutoff = None if older_than is None else app.config["CLOCK"]() - dt.timedelta(days=older_than)
+    today = app.config["CLOCK"]()
+    cutoff = None if older_than is None else today - dt.timedelta(days=older_than)
+
     def count(query: Select[Listing]) -> int:
-        return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        return session.scalar(select(func.count()).select_from(query.limit(limit).subquery())) or 0
 
     with db.factory()() as session:
-        due = requests.selection(cutoff, requests.interval_start(app))
-        asked_lately = count(requests.selection(cutoff, None)) - count(due)
-        listings = session.scalars(due.limit(limit)).all()
-        if not dry_run:
+        due = requests.selection(today, cutoff, requests.interval_start(app))
+        asked_lately = count(requests.selection(today, cutoff, None)) - count(due)
+        if dry_run:
+            emails = count(due)
+        else:
+            ids = requests.ask(session, app, due, limit)
+            emails = len(ids)
             # In-process mode: this process sends them, so it waits (a retry may take MAIL_RETRY_WAITS).
-            for thread in requests.queue_sending(app, requests.record(session, app, listings)):
+            for thread in requests.queue_sending(app, ids):
                 thread.join()
-    counts = {"emails": len(listings), "skipped_asked_lately": asked_lately, "dry_run": dry_run}
+    counts = {"emails": emails, "skipped_asked_lately": asked_lately, "dry_run": dry_run}
     if as_json:
         click.echo(json.dumps(counts))
     else:
-        click.echo(f"{'Would queue' if dry_run else 'Queued'} {len(listings)} email(s); {asked_lately} listing(s) "
+        click.echo(f"{'Would queue' if dry_run else 'Queued'} {emails} email(s); {asked_lately} listing(s) "
                    f"asked in the last {app.config['CONFIRMATION_INTERVAL_DAYS']} days were skipped.")

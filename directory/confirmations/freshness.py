@@ -7,15 +7,15 @@ import dataclasses
 import datetime as dt
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from directory.confirmations import links
+from directory.confirmations.answers import ANSWER_WINDOW
 from directory.models import ConfirmationOptOut, ConfirmationRequest, Listing
 
-ANSWER_WINDOW = dt.timedelta(days=30)  # a stale listing that answers within this long of being asked counts
-CONFIRMING = ("accepting", "not-accepting")
 TARGET_SHARE = 0.6  # the share of asked stale listings we aim to hear from within ANSWER_WINDOW
 _LINK_PATHS = "|".join(re.escape(path) for path in (links.PATH, links.ONE_CLICK_PATH))
 _TOKEN = re.compile(f"({_LINK_PATHS})" + r"([\w.-]{6})[\w.-]+")
@@ -27,11 +27,11 @@ class Freshness:
 
     confirmed_30: int
     confirmed_90: int
-    asked_unanswered: int
+    asked_unanswered: int  # listings whose sent request, its links still working, has no answer
     failed: int
     unsubscribed: int
-    stale_asked: int  # stale when asked, and asked at least ANSWER_WINDOW ago or answered since
-    stale_answered: int  # of those, answered within ANSWER_WINDOW
+    stale_asked: int  # listings stale when asked, asked at least ANSWER_WINDOW ago or confirmed since
+    stale_answered: int  # of those, the listings that confirmed within ANSWER_WINDOW
 
     @property
     def answer_share(self) -> float | None:
@@ -39,29 +39,27 @@ class Freshness:
         return self.stale_answered / self.stale_asked if self.stale_asked else None
 
 
-def freshness(session: Session, today: dt.date, now: dt.datetime) -> Freshness:
-    """The overview on `today` (claims) and at `now` (requests)."""
+def freshness(session: Session, today: dt.date, now: dt.datetime, link_days: int) -> Freshness:
+    """The overview on `today` (claims) and at `now` (requests whose links work for `link_days`), counted per
+    listing in the database."""
+    def listings(*where: Any) -> int:
+        return session.scalar(select(func.count(distinct(ConfirmationRequest.listing_id))).where(*where)) or 0
+
     def confirmed_since(days: int) -> int:
         return session.scalar(select(func.count()).where(
             Listing.published, Listing.availability_confirmed_on >= today - dt.timedelta(days=days))) or 0
 
-    def requests(*where: object) -> int:
-        return session.scalar(select(func.count()).select_from(ConfirmationRequest).where(*where)) or 0  # type: ignore[arg-type]
-
-    # Confirmations only: an unsubscription answers the email but leaves the claim as stale as it was.
-    stale = session.execute(select(ConfirmationRequest.created_at, ConfirmationRequest.answered_at,
-                                   ConfirmationRequest.answer).where(
-        ConfirmationRequest.was_stale, ConfirmationRequest.status == "sent")).all()
-    counted = [(asked, answered if answer in CONFIRMING else None) for asked, answered, answer in stale
-               if answered is not None or now - asked >= ANSWER_WINDOW]
+    stale_sent = (ConfirmationRequest.was_stale, ConfirmationRequest.status == "sent")
     return Freshness(
         confirmed_30=confirmed_since(30), confirmed_90=confirmed_since(90),
-        asked_unanswered=requests(ConfirmationRequest.status == "sent", ConfirmationRequest.answered_at.is_(None)),
-        failed=requests(ConfirmationRequest.status.in_(("failed", "refused"))),
+        asked_unanswered=listings(ConfirmationRequest.status == "sent", ConfirmationRequest.answered_at.is_(None),
+                                  ConfirmationRequest.sent_at >= now - dt.timedelta(days=link_days)),
+        failed=listings(ConfirmationRequest.status.in_(("failed", "refused"))),
         unsubscribed=session.scalar(select(func.count()).select_from(ConfirmationOptOut)) or 0,
-        stale_asked=len(counted),
-        stale_answered=sum(1 for asked, answered in counted
-                           if answered is not None and answered - asked <= ANSWER_WINDOW))
+        # Each listing asked while stale, once it had its ANSWER_WINDOW (or answered within it).
+        stale_asked=listings(*stale_sent, or_(ConfirmationRequest.answered_in_time,
+                                              ConfirmationRequest.created_at <= now - ANSWER_WINDOW)),
+        stale_answered=listings(*stale_sent, ConfirmationRequest.answered_in_time))
 
 
 def failed_requests(session: Session, limit: int) -> Sequence[tuple[ConfirmationRequest, Listing | None]]:

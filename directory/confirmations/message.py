@@ -21,12 +21,14 @@ def build(app: Flask, request: ConfirmationRequest, listing: Listing) -> EmailMe
                "profile": f"{app.config['PUBLIC_BASE_URL'].rstrip('/')}/therapists/{listing.slug}"}
     # Lines up to SMTP's limit: folding a long header that has no spaces (List-Unsubscribe's <URL>) would encode it,
     # and mail clients would no longer read the address.
-    message = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
+    # 7-bit bodies: a server without 8BITMIME takes them as they are.
+    message = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998, cte_type="7bit"))
     message["Subject"] = f"Are you still accepting new clients? ({listing.name})"
     message["From"] = app.config["MAIL_FROM"]
     message["To"] = request.email
     message["Date"] = email.utils.format_datetime(email.utils.localtime())
-    message["Message-ID"] = email.utils.make_msgid(domain=app.config["MAIL_FROM"].rpartition("@")[2] or None)
+    message["Message-ID"] = email.utils.make_msgid(
+        domain=email.utils.parseaddr(app.config["MAIL_FROM"])[1].rpartition("@")[2] or None)
     message["List-Unsubscribe"] = f"<{one_click}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Auto-Submitted"] = "auto-generated"

@@ -5,19 +5,23 @@ POST without a form, as mail clients send it. Rate limited per address and per l
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request
 from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from directory import db
 from directory.confirmations import links
-from directory.confirmations.requests import LinkCheck, answer, check_link, opt_out, queue_sending, record
+from directory.confirmations.answers import LinkCheck, answer, check_link, opt_out
+from directory.confirmations.requests import queue_sending, record
 from directory.models import ConfirmationOptOut, ConfirmationRequest
 from directory.web.security import csrf, limiter
 
 bp = Blueprint("confirm", __name__)
+log = logging.getLogger(__name__)
 FRESH_LINK_INTERVAL = dt.timedelta(days=1)
 
 # What each problem with a link is called, its status, and what to say.
@@ -40,12 +44,16 @@ def _named_listing() -> int | None:
     return said[1] if said else None
 
 
-def _limited(view: Any) -> Any:
-    """Rate limited per client address, and per listing (for links signed here: others name none)."""
-    view = limiter.limit(lambda: current_app.config["LINK_RATE_LIMIT"])(view)
+def _per_listing(view: Any) -> Any:
+    """Rate limited per listing (for links signed here: others name none)."""
     return limiter.limit(lambda: current_app.config["LINK_LISTING_RATE_LIMIT"],
                          key_func=lambda: f"listing-link:{_named_listing()}",
                          exempt_when=lambda: _named_listing() is None)(view)
+
+
+def _limited(view: Any) -> Any:
+    """Rate limited per client address, and per listing."""
+    return _per_listing(limiter.limit(lambda: current_app.config["LINK_RATE_LIMIT"])(view))
 
 
 @bp.route("/listing-check/<token>", methods=["GET", "POST"])
@@ -72,7 +80,7 @@ def unsubscribe_page(token: str) -> ResponseReturnValue:
 
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt
-@_limited
+@_per_listing  # not per address: mail providers post everyone's one-click unsubscribes from a few
 def one_click_unsubscribe(token: str) -> ResponseReturnValue:
     """One-click unsubscribe from a mail client (RFC 8058: a POST of List-Unsubscribe=One-Click, no form)."""
     if request.form.get("List-Unsubscribe") != "One-Click":
@@ -102,7 +110,11 @@ def fresh_link(token: str) -> ResponseReturnValue:
         ConfirmationRequest.listing_id == listing.id, ConfirmationRequest.created_at > since).limit(1))
     if listing.email and listing.published and asked_recently is None \
             and session.get(ConfirmationOptOut, listing.id) is None:
-        queue_sending(_app(), record(session, _app(), [listing]))
+        ids = record(session, _app(), [listing])
+        try:
+            queue_sending(_app(), ids)
+        except RedisError:
+            log.warning("fresh confirmation link %s recorded, not queued: Redis cannot be reached", ids)
     return render_template("confirm/fresh.html")
 
 

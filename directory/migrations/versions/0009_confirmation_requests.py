@@ -27,11 +27,13 @@ def upgrade() -> None:
     sa.Column('was_stale', sa.Boolean(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('queued_at', sa.DateTime(), nullable=True),
     sa.Column('attempted_at', sa.DateTime(), nullable=True),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('sent_at', sa.DateTime(), nullable=True),
     sa.Column('answer', sa.String(length=20), nullable=False),
     sa.Column('answered_at', sa.DateTime(), nullable=True),
+    sa.Column('answered_in_time', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_confirmation_requests_listing_id', 'confirmation_requests', ['listing_id'])
