@@ -39,6 +39,17 @@ def _instance_secret(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _secret_key(app: Flask) -> str:
+    """The key of an app given none: kept in its instance folder, when it is the only node on its database.
+    Several nodes on one PostgreSQL database would each make their own, and sessions and emailed links signed on
+    one would fail on the others: that is refused, unless SINGLE_NODE says this node is alone."""
+    if app.config["DATABASE_URL"].startswith("postgresql") and not app.config["SINGLE_NODE"]:
+        raise RuntimeError("SECRET_KEY is not set. On PostgreSQL several nodes may share the database, and each "
+                           "would make its own key, so a session or an emailed link made on one would fail on "
+                           "another: set the same SECRET_KEY on every node, or SINGLE_NODE=1 if this is the only one.")
+    return _instance_secret(Path(app.instance_path))
+
+
 def _load_sample(app: Flask) -> None:
     """The sample listings, into a database that has none (when LOAD_SAMPLE_DATA is on)."""
     from directory import db, sample
@@ -89,7 +100,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from directory.models import utcnow
 
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("SECRET_KEY") or _instance_secret(Path(app.instance_path)),
+        SECRET_KEY=os.environ.get("SECRET_KEY", ""),  # unset: see _secret_key
+        SINGLE_NODE=_env_flag("SINGLE_NODE", False),  # this is the only node on its database (see _secret_key)
+        READY_MAX_LAG_SECONDS=float(os.environ.get("READY_MAX_LAG_SECONDS", "30")),  # /ready's bound on index lag
         DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'directory.sqlite3'}",
         INDEX_DIR=os.environ.get("INDEX_DIR") or str(REPO_ROOT / "indexes"),
         LOAD_SAMPLE_DATA=_env_flag("LOAD_SAMPLE_DATA", True),
@@ -124,6 +137,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _secret_key(app)
     # Rate limits are counted where the jobs are: shared by every worker and node (memory:// counts per process).
     # While that Redis is down they are counted in memory, rather than every limited request failing.
     app.config["RATELIMIT_STORAGE_URI"] = (app.config["RATELIMIT_STORAGE_URI"] or app.config["REDIS_URL"]
@@ -133,7 +147,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from directory import cli, db, migrate
     from directory.places import places
     from directory.search import sync
-    from directory.web import admin, admin_freshness, api, confirm, errors, public, security, storable_input
+    from directory.web import admin, admin_freshness, api, confirm, errors, health, public, security, storable_input
 
     places.use(Path(app.config["PLACES_DIR"]))  # built on a fresh instance (6 s), then only opened
     db.init_app(app)
@@ -154,6 +168,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_freshness.bp)
     app.register_blueprint(confirm.bp)
+    app.register_blueprint(health.bp)
     if schema_ready:
         # On a fresh instance the sample is loaded by the process that builds the first index, while the others
         # wait: none of them serves before the index holds the sample.

@@ -117,6 +117,7 @@ def make_app(root: Path, **config: object) -> Flask:
         "CLOCK": lambda: SAMPLE_DAY,
         "INDEX_FOLLOWER": False,  # the tests of tests/test_follower*.py turn it on
         "TICK_SECONDS": 0,  # periodic jobs start when a test calls periodic.tick
+        "SECRET_KEY": "test",
         **config,
     })
     # The limiter is module-level: counts from an earlier test's app must not carry over (a Redis that is down, in

@@ -31,7 +31,8 @@ def test_a_start_on_an_up_to_date_database_does_not_import_alembic(shared_app: F
     # Alembic's objects slow every garbage collection of a search worker; only an upgrade needs them.
     script = ("import sys\nfrom directory import create_app\n"
               f"create_app({{'DATABASE_URL': {shared_app.config['DATABASE_URL']!r}, 'LOAD_SAMPLE_DATA': False, "
-              f"'INDEX_DIR': {shared_app.config['INDEX_DIR']!r}, 'INSTANCE_PATH': {shared_app.instance_path!r}}})\n"
+              f"'INDEX_DIR': {shared_app.config['INDEX_DIR']!r}, 'INSTANCE_PATH': {shared_app.instance_path!r}, "
+              "'SECRET_KEY': 'test'})\n"
               "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
