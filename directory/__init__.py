@@ -103,6 +103,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=os.environ.get("SECRET_KEY", ""),  # unset: see _secret_key
         SINGLE_NODE=_env_flag("SINGLE_NODE", False),  # this is the only node on its database (see _secret_key)
         READY_MAX_LAG_SECONDS=float(os.environ.get("READY_MAX_LAG_SECONDS", "30")),  # /ready's bound on index lag
+        CHANGE_LOG_RETENTION_DAYS=float(os.environ.get("CHANGE_LOG_RETENTION_DAYS", "7")),
         DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'directory.sqlite3'}",
         INDEX_DIR=os.environ.get("INDEX_DIR") or str(REPO_ROOT / "indexes"),
         LOAD_SAMPLE_DATA=_env_flag("LOAD_SAMPLE_DATA", True),

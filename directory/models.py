@@ -78,6 +78,15 @@ class ListingChange(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ChangeLogPruned(Base):
+    """One row: the number up to which the change log was pruned (an index behind it must be compared whole)."""
+
+    __tablename__ = "change_log_pruned"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    through: Mapped[int] = mapped_column(BigInteger)
+
+
 class ConfirmationRequest(Base):
     """An email asking a listing's therapist to confirm its claim, recorded before it is queued, and its answer
     (see directory/confirmations)."""

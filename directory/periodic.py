@@ -21,6 +21,7 @@ from directory.background import BackgroundThread
 from directory.confirmations.requests import ask_due
 from directory.imports.uploads import Uploads
 from directory.models import PeriodicJobRun
+from directory.search import change_log
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,13 @@ log = logging.getLogger(__name__)
 def prune_uploads() -> None:
     """Delete the import uploads that nobody confirmed within their retention."""
     Uploads(current_app.instance_path).prune()
+
+
+def prune_change_log() -> None:
+    """Delete the change log's rows older than CHANGE_LOG_RETENTION_DAYS."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    with db.factory()() as session:
+        change_log.prune(session, app.config["NOW"]() - dt.timedelta(days=app.config["CHANGE_LOG_RETENTION_DAYS"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +51,7 @@ class PeriodicJob:
 SCHEDULE = (
     PeriodicJob("prune-uploads", dt.timedelta(hours=1), prune_uploads, timeout=300),
     PeriodicJob("ask-due-listings", dt.timedelta(hours=1), ask_due, timeout=600),
+    PeriodicJob("prune-change-log", dt.timedelta(hours=1), prune_change_log, timeout=600),
 )
 
 

@@ -11,15 +11,17 @@ commit, not at the first flush, so a long import does not hold back every other 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from directory.models import ListingChange, utcnow
+from directory.models import ChangeLogPruned, ListingChange, utcnow
 
 # Any fixed number (see migrate.ADVISORY_LOCK_KEY, which is another).
 ADVISORY_LOCK_KEY = 4_242_002
+CHANNEL = "listing_changes"  # PostgreSQL's notification of a commit that wrote rows (see wakeups.py)
 
 
 def append(session: Session, actions: Mapping[int, str]) -> None:
@@ -36,6 +38,8 @@ def append(session: Session, actions: Mapping[int, str]) -> None:
         session.execute(text("INSERT INTO listing_changes (listing_id, action, at) SELECT listing_id, action, :at FROM "
                              "unnest(CAST(:ids AS integer[]), CAST(:actions AS varchar[])) AS t(listing_id, action)"),
                         {"ids": ids, "actions": [actions[i] for i in ids], "at": at})
+        # Delivered at the commit (and never for a rollback): it wakes every node's follower.
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
         return
     session.execute(insert(ListingChange), [{"listing_id": i, "action": actions[i], "at": at} for i in ids])
 
@@ -58,3 +62,25 @@ def oldest_after(session: Session, seq: int) -> tuple[int, ListingChange | None]
     first = session.scalars(select(ListingChange).where(ListingChange.seq > seq).order_by(ListingChange.seq)
                             .limit(1)).first()
     return count, first
+
+
+def pruned_through(session: Session) -> int:
+    """The number up to which rows were pruned (0 before any): an index that applied less missed some."""
+    return session.scalar(select(ChangeLogPruned.through).where(ChangeLogPruned.id == 1)) or 0
+
+
+def prune(session: Session, before: dt.datetime) -> int:
+    """Delete the rows written before `before`, on time alone (a node that is down must not keep the log growing
+    for ever), but never the newest, whose number the next row follows; record how far; commit. How many went."""
+    through = session.scalar(select(func.max(ListingChange.seq)).where(ListingChange.at < before))
+    if through is None:
+        return 0
+    through = min(through, latest(session) - 1)
+    deleted = session.execute(delete(ListingChange).where(ListingChange.seq <= through)).rowcount  # type: ignore[attr-defined]
+    marker = session.get(ChangeLogPruned, 1)
+    if marker is None:
+        session.add(ChangeLogPruned(id=1, through=through))
+    else:
+        marker.through = max(marker.through, through)
+    session.commit()
+    return int(deleted or 0)

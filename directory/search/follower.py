@@ -30,12 +30,14 @@ from directory.models import utcnow
 from directory.search import change_log
 from directory.search.index.storage import IndexBusy, SearchIndex
 from directory.search.sync import check, check_listings, repair_changes
+from directory.search.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
 # Polled: a query for rows after a number is an index range scan of well under a millisecond, so twice a second
-# costs nothing, and a change committed elsewhere is searchable here about half a second later at most. Each
-# poll's rows go into one index write: writes are at least this far apart.
+# costs nothing, and a change committed elsewhere is searchable here about half a second later at most (on
+# PostgreSQL a commit's notification wakes the follower sooner). Writes are at least this far apart, so a burst of
+# commits goes into one index write.
 POLL_SECONDS = 0.5
 STANDBY_SECONDS = 1.0
 BATCH = 5000  # rows applied per index write, so the writer lock is never held for long
@@ -52,9 +54,10 @@ def follow_once(session_factory: sessionmaker[Session], index: SearchIndex, limi
     with index.write_lock(timeout=lock_wait), session_factory() as session:
         applied = index.applied_change()
         latest = change_log.latest(session)
-        if applied is None or latest < applied:
-            # An index from before the log, whose record was lost, or that has applied more than this database's
-            # log holds (the database was restored from an older backup): compared whole with the database once.
+        if applied is None or latest < applied or applied < change_log.pruned_through(session):
+            # An index from before the log, whose record was lost, that has applied more than this database's log
+            # holds (the database was restored from an older backup), or that is behind rows pruned since (its node
+            # was down longer than the retention): compared whole with the database once, then followed.
             index.write_locked(*repair_changes(session, check(session, index)))
             index.record_applied_change(latest)
             return 0
@@ -121,6 +124,7 @@ class Follower(BackgroundThread):
         self._index = index
         self._poll = poll
         self._failing = False
+        self._wakeups = Wakeups(session_factory)
 
     def _run(self) -> None:
         try:
@@ -140,9 +144,17 @@ class Follower(BackgroundThread):
                 handle.write(str(os.getpid()))
                 handle.flush()
                 log.info("following the change log for %s (process %d)", self._index.root, os.getpid())
-                while not self._stop.wait(self._poll):
-                    self._step()
+                stepped = 0.0
+                while not self._stop.is_set():
+                    self._wakeups.wait(self._poll, self._stop)
+                    # Woken by a commit: still a poll after the last write at the earliest, so that a burst of
+                    # commits (ten edits a second) goes into one index write rather than one each.
+                    self._stop.wait(max(0.0, stepped + self._poll - time.monotonic()))
+                    if not self._stop.is_set():
+                        stepped = time.monotonic()
+                        self._step()
             finally:
+                self._wakeups.close()
                 file_lock.release(handle)
                 with contextlib.suppress(Exception):
                     self._index.close()
