@@ -18,7 +18,7 @@ from directory import accounts, db, jobs, migrate, periodic, sample
 from directory.confirmations.commands import confirmations_cli
 from directory.imports.csv_reading import UnusableFile
 from directory.imports.csv_writing import csv_chunks
-from directory.imports.lock import ImportBusy, ImportLock
+from directory.imports.lock import ImportBusy, import_lock
 from directory.imports.pipeline import run_import
 from directory.imports.report import ImportMode, ImportReport
 from directory.listings import all_listings, count_all, unmapped_genders
@@ -194,7 +194,7 @@ def import_csv(file: Path, dry_run: bool, skip_invalid: bool, replace: bool, as_
 
     try:
         report = run_import(db.factory(), file, filename=file.name, mode=mode, actor=actor,
-                            lock=ImportLock(current_app.instance_path), progress=progress)
+                            lock=import_lock(current_app), progress=progress)
     except UnusableFile as exc:
         click.echo(f"error: {file} is not a usable listings CSV: {exc}", err=True)
         sys.exit(2)

@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
@@ -24,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from directory import db
-from directory.imports.lock import ImportLock
+from directory.imports.lock import import_lock
 from directory.imports.report import ImportMode
 from directory.imports.runs import STARTUP_GRACE, UNFINISHED, finish, mark_failed
 from directory.imports.uploads import Uploads, run_uploaded_import
@@ -93,22 +92,17 @@ def queue(app: Flask) -> Queue:
     return Queue(app.config["JOB_QUEUE"], connection=Redis.from_url(app.config["REDIS_URL"]))
 
 
-def import_upload(path: Path, *, filename: str, mode: ImportMode, actor: str, run_id: int) -> None:
+def import_upload(digest: str, *, filename: str, mode: ImportMode, actor: str, run_id: int) -> None:
     """The job of a confirmed web import: run it to its end (recorded as `run_id`) and delete its upload. Only a run
     that is queued, or failed (an admin's retry), is run: never one that wrote its rows or is running (in a thread,
     the run is recorded running by the request that starts the thread)."""
-    instance = current_app.instance_path
     with db.factory()() as session:
         run = session.get(ImportRun, run_id)
         if run is None or run.status not in (("queued", "failed") if run.job_id else ("running",)):
             log.warning("import job of run %s not run: the run is %s", run_id, run.status if run else "gone")
             return
-        if not path.exists():
-            mark_failed(session, run, "The uploaded file is gone (deleted when its import ended, or a day after its "
-                                      "preview): upload it again.")
-            return
-    run_uploaded_import(db.factory(), Uploads(instance), path, filename=filename, mode=mode, actor=actor,
-                        run_id=run_id, lock=ImportLock(instance))
+    run_uploaded_import(db.factory(), Uploads(db.factory()), digest, filename=filename, mode=mode, actor=actor,
+                        run_id=run_id, lock=import_lock(current_app))
 
 
 def sweep(app: Flask) -> None:

@@ -172,6 +172,30 @@ class ImportRun(Base):
     errors_csv: Mapped[str] = mapped_column(Text, default="")
 
 
+class ImportLockHolder(Base):
+    """Who holds the import lock on PostgreSQL, signed by the connection holding its advisory lock (one row)."""
+
+    __tablename__ = "import_lock_holder"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    backend_pid: Mapped[int] = mapped_column(Integer)  # a signature counts only while this connection holds the lock
+    holder: Mapped[str] = mapped_column(String(254))
+    since: Mapped[str] = mapped_column(String(32))  # as the holder's clock wrote it, ISO 8601 to the second
+
+
+class PendingUpload(Base):
+    """An uploaded import file from its preview until its import ends (or it is pruned), in the database so that
+    any node can confirm a preview made on another."""
+
+    __tablename__ = "pending_uploads"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # its SHA-256
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    errors_csv: Mapped[str] = mapped_column(Text, default="")  # its preview's rejected rows
+    kept_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)  # an import of it is queued or running
+
+
 class Photo(Base):
     """A listing photo as served: a JPEG of at most 600x600 without metadata, named by its SHA-256."""
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def prune_uploads() -> None:
     """Delete the import uploads that nobody confirmed within their retention."""
-    Uploads(current_app.instance_path).prune()
+    Uploads(db.factory()).prune()
 
 
 def prune_change_log() -> None:

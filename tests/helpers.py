@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from directory import create_app, db
-from directory.imports.lock import ImportLock
+from directory.imports.lock import import_lock
 from directory.imports.pipeline import run_import
 from directory.imports.report import ImportMode
 from directory.models import ImportRun
@@ -196,7 +196,7 @@ def do_import(app: Flask, data: bytes | str, **mode: bool) -> Any:
     path.write_bytes(data)
     with app.app_context():
         return run_import(app.extensions["db"], path, filename="t.csv", mode=ImportMode(**mode), actor="test",
-                          lock=ImportLock(app.instance_path))
+                          lock=import_lock(app))
 
 
 def error_lines(report: Any) -> list[tuple[int, str]]:
@@ -244,7 +244,7 @@ def held_in_thread(hold: AbstractContextManager[object], seconds: float = 60) ->
     """Enter `hold` (a lock, a transaction) in another thread, as another worker would, and keep it until the
     with-block ends or the yielded event is set; the block starts once it is held.
 
-    For example `with held_in_thread(ImportLock(app.instance_path).held("someone@example.org")):`, or
+    For example `with held_in_thread(import_lock(app).held("someone@example.org")):`, or
     `held_in_thread(index.write_lock())`. What entering or leaving it raises is raised here; after `seconds` the
     holder lets go.
     """

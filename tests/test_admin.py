@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from directory import accounts
-from directory.imports.lock import ImportBusy, ImportLock
+from directory.imports.lock import ImportBusy, import_lock
 from directory.models import AdminUser, AuditEvent, Listing
 from directory.search.index.storage import PARALLEL_BATCH
 from helpers import (
@@ -236,7 +236,7 @@ def test_replace_preview_shows_how_many_will_be_unpublished(admin_client: FlaskC
 
 def test_a_second_import_while_one_runs_gets_409(admin_client: FlaskClient, app: Flask, runner: FlaskCliRunner,
                                                  tmp_path: Path) -> None:
-    with held_in_thread(ImportLock(app.instance_path).held("someone@example.org")):
+    with held_in_thread(import_lock(app).held("someone@example.org")):
         response = admin_client.post("/admin/import", data={
             "csrf_token": csrf_token(admin_client.get("/admin/import").get_data(as_text=True)),
             "file": (io.BytesIO(make_csv([GOOD]).encode()), "x.csv")}, content_type="multipart/form-data")
@@ -247,7 +247,7 @@ def test_a_second_import_while_one_runs_gets_409(admin_client: FlaskClient, app:
         result = runner.invoke(args=["import-csv", str(path)])
         assert result.exit_code == 1 and "An import is running (started by someone@example.org" in result.output
         with pytest.raises(ImportBusy):
-            with ImportLock(app.instance_path).held("third"):
+            with import_lock(app).held("third"):
                 pass
 
 

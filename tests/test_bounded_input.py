@@ -4,6 +4,8 @@ protected against formulas in every cell (the header's included), and signing ou
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import hashlib
 import io
 import os
 import re
@@ -14,13 +16,14 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from directory import db
 from directory.imports.csv_reading import RECORD_LIMIT, UnusableFile
 from directory.imports.report import REPORTED_IN_FULL
-from directory.models import ImportRun
+from directory.imports.uploads import MAX_PENDING_UPLOADS, Uploads
+from directory.models import ImportRun, PendingUpload, utcnow
 from helpers import (
     ADMIN_EMAIL, ADMIN_PASSWORD, GOOD, REPO, copy_world, csrf_token, database_url, do_import, drop_world, free_port,
     http_get, make_csv, upload,
@@ -87,8 +90,9 @@ def test_a_utf16_file_holding_a_nul_character_is_still_binary(app: Flask) -> Non
 
 
 def _uploads(app: Flask) -> set[str]:
-    folder = Path(app.instance_path) / "uploads"
-    return {p.name for p in folder.iterdir()} if folder.exists() else set()
+    """The digests of the uploads the database keeps."""
+    with db.factory(app)() as session:
+        return set(session.scalars(select(PendingUpload.digest)))
 
 
 def _preview(client: FlaskClient, data: bytes, name: str = "t.csv") -> int:
@@ -104,8 +108,8 @@ def test_uploads_are_deleted_when_they_cannot_be_imported_when_their_import_ends
     assert _uploads(app) == set()
     data = make_csv([{**GOOD, "external_id": "up-1", "name": "Uploaded Once"}]).encode()
     assert _preview(admin_client, data) == 200
-    (kept,) = _uploads(app)
-    digest = kept.removesuffix(".csv")
+    (digest,) = _uploads(app)
+    assert digest == hashlib.sha256(data).hexdigest()
     token = csrf_token(admin_client.get("/admin/import").get_data(as_text=True))
     response = admin_client.post("/admin/import/confirm", data={"csrf_token": token, "digest": digest,
                                                                "filename": "t.csv"})
@@ -116,12 +120,25 @@ def test_uploads_are_deleted_when_they_cannot_be_imported_when_their_import_ends
     assert _uploads(app) == set()
     # A preview nobody confirmed goes a day later, at the next upload.
     assert _preview(admin_client, data) == 200
-    stale = Path(app.instance_path) / "uploads" / kept
-    day_and_more = time.time() - 25 * 3600
-    os.utime(stale, (day_and_more, day_and_more))
+    with db.factory(app)() as session:
+        session.execute(update(PendingUpload).values(kept_at=utcnow() - dt.timedelta(hours=25)))
+        session.commit()
     other = make_csv([{**GOOD, "external_id": "up-2"}]).encode()
     assert _preview(admin_client, other) == 200
-    assert kept not in _uploads(app) and len(_uploads(app)) == 1
+    assert _uploads(app) == {hashlib.sha256(other).hexdigest()}
+
+
+def test_at_most_twenty_previews_await_confirmation_the_oldest_going_first(app: Flask,
+                                                                             admin_client: FlaskClient) -> None:
+    # Uploads live in the database (any node confirms any preview): their number is bound, not only their age. A
+    # confirmed one (its import queued) stays until its import ends.
+    previews = [make_csv([{**GOOD, "external_id": f"up-{n}"}]).encode() for n in range(MAX_PENDING_UPLOADS + 3)]
+    digests = [hashlib.sha256(data).hexdigest() for data in previews]
+    for n, data in enumerate(previews):
+        assert _preview(admin_client, data) == 200
+        if n == 0:
+            assert Uploads(db.factory(app)).confirm(digests[0]) == len(data)
+    assert _uploads(app) == {digests[0], *digests[3:]}
 
 
 def test_the_admin_home_and_history_never_load_an_errors_csv(app: Flask, admin_client: FlaskClient,

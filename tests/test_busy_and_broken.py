@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from directory.imports.lock import ImportLock
+from directory.imports.lock import import_lock
 from directory.imports.report import ImportMode
 from directory.imports.runs import record_run
 from directory.models import AuditEvent, ImportRun, Listing
@@ -152,20 +152,17 @@ def test_an_import_the_index_cannot_take_is_committed_and_says_so(
 
 
 def test_a_web_import_whose_process_died_is_shown_as_failed(app: Flask, admin_client: FlaskClient,
-                                                            session: Session, tmp_path: Path) -> None:
+                                                            session: Session) -> None:
     # Item 11: the worker running it was killed; its run said "running" (and its page reloaded) for ever.
-    source = tmp_path / "x.csv"
-    source.write_text(make_csv([GOOD]), encoding="utf-8")
-    dead = record_run(session, source, "dead.csv", ImportMode(), "someone@example.org")
-    alive = record_run(session, source, "alive.csv", ImportMode(), "someone@example.org")
-    young = record_run(session, source, "young.csv", ImportMode(), "someone@example.org")
+    dead, alive, young = (record_run(session, sha256="0" * 64, size=1, filename=name, mode=ImportMode(),
+                                     actor="someone@example.org") for name in ("dead.csv", "alive.csv", "young.csv"))
     long_ago = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=5)
     dead.started_at = alive.started_at = long_ago
     session.commit()
     page = admin_client.get(f"/admin/imports/{dead.id}").get_data(as_text=True)
     assert "stopped before writing anything" in page and RELOADS not in page
     # A run whose import holds the lock (it is running) and one too young to hold it yet stay as they are.
-    with ImportLock(app.instance_path).held("someone@example.org"):
+    with import_lock(app).held("someone@example.org"):
         page = admin_client.get(f"/admin/imports/{alive.id}").get_data(as_text=True)
         assert RELOADS in page and 'http-equiv="refresh"' not in page  # no meta refresh (WCAG 2.2.1)
     assert RELOADS in admin_client.get(f"/admin/imports/{young.id}").get_data(as_text=True)

@@ -16,7 +16,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from directory.imports.lock import ImportLock
+from directory.imports.lock import import_lock
 from directory.imports.pipeline import run_import
 from directory.imports.report import ImportMode
 from directory.models import ImportRun, Listing
@@ -133,7 +133,7 @@ def test_searches_see_the_old_listings_until_the_import_commits(app: Flask, sess
     searcher.start()
     try:
         report = run_import(app.extensions["db"], path, filename="big.csv", mode=ImportMode(),
-                            actor="test", lock=ImportLock(app.instance_path))
+                            actor="test", lock=import_lock(app))
     finally:
         time.sleep(0.2)
         done.set()

@@ -24,7 +24,7 @@ from helpers import REPO, database_url, drop_world, on_postgresql
 
 
 def test_there_is_exactly_one_head_and_the_code_names_it() -> None:
-    assert migrate.heads() == [migrate.HEAD] == ["0010"]
+    assert migrate.heads() == [migrate.HEAD] == ["0011"]
 
 
 def test_a_start_on_an_up_to_date_database_does_not_import_alembic(shared_app: Flask) -> None:
@@ -62,14 +62,14 @@ def _flask(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 def test_db_commands_upgrade_show_and_downgrade(tmp_path: Path) -> None:
     try:
         shown = _flask(tmp_path, "db", "current")  # the app itself upgraded the empty database at start
-        assert shown.returncode == 0 and "database: 0010  newest: 0010" in shown.stdout, shown.stderr
+        assert shown.returncode == 0 and "database: 0011  newest: 0011" in shown.stdout, shown.stderr
         down = _flask(tmp_path, "db", "downgrade", AUTO_MIGRATE="0")
-        assert down.returncode == 0 and "The database schema is at 0009." in down.stdout, down.stderr
+        assert down.returncode == 0 and "The database schema is at 0010." in down.stdout, down.stderr
         behind = _flask(tmp_path, "db", "current", AUTO_MIGRATE="0")
-        assert behind.returncode == 1 and "database: 0009  newest: 0010" in behind.stdout
+        assert behind.returncode == 1 and "database: 0010  newest: 0011" in behind.stdout
         assert "run `flask --app app db upgrade`" in behind.stderr
         up = _flask(tmp_path, "db", "upgrade", AUTO_MIGRATE="0")
-        assert up.returncode == 0 and "The database schema is at 0010." in up.stdout, up.stderr
+        assert up.returncode == 0 and "The database schema is at 0011." in up.stdout, up.stderr
     finally:
         drop_world(tmp_path)
 
@@ -85,7 +85,7 @@ def test_a_database_made_before_migrations_is_adopted_with_its_rows(tmp_path: Pa
             connection.execute(text("INSERT INTO audit_events (at, actor, action, detail) "
                                     "VALUES (CURRENT_TIMESTAMP, 'ops', 'edit', 'kept')"))
         started = _flask(tmp_path, "db", "current")
-        assert started.returncode == 0 and "database: 0010" in started.stdout, started.stderr
+        assert started.returncode == 0 and "database: 0011" in started.stdout, started.stderr
         with engine.connect() as connection:
             assert connection.execute(text("SELECT detail FROM audit_events")).scalars().all() == ["kept"]
     finally:
@@ -182,7 +182,7 @@ def test_genders_and_moved_specialties_are_mapped_by_the_upgrade_and_none_is_los
             for row in rows:
                 connection.execute(sa.insert(_OLD_LISTINGS).values(**row))
         migrate.upgrade(engine)
-        assert migrate.current(engine) == "0010"
+        assert migrate.current(engine) == "0011"
         with engine.connect() as connection:
             found = {row.external_id: row for row in connection.execute(text(
                 "SELECT external_id, gender, gender_unmapped, specialties, ages, client_types, communities "

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import os
 import subprocess
 import sys
 import threading
@@ -15,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import delete
 
-from directory import jobs, periodic
-from directory.imports.uploads import UPLOAD_RETENTION_SECONDS
+from directory import db, jobs, periodic
+from directory.imports.uploads import UPLOAD_RETENTION
+from directory.models import PendingUpload, utcnow
 from helpers import REPO, flask_env, kill_tree, start_worker
 
 NOON = dt.datetime(2026, 12, 1, 12, 0)
@@ -30,16 +31,22 @@ def app(empty_app: Flask) -> Flask:
     return empty_app
 
 
-def _uploads(app: Flask) -> tuple[Path, Path]:
-    """An upload older than the retention and a fresh one, in the app's upload folder."""
-    folder = Path(app.instance_path) / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    old, fresh = folder / ("a" * 64 + ".csv"), folder / ("b" * 64 + ".csv")
-    old.write_text("external_id\n")
-    fresh.write_text("external_id\n")
-    past = time.time() - UPLOAD_RETENTION_SECONDS - 60
-    os.utime(old, (past, past))
+def _uploads(app: Flask) -> tuple[str, str]:
+    """An upload kept longer than the retention and a fresh one, in the app's database: their digests."""
+    old, fresh = "a" * 64, "b" * 64
+    with db.factory(app)() as session:
+        session.execute(delete(PendingUpload))
+        for digest, kept_at in ((old, utcnow() - UPLOAD_RETENTION - dt.timedelta(minutes=1)), (fresh, utcnow())):
+            session.add(PendingUpload(digest=digest, data=b"external_id\n", errors_csv="", kept_at=kept_at,
+                                      confirmed=False))
+        session.commit()
     return old, fresh
+
+
+def _kept(app: Flask, digest: str) -> bool:
+    """Whether the upload with this digest is still kept."""
+    with db.factory(app)() as session:
+        return session.get(PendingUpload, digest) is not None
 
 
 def _tick_at(app: Flask, now: dt.datetime) -> list[str]:
@@ -55,27 +62,27 @@ def _tick_at(app: Flask, now: dt.datetime) -> list[str]:
 def test_without_redis_a_due_job_runs_in_a_thread_once_per_interval_by_the_apps_clock(app: Flask) -> None:
     old, fresh = _uploads(app)
     assert _tick_at(app, NOON) == EVERY_JOB
-    assert not old.exists() and fresh.exists()
+    assert not _kept(app, old) and _kept(app, fresh)
     old, _fresh = _uploads(app)
     assert _tick_at(app, NOON + dt.timedelta(minutes=59)) == []  # not due: an hour between runs
-    assert old.exists()
+    assert _kept(app, old)
     assert _tick_at(app, NOON + dt.timedelta(hours=1)) == EVERY_JOB
-    assert not old.exists()
+    assert not _kept(app, old)
 
 
 def test_with_redis_a_due_job_is_queued_and_a_worker_runs_it(queued_app: Flask, tmp_path: Path) -> None:
     old, fresh = _uploads(queued_app)
     assert _tick_at(queued_app, NOON) == EVERY_JOB
-    assert old.exists() and len(jobs.queue(queued_app)) == len(EVERY_JOB)  # queued, not run here
+    assert _kept(queued_app, old) and len(jobs.queue(queued_app)) == len(EVERY_JOB)  # queued, not run here
     assert _tick_at(queued_app, NOON + dt.timedelta(minutes=30)) == []
     worker = start_worker(queued_app, tmp_path / "worker.log")
     try:
         deadline = time.monotonic() + 60
-        while old.exists() and time.monotonic() < deadline:
+        while _kept(queued_app, old) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         kill_tree(worker)
-    assert not old.exists() and fresh.exists()
+    assert not _kept(queued_app, old) and _kept(queued_app, fresh)
 
 
 def test_eight_threads_ticking_at_the_same_moment_start_a_due_job_once(app: Flask) -> None:
@@ -106,4 +113,4 @@ def test_four_processes_ticking_at_once_start_a_due_job_once(app: Flask) -> None
     started = [name for out, _err in said if out.strip() != "Started: nothing was due."
                for name in out.strip().removeprefix("Started: ").removesuffix(".").split(", ")]
     assert sorted(started) == sorted(EVERY_JOB), said
-    assert not old.exists()
+    assert not _kept(app, old)

@@ -21,7 +21,7 @@ from directory.imports.csv_writing import ErrorsCsv
 from directory.imports.lock import ImportBusy, ImportLock
 from directory.imports.report import ImportMode, ImportReport, summary
 from directory.imports.row_rules import ADDED_TERMS, Issue, check_record
-from directory.imports.runs import finish, mark_failed, mark_interrupted, record_run
+from directory.imports.runs import file_sha256, finish, mark_failed, mark_interrupted, record_run
 from directory.listings import make_slug
 from directory.models import ImportRun, Listing, utcnow
 from directory.search.sync import index_failure, index_flushed
@@ -60,8 +60,11 @@ def run_import(
             if run is not None and run.status in ("queued", "failed"):
                 run.status, run.started_at, run.finished_at, run.message = "running", utcnow(), None, ""
                 session.commit()
+        elif not mode.dry_run:
+            run = record_run(session, sha256=file_sha256(source), size=source.stat().st_size, filename=filename,
+                             mode=mode, actor=actor)
         else:
-            run = None if mode.dry_run else record_run(session, source, filename, mode, actor)
+            run = None
         try:
             return _run_locked(session, run, source, mode, actor, filename, report, progress)
         except (UnusableFile, ImportBusy):

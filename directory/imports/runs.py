@@ -20,18 +20,23 @@ UNFINISHED = ("running", "indexing")
 STARTUP_GRACE = dt.timedelta(seconds=30)
 
 
-def record_run(session: Session, source: Path, filename: str, mode: ImportMode, actor: str,
+def record_run(session: Session, *, sha256: str, size: int, filename: str, mode: ImportMode, actor: str,
                status: str = "running") -> ImportRun:
-    """Record the start of an import in the history ("queued": waiting for a job worker to start it)."""
+    """Record the start of an import of a file (its SHA-256 and size) in the history ("queued": waiting for a job
+    worker to start it)."""
+    run = ImportRun(actor=actor, filename=filename[:300], size=size, sha256=sha256, mode=mode.label, status=status)
+    session.add(run)
+    session.commit()
+    return run
+
+
+def file_sha256(source: Path) -> str:
+    """The SHA-256 of a file in hex, read a megabyte at a time."""
     digest = hashlib.sha256()
     with source.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    run = ImportRun(actor=actor, filename=filename[:300], size=source.stat().st_size, sha256=digest.hexdigest(),
-                    mode=mode.label, status=status)
-    session.add(run)
-    session.commit()
-    return run
+    return digest.hexdigest()
 
 
 def recent_runs(session: Session, limit: int) -> Sequence[ImportRun]:

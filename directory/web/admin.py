@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session,
                    stream_with_context, url_for)
@@ -18,7 +17,7 @@ from directory.audit import audit_spool_path, commit_event, flush_spool, recent_
 from directory.availability import Window
 from directory.imports.csv_reading import UnusableFile
 from directory.imports.csv_writing import export_chunks, listing_values, template_csv
-from directory.imports.lock import ImportBusy, ImportLock
+from directory.imports.lock import ImportBusy, ImportLock, import_lock
 from directory.imports.report import ImportMode, summary
 from directory.imports.runs import mark_failed, recent_runs, record_run, settle_if_dead
 from directory.imports.uploads import Uploads, preview_upload
@@ -29,6 +28,7 @@ from directory.web import admin_freshness, app_state
 from directory.web.security import (admin_required, current_admin, limiter, limits_in_database, safe_next, sign_in,
                                     sign_in_blocked, sign_in_failed)
 
+T = TypeVar("T")
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # what RQ allows in a job id
 PER_PAGE = 50
@@ -39,13 +39,13 @@ TICKED_COLUMNS = {"ages": "age", "client_types": "client_type", "communities": "
 
 
 def _import_lock() -> ImportLock:
-    """The app's import lock, shared with the CLI."""
-    return ImportLock(current_app.instance_path)
+    """The app's import lock, shared with the CLI and every node."""
+    return import_lock(current_app)
 
 
 def _uploads() -> Uploads:
     """The app's store of uploaded import files."""
-    return Uploads(current_app.instance_path)
+    return Uploads(db.factory())
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -222,25 +222,25 @@ def import_upload() -> Any:
                            shown_errors=report.errors.first[:PREVIEW_ERRORS])
 
 
-def _upload_or_404(find: Callable[[str], Path | None], digest: str) -> Path:
-    """The stored file that `find` (an upload, or its rejected rows) gives for a digest.
+def _found(find: Callable[[str], T | None], digest: str) -> T:
+    """What `find` (an upload's size, or its rejected rows) gives for an upload's digest.
 
-    :raise 404: when the digest is malformed or the file is gone.
+    :raise 404: when the digest is malformed or the upload is gone.
     """
     try:
-        path = find(digest)
+        found = find(digest)
     except ValueError:
         abort(404)
-    if path is None:
+    if found is None:
         abort(404, description="That upload is no longer available; upload the file again.")
-    return path
+    return found
 
 
 @bp.get("/import/<digest>/errors.csv")
 @admin_required
 def preview_errors(digest: str) -> Response:
     """The previewed file's rejected rows with an `errors` column."""
-    return _csv_download(_upload_or_404(_uploads().errors, digest).read_text(encoding="utf-8"), "errors.csv")
+    return _csv_download(_found(_uploads().errors, digest), "errors.csv")
 
 
 @bp.post("/import/confirm")
@@ -248,23 +248,24 @@ def preview_errors(digest: str) -> Response:
 def import_confirm() -> Any:
     """Run a previewed import in the background and go to its progress page."""
     uploads = _uploads()
-    path = _upload_or_404(uploads.upload, request.form.get("digest", ""))
+    digest = request.form.get("digest", "")
     filename = request.form.get("filename", "upload.csv")[:300]
     mode = _mode_from(request.form)
     actor = current_admin() or ""
-    lock = _import_lock()
     try:
-        lock.check_free()  # free now; the background run takes it for real and reports if someone was faster
+        _import_lock().check_free()  # free now; the background run takes it for real and reports if someone was faster
     except ImportBusy as exc:
         return _busy(exc)
+    size = _found(uploads.confirm, digest)
     queued = bool(current_app.config["REDIS_URL"])
-    run = record_run(db.session(), path, filename, mode, actor, status="queued" if queued else "running")
+    run = record_run(db.session(), sha256=digest, size=size, filename=filename, mode=mode, actor=actor,
+                     status="queued" if queued else "running")
     if queued:
         run.job_id = jobs.import_job_id(run.id)
         db.session().commit()
     try:
-        jobs.submit(jobs.import_upload, timeout=jobs.import_timeout(path.stat().st_size), job_id=run.job_id or None,
-                    path=path, filename=filename, mode=mode, actor=actor, run_id=run.id)
+        jobs.submit(jobs.import_upload, timeout=jobs.import_timeout(size), job_id=run.job_id or None, digest=digest,
+                    filename=filename, mode=mode, actor=actor, run_id=run.id)
     except RedisError as exc:
         mark_failed(db.session(), run, f"The job queue (Redis) could not be reached: {exc}")
         flash(f"The import could not be queued: the job queue (Redis) could not be reached ({exc}). "
