@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
@@ -26,7 +25,8 @@ from directory.models import Listing, ListingChange, utcnow
 from directory.places import places
 from directory.search.documents import location_of
 from directory.search.follower import LOCK_FILE
-from helpers import GOOD, REPO, database_url, drop_world, flask_env, free_port, http_get, make_csv
+from helpers import GOOD, REPO, database_url, drop_world, flask_env, make_csv
+from servers import first_answer, flask_command, gunicorn, search_total, seconds_until, stop
 
 ROWS = 2000
 HEAL_SECONDS = 5.0  # the issue's bound: a lost index write is searchable this soon, a dead follower replaced this soon
@@ -46,73 +46,7 @@ main()
 """
 
 
-# Processes ------------------------------------------------------------------------------------------------------
-
-def _gunicorn(env: dict[str, str], workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A gunicorn master in a session of its own (so its workers can be killed with it); it and its base URL."""
-    port = free_port()
-    with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                                   "--timeout", "60", "--graceful-timeout", "5", "app:app"],
-                                  cwd=REPO, env={**env, "LOG_LEVEL": "INFO"}, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    return server, f"http://127.0.0.1:{port}"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process and everything in its process group; SIGKILL what outlives a grace period."""
-    for sent in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sent)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(20)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    process.wait(10)
-
-
-def _total(base: str, **params: str) -> int | None:
-    """The `total` of a search answer, or None while the server does not answer 200."""
-    try:
-        status, body = http_get(f"{base}/api/v1/search?{urlencode({'per_page': 1, **params})}")
-    except OSError:
-        return None
-    return json.loads(body)["total"] if status == 200 else None
-
-
-def _first_answer(server: subprocess.Popen[bytes], base: str, log: Path, seconds: float = 90,
-                  **params: str) -> int:
-    """The total of the first search the server answers with 200 (it may still be starting)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log.read_text()[-3000:]
-        total = _total(base, **params)
-        if total is not None:
-            return total
-        time.sleep(0.1)
-    raise AssertionError(f"no answer in {seconds} s: {log.read_text()[-3000:]}")
-
-
-def _seconds_until(base: str, expected: int, since: float, seconds: float, **params: str) -> float:
-    """How long after `since` (a time.monotonic()) the server's search total is `expected` (an AssertionError
-    `seconds` after it)."""
-    seen = None
-    while (elapsed := time.monotonic() - since) < seconds:
-        seen = _total(base, **params)
-        if seen == expected:
-            return elapsed
-        time.sleep(0.2)
-    raise AssertionError(f"after {seconds} s the server finds {seen}, not {expected}")
-
-
-def _flask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """A `flask --app app` command in a process of its own, run to its end."""
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
-
+# The index ------------------------------------------------------------------------------------------------------------
 
 def _status(app: Flask) -> dict:
     """What `index status --json` prints for the app's index folder."""
@@ -165,19 +99,19 @@ def test_a_running_server_finds_an_import_killed_before_its_index_commit(app: Fl
                                                                          tmp_path: Path) -> None:
     """Its follower indexes the lost write within 5 s of the kill, with no command run."""
     log = tmp_path / "gunicorn.log"
-    server, base = _gunicorn({**flask_env(app), "INDEX_FOLLOWER": "1"}, 2, log)
+    server, base = gunicorn({**flask_env(app), "INDEX_FOLLOWER": "1"}, 2, log)
     try:
-        assert _first_answer(server, base, log, q="Crashtest") == 0
+        assert first_answer(server, base, log, q="Crashtest") == 0
         with _import_stuck_after_its_database_commit(app, session, tmp_path) as killed:
             # The stuck import holds the index's writer lock: nothing, the follower included, can index them yet.
-            assert _total(base, q="Crashtest") == 0
-        healed = _seconds_until(base, ROWS, killed[0], HEAL_SECONDS, q="Crashtest")
+            assert search_total(base, q="Crashtest") == 0
+        healed = seconds_until(base, ROWS, killed[0], HEAL_SECONDS, q="Crashtest")
         print(f"searchable {healed:.2f} s after the kill")
         status = _status(app)
         assert status["lag_rows"] == 0 and status["applied"] == status["latest"], status
         assert _check_exit(app) == 0
     finally:
-        _stop(server)
+        stop(server)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
@@ -191,13 +125,13 @@ def test_a_server_started_after_such_a_crash_catches_up_before_serving(app: Flas
     assert lagging["lag_rows"] == ROWS and lagging["follower"] == {"running": False, "pid": None}, lagging
     assert _check_exit(app) == 1, "the index should lack the killed import's listings"
     log = tmp_path / "gunicorn.log"
-    server, base = _gunicorn({**flask_env(app), "INDEX_FOLLOWER": "1"}, 2, log)
+    server, base = gunicorn({**flask_env(app), "INDEX_FOLLOWER": "1"}, 2, log)
     try:
-        assert _first_answer(server, base, log, q="Crashtest") == ROWS
+        assert first_answer(server, base, log, q="Crashtest") == ROWS
         assert _status(app)["lag_rows"] == 0
         assert _check_exit(app) == 0
     finally:
-        _stop(server)
+        stop(server)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
@@ -263,9 +197,9 @@ def test_four_workers_elect_one_follower_and_another_takes_over_when_it_dies(app
     """One of four workers holds the follower lock; when it is killed a standby holds it within 5 s."""
     log = tmp_path / "gunicorn.log"
     lock = Path(app.config["INDEX_DIR"]) / LOCK_FILE
-    server, base = _gunicorn({**flask_env(app), "INDEX_FOLLOWER": "1"}, 4, log)
+    server, base = gunicorn({**flask_env(app), "INDEX_FOLLOWER": "1"}, 4, log)
     try:
-        _first_answer(server, base, log)
+        first_answer(server, base, log)
         follower = _elected(app, server.pid, lock)
 
         standbys = _workers(server.pid) - {follower}
@@ -290,12 +224,12 @@ def test_four_workers_elect_one_follower_and_another_takes_over_when_it_dies(app
 
         listing = session.scalars(select(Listing).where(Listing.published).order_by(Listing.id).limit(1)).one()
         _rename_as_another_node(app, listing.id, "Quillfeather Zanzibarquist")
-        healed = _seconds_until(base, 1, time.monotonic(), HEAL_SECONDS, q="Zanzibarquist")
+        healed = seconds_until(base, 1, time.monotonic(), HEAL_SECONDS, q="Zanzibarquist")
         print(f"another node's change searchable after {healed:.2f} s")
         assert _status(app)["lag_rows"] == 0
         assert _check_exit(app) == 0
     finally:
-        _stop(server)
+        stop(server)
 
 
 # Two index folders on one fresh database -------------------------------------------------------------------------
@@ -323,26 +257,26 @@ def test_two_servers_with_their_own_index_folders_both_serve_the_sample(tmp_path
     servers = []
     try:
         for n, folder in enumerate(folders):
-            servers.append((*_gunicorn({**env, "INDEX_DIR": folder}, 1, tmp_path / f"gunicorn-{n}.log"),
+            servers.append((*gunicorn({**env, "INDEX_DIR": folder}, 1, tmp_path / f"gunicorn-{n}.log"),
                             tmp_path / f"gunicorn-{n}.log"))
         for server, base, log in servers:
-            _first_answer(server, base, log, seconds=60)
+            first_answer(server, base, log, seconds=60)
         expected = _placeable_published(url)
         assert expected > 0
         # The server that lost the race to load the sample may have built its index before the sample was
         # committed: its catch-up at start, or else its follower, must bring that index level.
         deadline = time.monotonic() + HEAL_SECONDS
         while time.monotonic() < deadline:
-            totals = [(_total(base), _total(base, q="depression")) for _, base, _ in servers]
+            totals = [(search_total(base), search_total(base, q="depression")) for _, base, _ in servers]
             if totals[0] == totals[1] and totals[0][0] == expected:
                 break
             time.sleep(0.1)
         assert totals[0] == totals[1] and totals[0][0] == expected and totals[0][1] > 0, (totals, expected)
         for folder in folders:
-            result = _flask({**env, "INDEX_DIR": folder, "LOAD_SAMPLE_DATA": "0"}, "index", "status", "--json")
+            result = flask_command({**env, "INDEX_DIR": folder, "LOAD_SAMPLE_DATA": "0"}, "index", "status", "--json")
             assert result.returncode == 0, result.stdout + result.stderr
             assert json.loads(result.stdout)["lag_rows"] == 0, result.stdout
     finally:
         for server, _, _ in servers:
-            _stop(server)
+            stop(server)
         drop_world(tmp_path)
