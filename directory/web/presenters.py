@@ -11,7 +11,7 @@ from flask import url_for
 from directory.availability import Window, availability
 from directory.geo import Place, great_circle_km, km_to
 from directory.models import Listing
-from directory.search.documents import FACET_FIELDS
+from directory.search.documents import FACET_FIELDS, location_of
 from directory.search.request import SearchRequest
 from directory.search.results import Result, Results
 from directory.search.text import FilterWord
@@ -57,9 +57,11 @@ def fee_words(listing: Listing, searched_country: str | None) -> str:
 def distance_words(listing: Listing, origin: Place, units: str) -> str | None:
     """How far a listing's office is from where a search was made, e.g. "2.3 miles from 11201 (Brooklyn, NY)", as
     the search measures it; None for a listing seen online only or without a point."""
-    if not listing.in_person or listing.latitude is None or listing.longitude is None:
+    # Where the search places it: its own point, else its postcode's (most listings give only a postcode).
+    point = location_of(listing.latitude, listing.longitude, listing.postcode) if listing.in_person else None
+    if point is None:
         return None
-    distance = km_to(units, great_circle_km(origin.lat, origin.lon, listing.latitude, listing.longitude))
+    distance = km_to(units, great_circle_km(origin.lat, origin.lon, *point))
     where = f"{origin.postcode} ({origin.name})" if origin.postcode else origin.name
     return f"{distance:.1f} {'miles' if units == 'mi' else 'km'} from {where}"
 

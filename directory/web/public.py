@@ -157,7 +157,7 @@ def _profile_link_args(search: SearchRequest) -> dict[str, str]:
     return {"location": where, **({"units": search.units} if search.units else {})}
 
 
-def _searched_from() -> tuple[Place, str] | None:
+def searched_from() -> tuple[Place, str] | None:
     """The place and units of the search a profile was opened from (its link's `location` and `units`), resolved
     as the search resolves them; None when there is none or it does not resolve, which is never an error here."""
     if not request.args.get("location"):
@@ -234,7 +234,7 @@ def profile(slug: str) -> str:
     back = request.args.get("back", "")
     # Only a search of this site: anything else would make the link an open redirect.
     back_url = back if back.startswith("/?") else url_for("public.home")
-    searched = _searched_from()
+    searched = searched_from()
     distance = distance_words(listing, *searched) if searched else None
     return render_template("profile.html", listing=listing, vocabulary=vocabulary, back_url=back_url,
                            distance=distance, searched_country=searched[0].country if searched else None,
