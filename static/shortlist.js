@@ -12,7 +12,7 @@
     var button = form.querySelector("button");
     var action = form.querySelector("input[name=action]");
     button.disabled = true;
-    fetch(form.action, {
+    fetch(form.getAttribute("action"), {  // (form.action would be its field named "action")
       method: "POST", body: new FormData(form), credentials: "same-origin",
       headers: { "Accept": "application/json" }
     }).then(function (response) {
@@ -23,7 +23,10 @@
         button.setAttribute("aria-pressed", answer.saved ? "true" : "false");
         button.querySelector(".label").textContent = answer.saved ? "Saved" : "Save";
       }
-      if (count) { count.textContent = answer.count ? " (" + answer.count + ")" : ""; }
+      if (count) {
+        count.textContent = answer.count ? " (" + answer.count + ")" : "";
+        count.parentNode.classList.toggle("empty", !answer.count);
+      }
       say(answer.message);
     }).catch(function () {
       form.submit();  // whatever went wrong, the plain form still works
