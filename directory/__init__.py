@@ -148,8 +148,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from directory import cli, db, migrate
     from directory.places import places
     from directory.search import sync
-    from directory.web import (admin, admin_freshness, api, confirm, errors, health, public, security, shortlist,
-                               storable_input)
+    from directory.web import (admin, admin_freshness, api, confirm, errors, health, match, public, security,
+                               shortlist, storable_input)
 
     places.use(Path(app.config["PLACES_DIR"]))  # built on a fresh instance (6 s), then only opened
     db.init_app(app)
@@ -172,6 +172,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(confirm.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(shortlist.bp)
+    app.register_blueprint(match.bp)
     if schema_ready:
         # On a fresh instance the sample is loaded by the process that builds the first index, while the others
         # wait: none of them serves before the index holds the sample.

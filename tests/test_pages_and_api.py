@@ -169,7 +169,7 @@ def test_openapi_matches_what_the_api_accepts_and_returns(shared_client: FlaskCl
     documented = {p["name"] for p in search["parameters"]}
     assert documented == {"location", "postcode", "radius", "units", "q", "modality", "specialty", "language",
                           "insurance", "age", "client_type", "community", "gender", "accepting", "max_fee",
-                          "sliding_scale", "format", "sort", "page", "per_page"}
+                          "sliding_scale", "format", "sort", "page", "per_page", "guided"}
     body = api(shared_client, postcode="10001", q="depression")
     schema = search["responses"]["200"]["content"]["application/json"]["schema"]
     assert set(schema["required"]) == set(body)

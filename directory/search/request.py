@@ -36,7 +36,7 @@ INTEGER_PATTERN = r"^-?(?:0|[1-9][0-9]*)$"
 # add page and postcode, so the API's refusal of any other name never refuses the page's own fields; the page itself
 # ignores other names.
 PARAMETERS = ("location", "postcode", "radius", "units", "q", *KINDS, "accepting", "max_fee", "sliding_scale", "format",
-              "sort", "page", "per_page")
+              "sort", "page", "per_page", "guided")
 MAX_FEE = 100_000  # the import's bound on a fee
 _TRAILING_POSTCODE = re.compile(r"[^\d ,][ ,]+([0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])$")
 
@@ -162,6 +162,7 @@ def parse(args: Args, fresh: Window) -> SearchRequest:
     # Words as the limit counts them, read without the format characters pasted text carries (a zero-width space).
     q = " ".join(re.findall(_WORD, without_format_characters(raw_q)))
     accepting = _choice(args, "accepting", ("1", "0"))
+    _choice(args, "guided", ("1", "0"))  # read by the page only; checked like any flag
     radius = _number(args, "radius", 1, MAX_RADIUS, integer=False)
     page = _number(args, "page", 1, MAX_PAGE, integer=True)
     per_page = _number(args, "per_page", 1, MAX_PER_PAGE, integer=True)

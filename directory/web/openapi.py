@@ -26,7 +26,7 @@ from directory.search.request import (
 from directory.search.text import FILTER_KINDS
 from directory.vocabulary import KINDS, vocabulary
 
-VERSION = "6.1.0"
+VERSION = "6.2.0"
 # What each error status means, with the codes its body may carry. Every operation lists the statuses it returns.
 ERRORS = {
     "400": ("Bad input: the parameter named in the message is malformed, out of range or unknown. A query "
@@ -242,6 +242,9 @@ def _search_parameters() -> list[dict[str, Any]]:
                "1-based page, written as a JSON integer; default 1."),
         _param("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
                "Results per page, written as a JSON integer; default 20."),
+        _param("guided", {"type": "string", "enum": ["1", "0"]},
+               "1: the search came from the guided match (/match), so the search page says why each of its filters "
+               "was chosen. Taken, so that the page's links work here too; it changes nothing in the answer."),
     ]
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Blueprint, Response, abort, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from directory import db, photos
 from directory.listings import published_by_slug
+from directory.match import match
 from directory.geo import Place
 from directory.models import Listing
 from directory.search.dead_ends import ways_out
@@ -41,26 +42,44 @@ def search_url(**changes: Any) -> str:
     return url_for("public.home", **values)
 
 
-def _chips(search: SearchRequest, applied: FilterWord | None) -> list[tuple[str, str]]:
-    """Each active filter as (label, the URL without it). A filter the words chose goes with the words: its chip
-    takes them out too, or they would choose it again."""
-    chips: list[tuple[str, dict[str, Any], str]] = []  # label, changes, kind
+class Chip(NamedTuple):
+    """An active filter as the page shows it: its chip's words, the URL without it, and what it is."""
+
+    label: str
+    url: str
+    kind: str
+    value: str
+    name: str  # the value's own name, without the chip's prefix ("Woman", where the chip says "Gender: Woman")
+
+
+def _chips(search: SearchRequest, applied: FilterWord | None) -> list[Chip]:
+    """Each active filter. A filter the words chose goes with the words: its chip takes them out too, or they would
+    choose it again."""
+    chips: list[tuple[str, str, dict[str, Any], str, str]] = []  # prefix, name, changes, kind, value
     if search.accepting:
-        chips.append(("Accepting new clients", {"accepting": []}, "accepting"))
+        chips.append(("", "Accepting new clients", {"accepting": []}, "accepting", "1"))
     if search.format != "any":
-        chips.append((FORMAT_NAMES[search.format], {"format": []}, "format"))
+        chips.append(("", FORMAT_NAMES[search.format], {"format": []}, "format", search.format))
     for kind, prefix in PANEL_KINDS:
         chosen = search.filters[kind]
         for slug in chosen:
             term = vocabulary.get(kind, slug)
-            chips.append((prefix + (term.name if term else slug), {kind: [s for s in chosen if s != slug]}, kind))
+            chips.append((prefix, term.name if term else slug, {kind: [s for s in chosen if s != slug]}, kind, slug))
     if search.max_fee is not None:
-        chips.append((f"Up to ${search.max_fee} a session", {"max_fee": []}, "max_fee"))
+        chips.append(("", f"Up to ${search.max_fee} a session", {"max_fee": []}, "max_fee", str(search.max_fee)))
     if search.sliding_scale:
-        chips.append((SLIDING_SCALE_NAME, {"sliding_scale": []}, "sliding_scale"))
+        chips.append(("", SLIDING_SCALE_NAME, {"sliding_scale": []}, "sliding_scale", "1"))
     words = applied.kind if applied is not None else None
-    return [(label, search_url(**changes, page=[], **({"q": []} if kind == words else {})))
-            for label, changes, kind in chips]
+    return [Chip(prefix + name, search_url(**changes, page=[], **({"q": []} if kind == words else {})), kind, value,
+                 name) for prefix, name, changes, kind, value in chips]
+
+
+def _reasons(chips: list[Chip]) -> list[tuple[str, str]]:
+    """For a search the guided match made (`guided=1`), why each of its filters was chosen, in plain words, with
+    the URL without it (as its chip)."""
+    if request.args.get("guided") != "1":
+        return []
+    return [(f"{chip.name}: {why}", chip.url) for chip in chips if (why := match.why(chip.kind, chip.value))]
 
 
 def _order_words(outcome: Results) -> str:
@@ -177,7 +196,8 @@ def home() -> Any:
         "args": request.args,
         "outcome": None, "error": None, "error_field": None, "needs_location": False, "ways_out": [],
         "chips": [], "search_url": search_url, "clear_all_url": _clear_all_url(), "units": _units(None),
-        "picked": _picked(None), "profile_args": {}, "offers": [], "fee_currency": None,
+        "picked": _picked(None), "profile_args": {}, "offers": [], "fee_currency": None, "reasons": [],
+        "match": match,
     }
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
@@ -195,8 +215,9 @@ def home() -> Any:
         return render_template("home.html", **context)
     outcome = find(current_index(), db.session(), search)
     shown = outcome.ran  # a filter word that was the whole text chosen as its filter: the panel and chips show it
+    chips = _chips(shown, outcome.applied)
     context.update(outcome=outcome, order_words=_order_words(outcome), offers=_offers(outcome), shown=shown,
-                   chips=_chips(shown, outcome.applied), picked=_picked(shown),
+                   chips=chips, reasons=_reasons(chips), picked=_picked(shown),
                    clear_all_url=_clear_all_url(outcome.applied))
     if not outcome.total:
         context["ways_out"] = ways_out(current_index(), search)
