@@ -11,14 +11,16 @@
     event.preventDefault();
     var button = form.querySelector("button");
     var action = form.querySelector("input[name=action]");
-    button.disabled = true;
+    // Not `disabled`: that would drop the keyboard focus from the button.
+    if (button.getAttribute("aria-disabled") === "true") { return; }
+    button.setAttribute("aria-disabled", "true");
     fetch(form.getAttribute("action"), {  // (form.action would be its field named "action")
       method: "POST", body: new FormData(form), credentials: "same-origin",
       headers: { "Accept": "application/json" }
     }).then(function (response) {
       return response.json();
     }).then(function (answer) {
-      if (!answer.full) {
+      if (answer.ok) {
         action.value = answer.saved ? "remove" : "save";
         button.setAttribute("aria-pressed", answer.saved ? "true" : "false");
         button.querySelector(".label").textContent = answer.saved ? "Saved" : "Save";
@@ -31,7 +33,7 @@
     }).catch(function () {
       form.submit();  // whatever went wrong, the plain form still works
     }).then(function () {
-      button.disabled = false;
+      button.removeAttribute("aria-disabled");
     });
   }
   Array.prototype.forEach.call(document.querySelectorAll("form[data-save]"), function (form) {

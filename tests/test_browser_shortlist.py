@@ -40,8 +40,9 @@ def _save_three(page: Page, javascript: bool) -> list[str]:
         if not javascript:
             page.wait_for_url(re.compile(rf"#{card.get_attribute('id')}$"))
         card = page.locator("li.card").nth(n)
-        expect(card.get_by_role("button", name=f"Saved {name} to your shortlist")).to_have_attribute(
+        expect(card.get_by_role("button", name=f"Save {name} to your shortlist")).to_have_attribute(
             "aria-pressed", "true")
+        expect(card.locator("button.toggle .label")).to_have_text("Saved")
         if javascript:
             expect(page.locator("#shortlist-status")).to_have_text(f"Saved {name} to your shortlist ({n + 1} of 10).")
         names.append(name)

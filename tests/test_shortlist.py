@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from directory.geo import postcodes
 from directory.models import Listing
+from directory.web.shortlist import comparison
 from helpers import REPO
 
 ORIGIN = {"Origin": "http://localhost"}  # what a browser sends with a form POST from the test client's site
@@ -205,8 +206,25 @@ def test_only_this_sites_pages_can_save(client: FlaskClient, session: Session, h
 
 
 def test_bad_saves_are_told_what_is_wrong(client: FlaskClient) -> None:
-    for value in ("", "abc", "-1", "1" * 40):
+    # Past PostgreSQL's integer ("3000000000"), and digits that are not ASCII ("²", "٣"), name no listing.
+    for value in ("", "abc", "-1", "1" * 40, "3000000000", "99999999999", "²", "٣"):
         response = client.post("/shortlist", data={"listing": value}, headers=ORIGIN)
         assert response.status_code == 400, value
     assert client.post("/shortlist", data={"listing": "999999"}, headers=ORIGIN).status_code == 404
-    assert client.get("/shortlist?ids=1,x,,99999999999999999999,-3").status_code == 200
+    answer = client.post("/shortlist", data={"listing": "999999"}, headers={**ORIGIN, "Accept": "application/json"})
+    assert answer.status_code == 404 and answer.get_json()["ok"] is False and "no longer published" in \
+        answer.get_json()["message"]
+    for ids in ("1,x,,99999999999999999999,-3", "3000000000", "%C2%B2", ",".join(["7"] * 5000)):
+        assert client.get(f"/shortlist?ids={ids}").status_code == 200, ids[:40]
+
+
+def test_pages_say_they_vary_by_cookie(client: FlaskClient) -> None:
+    for path in (SEARCH, "/shortlist", "/privacy", "/match"):
+        assert "Cookie" in client.get(path).headers.get("Vary", ""), path
+
+
+def test_the_wide_comparison_grid_has_a_row_for_every_line() -> None:
+    # The stylesheet spans each column over a fixed number of grid rows (no inline style under the CSP).
+    rows = int(re.search(r"grid-template-rows: repeat\((\d+), auto\)", (REPO / "static" / "style.css").read_text())
+               .group(1))
+    assert len(comparison([], None)) + 3 <= rows

@@ -11,6 +11,7 @@ import abc
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from flask import Flask
-from sqlalchemy import Connection, Engine, delete, insert, select, text
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from directory import db, file_lock
 from directory.models import ImportLockHolder
@@ -26,6 +27,7 @@ from directory.models import ImportLockHolder
 ADVISORY_LOCK_KEY = 4_242_004  # PostgreSQL's name of the lock (the migrations' is 4242001, the change log's 4242002)
 # The holder writes who and when just after taking the lock: a reader gives it this long before saying "someone".
 HOLDER_WAIT_SECONDS = 1.0
+log = logging.getLogger(__name__)
 
 
 class ImportBusy(RuntimeError):
@@ -137,8 +139,10 @@ class AdvisoryImportLock(ImportLock):
 
     @contextlib.contextmanager
     def _taken(self) -> Iterator[Callable[[dict[str, str]], None] | None]:
-        # A connection of its own, held for the whole import: the lock lives as long as its session.
+        # A connection of its own, held for the whole import: the lock lives as long as its session, which a server's
+        # idle_session_timeout must not end while the import works on its other connection.
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("SET idle_session_timeout = 0"))
             if not connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}):
                 yield None
                 return
@@ -146,11 +150,23 @@ class AdvisoryImportLock(ImportLock):
                 yield lambda signature: _sign(connection, signature)
             finally:
                 try:
+                    connection.execute(delete(ImportLockHolder).where(
+                        ImportLockHolder.backend_pid == func.pg_backend_pid()))
                     connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
                 except Exception:
-                    # Never back to the pool still holding the lock: closing the connection frees it.
+                    # The connection was lost (and the lock with it): say so, but never hide how the import ended,
+                    # and never give the pool a connection that might still hold the lock.
+                    log.exception("the import lock's connection failed; the lock is freed with it")
                     connection.invalidate()
-                    raise
+
+    def held_by(self) -> dict[str, str] | None:
+        """Who holds the lock and since when, or None when it is free, read from pg_locks without taking it (a
+        try-lock here could make an import starting at that moment find it busy)."""
+        with self.engine.connect() as connection:
+            held = connection.scalar(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = :key "
+                "AND objsubid = 1 AND granted"), {"key": ADVISORY_LOCK_KEY})
+        return self._holder() if held else None
 
     def _holder(self) -> dict[str, str]:
         with self.engine.connect() as connection:

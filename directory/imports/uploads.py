@@ -14,7 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from directory.imports.csv_reading import UnusableFile
@@ -44,15 +45,18 @@ class Uploads:
         digest = hashlib.sha256(data).hexdigest()
         with self._factory() as session:
             self._prune(session)
-            upload = session.get(PendingUpload, digest)
-            if upload is None:
+            kept = session.execute(update(PendingUpload).where(PendingUpload.digest == digest).values(kept_at=utcnow()))
+            if not kept.rowcount:  # type: ignore[attr-defined]
                 session.add(PendingUpload(digest=digest, data=data, errors_csv="", kept_at=utcnow(), confirmed=False))
-            else:
-                upload.kept_at = utcnow()
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError:
+                session.rollback()  # the same file uploaded twice at once: one row serves both
             waiting = select(PendingUpload.digest).where(~PendingUpload.confirmed)
             oldest = waiting.order_by(PendingUpload.kept_at.desc()).offset(MAX_PENDING_UPLOADS)
-            session.execute(delete(PendingUpload).where(PendingUpload.digest.in_(oldest.scalar_subquery())))
+            # Unconfirmed, checked again on the row itself: one confirmed meanwhile is not the subquery's any more.
+            session.execute(delete(PendingUpload).where(~PendingUpload.confirmed,
+                                                        PendingUpload.digest.in_(oldest.scalar_subquery())))
             session.commit()
         return digest
 
@@ -69,15 +73,14 @@ class Uploads:
             return session.scalar(select(PendingUpload.errors_csv).where(PendingUpload.digest == _checked(digest)))
 
     def confirm(self, digest: str) -> int | None:
-        """Mark an upload confirmed (its import is queued: kept until it ends); its size, or None when it is gone.
-        Raises ValueError as `errors` does."""
+        """Mark an upload confirmed (its import is queued: kept until it ends, a day at most from now); its size, or
+        None when it is gone. Raises ValueError as `errors` does."""
         with self._factory() as session:
-            upload = session.get(PendingUpload, _checked(digest))
-            if upload is None:
-                return None
-            upload.confirmed = True
+            size = session.scalar(update(PendingUpload).where(PendingUpload.digest == _checked(digest))
+                                  .values(confirmed=True, kept_at=utcnow())
+                                  .returning(func.length(PendingUpload.data)))
             session.commit()
-            return len(upload.data)
+            return size
 
     @contextlib.contextmanager
     def as_file(self, digest: str) -> Iterator[Path | None]:
@@ -93,10 +96,12 @@ class Uploads:
             del data
             yield path
 
-    def forget(self, digest: str) -> None:
-        """Delete an upload: its import ended, or it could never be imported."""
+    def forget(self, digest: str, *, only_unconfirmed: bool = False) -> None:
+        """Delete an upload: its import ended, or it could never be imported (`only_unconfirmed`: unless someone
+        confirmed the same file meanwhile)."""
         with self._factory() as session:
-            session.execute(delete(PendingUpload).where(PendingUpload.digest == digest))
+            gone = delete(PendingUpload).where(PendingUpload.digest == digest)
+            session.execute(gone.where(~PendingUpload.confirmed) if only_unconfirmed else gone)
             session.commit()
 
     def prune(self) -> None:
@@ -121,6 +126,7 @@ def preview_upload(factory: sessionmaker[Session], uploads: Uploads, data: bytes
                    actor: str, lock: ImportLock) -> tuple[str, ImportReport]:
     """Keep an uploaded file and dry-run its import in `mode`: its digest, to confirm it by, and the report. Raises
     UnusableFile or ImportBusy, having deleted the upload again."""
+    lock.check_free()  # before storing up to MAX_CONTENT_LENGTH that a running import would only make wait
     digest = uploads.keep(data)
     try:
         with uploads.as_file(digest) as path:
@@ -129,7 +135,7 @@ def preview_upload(factory: sessionmaker[Session], uploads: Uploads, data: bytes
             report = run_import(factory, path, filename=filename, actor=actor,
                                 mode=dataclasses.replace(mode, dry_run=True), lock=lock)
     except (UnusableFile, ImportBusy):
-        uploads.forget(digest)
+        uploads.forget(digest, only_unconfirmed=True)
         raise
     if report.errors_csv:
         uploads.keep_errors(digest, report.errors_csv)
@@ -148,13 +154,16 @@ def run_uploaded_import(factory: sessionmaker[Session], uploads: Uploads, digest
                                               "after its preview): upload it again.")
                 return
             run_import(factory, path, filename=filename, mode=mode, actor=actor, run_id=run_id, lock=lock)
-    except (ImportBusy, UnusableFile) as exc:
+    except ImportBusy as exc:
+        # Kept: retrying its job (the admin's failed jobs page) can still run it.
+        _mark_failed(factory, run_id, f"{exc}. Retry it when that one has finished.")
+        return
+    except UnusableFile as exc:
         _mark_failed(factory, run_id, str(exc))
     except Exception:
         log.exception("import %s failed", run_id)
         _mark_failed(factory, run_id, "an unexpected error stopped it", only_unfinished=True)
-    finally:
-        uploads.forget(digest)
+    uploads.forget(digest)
 
 
 def _mark_failed(factory: sessionmaker[Session], run_id: int, message: str, only_unfinished: bool = False) -> None:

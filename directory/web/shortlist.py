@@ -11,6 +11,7 @@ SameSite=Lax, so another site can neither send one nor read the list.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ bp = Blueprint("shortlist", __name__)
 COOKIE = "shortlist"
 MAX_SAVED = 10
 COOKIE_DAYS = 90  # the privacy page says so
+MAX_ID = 2**31 - 1  # PostgreSQL's integer: a bigger id names no listing (and would be an error to query)
 
 
 def _signer() -> URLSafeSerializer:
@@ -54,15 +56,22 @@ def saved_ids() -> list[int]:
     return list(dict.fromkeys(i for i in ids if type(i) is int))[:MAX_SAVED]
 
 
+def _listing_id(text: str) -> int | None:
+    """A listing id written in ASCII digits, within the database's integer; None for anything else."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,10}", text) and int(text) <= MAX_ID else None
+
+
 def _ids_param(text: str) -> list[int]:
     """The listing ids of a share link's `ids` (comma-separated), the first MAX_SAVED; anything else ignored."""
-    return list(dict.fromkeys(int(part) for part in text.split(",") if part.strip().isdigit()
-                              and len(part.strip()) < 12))[:MAX_SAVED]
+    ids = (_listing_id(part) for part in text.split(",")[:100])
+    return list(dict.fromkeys(i for i in ids if i is not None))[:MAX_SAVED]
 
 
 def _keeping(response: R, ids: list[int]) -> R:
     """The response with the shortlist cookie set to `ids` (deleted when there are none)."""
-    options: dict[str, Any] = {"path": "/", "httponly": True, "samesite": "Lax", "secure": request.is_secure}
+    secure = request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE"))  # (behind a TLS proxy)
+    options: dict[str, Any] = {"path": "/", "httponly": True, "samesite": "Lax", "secure": secure}
     if ids:
         response.set_cookie(COOKIE, _signer().dumps(ids), max_age=COOKIE_DAYS * 24 * 3600, **options)
     else:
@@ -87,10 +96,10 @@ def _posted_listing_id() -> int:
 
     :raise 400: when it is not a listing id.
     """
-    text = request.form.get("listing", "")
-    if not text.isdigit() or len(text) > 11:
+    listing_id = _listing_id(request.form.get("listing", ""))
+    if listing_id is None:
         abort(400, description="Which listing? The form's `listing` field must be a listing number.")
-    return int(text)
+    return listing_id
 
 
 @bp.post("/shortlist")
@@ -113,7 +122,10 @@ def save() -> Any:
         ids = [i for i in ids if i != listing_id]
         saved, message, status = False, f"Removed {name} from your shortlist ({len(ids)} of {MAX_SAVED}).", 200
     elif listing is None or not listing.published:
-        abort(404, description="This listing does not exist or is no longer published.")
+        gone = "This listing does not exist or is no longer published."
+        if _wants_json():
+            return jsonify(ok=False, saved=False, count=len(ids), full=False, message=gone), 404
+        abort(404, description=gone)
     elif listing_id in ids or len(ids) < MAX_SAVED:
         ids = [*ids, listing_id] if listing_id not in ids else ids
         saved, message, status = True, f"Saved {name} to your shortlist ({len(ids)} of {MAX_SAVED}).", 200
@@ -121,7 +133,8 @@ def save() -> Any:
         saved, status = False, 409
         message = f"Your shortlist is full: it holds {MAX_SAVED} therapists. Remove one to save {name}."
     if _wants_json():
-        return _keeping(jsonify(saved=saved, count=len(ids), full=status == 409, message=message), ids), status
+        answer = jsonify(ok=status == 200, saved=saved, count=len(ids), full=status == 409, message=message)
+        return _keeping(answer, ids), status
     if status == 409:
         return _page(ids, shared=False, message=message, back=back), 409
     return _keeping(redirect(f"{back}#listing-{listing_id}", 303), ids)
@@ -219,6 +232,14 @@ def privacy() -> str:
     """What the site keeps about the people who search it (nothing but their own shortlist, in their browser), the
     cookies it sets, and what admins see."""
     return render_template("privacy.html", shortlist_days=COOKIE_DAYS, max_saved=MAX_SAVED)
+
+
+@bp.after_app_request
+def _varies_by_shortlist(response: R) -> R:
+    # Every page shows which listings this browser saved: a shared cache must not hand one browser's page to another.
+    if response.mimetype == "text/html":
+        response.vary.add("Cookie")
+    return response
 
 
 @bp.app_context_processor
