@@ -32,7 +32,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -341,6 +341,16 @@ def http_get(url: str) -> tuple[int, bytes]:
 SIZES = {"wide": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"  # `make test` installs it
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def browser_page(browser: Browser, size: str, javascript: bool = True) -> Page:
+    """A tab in a fresh browser context at one of SIZES (a phone: touch, mobile), able to inject axe-core; close it
+    with page.context.close()."""
+    phone = size == "phone"
+    context = browser.new_context(viewport=SIZES[size], java_script_enabled=javascript, has_touch=phone,
+                                  is_mobile=phone, bypass_csp=True)
+    context.set_default_timeout(15_000)
+    return context.new_page()
 
 
 def axe_violations(page: Page) -> list[dict[str, object]]:

@@ -11,21 +11,13 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 
-from helpers import SIZES, axe_violations, live_server
+from helpers import SIZES, axe_violations, browser_page, live_server
 
 
 @pytest.fixture(scope="module")
 def live_url(shared_app: Flask) -> Iterator[str]:
     with live_server(shared_app) as url:
         yield url
-
-
-def _page(browser: Browser, size: str, javascript: bool = True) -> Page:
-    phone = size == "phone"
-    context = browser.new_context(viewport=SIZES[size], java_script_enabled=javascript, has_touch=phone,
-                                  is_mobile=phone, bypass_csp=True)  # (to inject axe-core)
-    context.set_default_timeout(15_000)
-    return context.new_page()
 
 
 def _fits(page: Page, size: str) -> None:
@@ -39,7 +31,7 @@ def _fits(page: Page, size: str) -> None:
 @pytest.mark.parametrize("size", list(SIZES))
 def test_from_the_first_page_through_the_match_to_results_and_back(size: str, javascript: bool, browser: Browser,
                                                                    live_url: str) -> None:
-    page = _page(browser, size, javascript)
+    page = browser_page(browser, size, javascript)
     page.goto(live_url + "/")
     page.get_by_role("link", name="Answer a few questions").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Who is the help for?")
@@ -77,7 +69,7 @@ def test_from_the_first_page_through_the_match_to_results_and_back(size: str, ja
 @pytest.mark.parametrize("size", list(SIZES))
 def test_the_danger_answer_opens_the_crisis_line_and_sends_nothing(size: str, browser: Browser,
                                                                    live_url: str) -> None:
-    page = _page(browser, size)
+    page = browser_page(browser, size)
     page.goto(live_url + "/match?step=2&who=me")
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
@@ -93,7 +85,7 @@ def test_the_danger_answer_opens_the_crisis_line_and_sends_nothing(size: str, br
 @pytest.mark.parametrize("size", list(SIZES))
 def test_every_step_and_the_first_page_have_no_accessibility_violation(size: str, browser: Browser,
                                                                        live_url: str) -> None:
-    page = _page(browser, size)
+    page = browser_page(browser, size)
     found = {}
     for path in ("/", "/match", "/match?step=2&who=me", "/match?step=3", "/match?step=4&location=10001",
                  "/match?step=4&location=10001&max_fee=x&step=5", "/match?step=5&location=10001",

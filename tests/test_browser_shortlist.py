@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 
-from helpers import SIZES, axe_violations, live_server
+from helpers import SIZES, axe_violations, browser_page, live_server
 
 SEARCH = "/?location=10001&radius=25"
 
@@ -20,14 +20,6 @@ SEARCH = "/?location=10001&radius=25"
 def live_url(shared_app: Flask) -> Iterator[str]:
     with live_server(shared_app) as url:
         yield url
-
-
-def _page(browser: Browser, size: str, javascript: bool = True) -> Page:
-    phone = size == "phone"
-    context = browser.new_context(viewport=SIZES[size], java_script_enabled=javascript, has_touch=phone,
-                                  is_mobile=phone, bypass_csp=True)  # (to inject axe-core)
-    context.set_default_timeout(15_000)
-    return context.new_page()
 
 
 def _save_three(page: Page, javascript: bool) -> list[str]:
@@ -58,7 +50,7 @@ def _compared(page: Page) -> list[str]:
 @pytest.mark.parametrize("size", list(SIZES))
 def test_three_saved_from_the_results_are_compared_and_shared(size: str, javascript: bool, browser: Browser,
                                                              live_url: str) -> None:
-    page = _page(browser, size, javascript)
+    page = browser_page(browser, size, javascript)
     page.goto(live_url + SEARCH)
     names = _save_three(page, javascript)
     if javascript:
@@ -79,7 +71,7 @@ def test_three_saved_from_the_results_are_compared_and_shared(size: str, javascr
     expect(page.get_by_role("button", name="Copy link")).to_be_visible() if javascript else \
         expect(page.get_by_role("button", name="Copy link")).to_be_hidden()
 
-    stranger = _page(browser, size, javascript)
+    stranger = browser_page(browser, size, javascript)
     stranger.goto(share)
     expect(stranger.get_by_role("heading", level=1)).to_have_text("A shared shortlist")
     assert _compared(stranger) == names and stranger.context.cookies() == []
@@ -96,7 +88,7 @@ def test_three_saved_from_the_results_are_compared_and_shared(size: str, javascr
 @pytest.mark.parametrize("size", list(SIZES))
 def test_the_shortlist_and_the_privacy_page_have_no_accessibility_violation(size: str, browser: Browser,
                                                                               live_url: str) -> None:
-    page = _page(browser, size)
+    page = browser_page(browser, size)
     page.goto(live_url + SEARCH)
     _save_three(page, javascript=True)
     found = {}
