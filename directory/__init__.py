@@ -135,6 +135,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         CONFIRMATION_LINK_DAYS=int(os.environ.get("CONFIRMATION_LINK_DAYS", "14")),
         LINK_RATE_LIMIT=os.environ.get("LINK_RATE_LIMIT", "60 per hour"),
         LINK_LISTING_RATE_LIMIT=os.environ.get("LINK_LISTING_RATE_LIMIT", "30 per hour"),
+        # Map tiles under the results, only when both are set (`https://host/{z}/{x}/{y}.png` and its credit line):
+        # each tile request tells that host where the searcher is looking, so none is made by default.
+        MAP_TILE_URL=os.environ.get("MAP_TILE_URL", ""),
+        MAP_ATTRIBUTION=os.environ.get("MAP_ATTRIBUTION", ""),
     )
     if test_config:
         app.config.update(test_config)

@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -275,16 +276,23 @@ def held_in_thread(hold: AbstractContextManager[object], seconds: float = 60) ->
 
 
 @contextlib.contextmanager
-def live_server(app: Flask) -> Iterator[str]:
-    """Serve an app on a free port of 127.0.0.1 in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def serving(server: socketserver.BaseServer) -> Iterator[str]:
+    """Run a server bound to 127.0.0.1 in a thread for the block; yields its base URL."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(10)
+
+
+@contextlib.contextmanager
+def live_server(app: Flask) -> Iterator[str]:
+    """Serve an app on a free port of 127.0.0.1 in a thread; yields its base URL."""
+    with serving(make_server("127.0.0.1", 0, app, threaded=True)) as url:
+        yield url
 
 
 def start_worker(app: Flask, log: Path, **env_vars: str) -> subprocess.Popen[bytes]:

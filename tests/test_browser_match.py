@@ -56,11 +56,16 @@ def test_from_the_first_page_through_the_match_to_results_and_back(size: str, ja
     _fits(page, size)
     page.get_by_role("button", name="Show therapists").click()
     page.wait_for_url(re.compile(r"/\?"))
+    if size == "phone":  # folded there, so that the first card is in the first screen
+        expect(page.locator("li.card").first).to_be_in_viewport()
+        page.get_by_text("Why these filters (4)").click()
     reasons = page.get_by_role("region", name="Why these filters").get_by_role("listitem")
     expect(reasons).to_have_count(4)  # children, teens, depression, anxiety
     expect(reasons.first).to_contain_text("Children (under 13): sees children")
     expect(page.locator("li.card").first).to_be_visible()
     reasons.nth(3).get_by_role("link").click()  # removable like a chip
+    if size == "phone":
+        page.get_by_text("Why these filters (3)").click()
     expect(page.get_by_role("region", name="Why these filters").get_by_role("listitem")).to_have_count(3)
     assert "specialty=anxiety" not in page.url and "guided=1" in page.url
     page.context.close()
@@ -104,5 +109,5 @@ def test_every_step_and_the_first_page_have_no_accessibility_violation(size: str
         expect(page.get_by_role("heading", name="Where should we look?")).to_be_visible()
         page.get_by_label("ZIP, postal code or place").fill("10001")
         page.get_by_role("button", name="Search", exact=True).click()
-        expect(page.get_by_role("region", name="Why these filters")).to_be_visible()
+        expect(page.get_by_role("region", name="Why these filters")).to_be_attached()
     page.context.close()

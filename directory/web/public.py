@@ -19,6 +19,8 @@ from directory.search.results import Results, find
 from directory.search.text import FilterWord, text_query
 from directory.vocabulary import vocabulary
 from directory.web.app_state import current_index, fresh_window
+from directory.web.distance_view import distance_view
+from directory.web.security import map_tiles
 from directory.web.presenters import CURRENCIES, FORMAT_NAMES, SLIDING_SCALE_NAME, availability_words, \
     distance_words, fee_words, gender_words, matched_first, offer_words, sees_words
 
@@ -197,7 +199,7 @@ def home() -> Any:
         "outcome": None, "error": None, "error_field": None, "needs_location": False, "ways_out": [],
         "chips": [], "search_url": search_url, "clear_all_url": _clear_all_url(), "units": _units(None),
         "picked": _picked(None), "profile_args": {}, "offers": [], "fee_currency": None, "reasons": [],
-        "match": match,
+        "match": match, "view": None, "tiles": None,
     }
     if not any(request.args.get(key) for key in SEARCH_KEYS):
         return render_template("home.html", **context)
@@ -221,6 +223,8 @@ def home() -> Any:
                    clear_all_url=_clear_all_url(outcome.applied))
     if not outcome.total:
         context["ways_out"] = ways_out(current_index(), search)
+    first = (outcome.request.page - 1) * outcome.request.per_page + 1
+    context.update(view=distance_view(outcome, first, context["profile_args"]), tiles=map_tiles())
     return render_template("home.html", **context)
 
 

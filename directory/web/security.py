@@ -32,8 +32,22 @@ class _SessionInterface(SecureCookieSessionInterface):
         return bool(super().get_cookie_secure(app) or request.is_secure)
 
 
+def map_tiles() -> dict[str, str] | None:
+    """The map tile server the results page may load tiles from (`url`, `attribution`, and its `origin`), or None:
+    only when both MAP_TILE_URL and MAP_ATTRIBUTION are set."""
+    url, attribution = current_app.config["MAP_TILE_URL"], current_app.config["MAP_ATTRIBUTION"]
+    if not (url and attribution):
+        return None
+    parts = urlsplit(url)
+    return {"url": url, "attribution": attribution, "origin": f"{parts.scheme}://{parts.netloc}"}
+
+
 def _headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    tiles = map_tiles()
+    # Widened to the tile server alone, for images, when one is configured; by default the page asks no other host.
+    policy = CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", f"img-src 'self' data: {tiles['origin']}") \
+        if tiles else CONTENT_SECURITY_POLICY
+    response.headers.setdefault("Content-Security-Policy", policy)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
