@@ -7,16 +7,18 @@
   var base = document.currentScript.src.replace(/map\.js(\?.*)?$/, "vendor/leaflet/");
   var wide = window.matchMedia("(min-width: 75rem)");
   var started = false;
+  var map = null;
+  var points = [];
   function draw() {
     var holder = box.querySelector(".tiles");
     var svg = box.querySelector("svg");
     holder.hidden = false;
     var origin = box.getAttribute("data-origin").split(",").map(Number);
-    var map = L.map(holder).setView(origin, 12);
+    map = L.map(holder).setView(origin, 12);
     map.attributionControl.setPrefix("Leaflet");  // credited as text: its own link is told apart by colour alone
     L.tileLayer(box.getAttribute("data-tiles"), { attribution: box.getAttribute("data-attribution"), maxZoom: 18 })
       .addTo(map);
-    var points = [origin];
+    points = [origin];
     // Over tiles, markers are for the eye and the pointer: the keyboard and screen readers have the cards (and the
     // caption), and clustered markers would overlap as targets.
     Array.prototype.forEach.call(svg.querySelectorAll("a.marker"), function (marker) {
@@ -33,8 +35,13 @@
     map.fitBounds(points, { padding: [20, 20], maxZoom: 14 });
     svg.setAttribute("hidden", "");  // the same markers, now over the tiles; the caption stays
   }
+  function shown() {
+    // Open, or unfolded by the stylesheet beside wide results (its summary is then hidden).
+    return box.open || getComputedStyle(box.querySelector("summary")).display === "none";
+  }
   function start() {
-    if (started || !(wide.matches || box.open)) { return; }
+    if (map) { map.invalidateSize(); map.fitBounds(points, { padding: [20, 20], maxZoom: 14 }); }
+    if (started || !shown()) { return; }
     started = true;
     var css = document.createElement("link");
     css.rel = "stylesheet";

@@ -53,11 +53,14 @@ def tile_server() -> Iterator[str]:
 
 
 def _open(page: Page, url: str, size: str) -> list[str]:
-    """Open the results with every request recorded; the map unfolded (a phone's toggle pressed)."""
+    """Open the results with every request recorded; the map unfolded (a phone's toggle pressed, and until then
+    nothing of Leaflet asked for)."""
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto(url)
     if size == "phone":
+        page.wait_for_load_state("networkidle")
+        assert not [url for url in requested if "leaflet" in url]
         page.locator("#map summary").click()
     expect(page.locator("#map figure")).to_be_visible()
     return requested
@@ -95,6 +98,7 @@ def test_with_tiles_configured_leaflet_draws_the_markers_over_them_from_that_hos
         drawn = page.locator(".tile-marker span")
         expect(drawn).to_have_count(page.locator("svg.distance-view a.marker").count())
         expect(page.locator(".leaflet-control-attribution")).to_contain_text("Test tiles")
+        expect(page.locator("svg.distance-view")).to_be_hidden()  # the same markers, over the tiles instead
         hosts = {urlsplit(url).netloc for url in requested}
         assert hosts == {urlsplit(live_url).netloc, urlsplit(tile_server).netloc}, hosts
         assert axe_violations(page) == []

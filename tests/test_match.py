@@ -97,7 +97,9 @@ def test_the_danger_answer_shows_the_crisis_line_first_and_leaves_no_trace(
     step2 = client.get("/match", query_string={"step": "2", "who": "me"}).get_data(as_text=True)
     main = step2.split('<main id="main">', 1)[1]
     first = re.search(r"<(?!p class=\"flash|div class=\"match)(\w+)[^>]*>", main)  # the first thing in it
-    assert first.group(0) == '<details class="danger">' and DANGER in main.split("</details>")[0]
+    danger = main.split("</details>")[0]
+    assert first.group(0) == '<details class="danger">' and DANGER in danger
+    assert "<input" not in danger and "name=" not in danger  # not a value any form could send
     assert main.index('href="tel:988"') < main.index("<form")
     carried, _ = _form(step2)
     assert all(DANGER not in value for _, value in carried)
@@ -117,7 +119,10 @@ def test_the_danger_answer_shows_the_crisis_line_first_and_leaves_no_trace(
     ({"done": "1", "concern": "low"}, 3, "Where should we look?"),
     ({"step": "5", "location": "10001", "max_fee": "lots"}, 4, "whole number of dollars"),
     ({"done": "1", "location": "10001", "max_fee": "9" * 9}, 4, "whole number of dollars"),
+    ({"done": "1", "location": "10001", "max_fee": "999999"}, 4, "whole number of dollars"),
+    ({"done": "1", "location": "10001", "max_fee": "１２０"}, 4, "whole number of dollars"),
     ({"step": "abc"}, 1, None), ({"step": "99", "location": "10001"}, 5, None), ({"step": "-2"}, 1, None),
+    ({"step": "²"}, 1, None), ({"step": "１"}, 1, None),
 ])
 def test_a_step_that_cannot_go_on_sends_the_person_back_saying_why(client: FlaskClient, query: dict[str, str],
                                                                   step: int, says: str | None) -> None:
@@ -125,6 +130,15 @@ def test_a_step_that_cannot_go_on_sends_the_person_back_saying_why(client: Flask
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and f"Step {step} of 5" in page
     assert (says in page) if says else 'role="alert"' not in page
+
+
+@pytest.mark.parametrize("fee, sent", [("0120", "120"), ("$ 90", "90"), ("100000", "100000"), ("", None)])
+def test_a_fee_the_search_takes_is_sent_as_it_reads_it(client: FlaskClient, fee: str, sent: str | None) -> None:
+    done = client.get("/match", query_string=[("done", "1"), ("location", ""), ("location", "10001"),
+                                              ("max_fee", fee), ("max_fee", "50")])
+    assert done.status_code == 303
+    assert parse_qs(urlsplit(done.headers["Location"]).query).get("max_fee") == ([sent] if sent else ["50"])
+    assert client.get(done.headers["Location"]).status_code == 200
 
 
 def test_unknown_answers_are_ignored_and_the_first_page_offers_the_match_and_starting_points(

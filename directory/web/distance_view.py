@@ -22,6 +22,7 @@ from directory.search.results import Results
 SIZE = 320  # the SVG's width and height, in its own units (CSS scales it)
 CENTRE = SIZE / 2
 OUTER = 140  # the search radius's ring, from the centre
+MIN_RING = 20  # inner rings closer to the centre than this are left out (their labels would pile on it)
 COMPASS = ("north", "north-east", "east", "south-east", "south", "south-west", "west", "north-west")
 
 
@@ -37,6 +38,7 @@ class Marker:
     label: str
     lat: float
     lon: float
+    direction: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def direction(degrees: float) -> str:
 
 def _place(distance: float, radius: float, degrees: float) -> tuple[float, float]:
     """Where a result at `distance` (in the radius's units) and bearing `degrees` is drawn."""
-    r = min(distance / radius, 1.0) * OUTER
+    r = distance / radius * OUTER
     return (round(CENTRE + r * math.sin(math.radians(degrees)), 1),
             round(CENTRE - r * math.cos(math.radians(degrees)), 1))
 
@@ -84,27 +86,45 @@ def distance_view(outcome: Results, first_number: int, profile_args: dict[str, A
     if origin is None or not radius:
         return None
     unit = "miles" if outcome.units == "mi" else "km"
-    markers, online = [], 0
+    markers, online, beyond = [], 0, 0
     for number, result in enumerate(outcome.results, start=first_number):
         listing = result.listing
         point = location_of(listing.latitude, listing.longitude, listing.postcode) if listing.in_person else None
-        if point is None or result.distance is None or result.distance > radius:
+        if point is None or result.distance is None:
             online += 1
+            continue
+        if result.distance > radius:  # listed as seen online: its office is past the radius
+            beyond += 1
             continue
         degrees = bearing(origin.lat, origin.lon, *point)
         x, y = _place(result.distance, radius, degrees)
         label = f"{number}. {listing.name}, {result.distance:.1f} {unit} {direction(degrees)}"
         url = url_for("public.profile", slug=listing.slug, **profile_args)
-        markers.append(Marker(number, result.distance, x, y, url, label, *point))
-    steps = [step for step in RADIUS_CHOICES if step < radius] + [radius]
+        markers.append(Marker(number, result.distance, x, y, url, label, *point, direction(degrees)))
+    steps = [step for step in RADIUS_CHOICES if step < radius and step / radius * OUTER >= MIN_RING] + [radius]
     rings = [Ring(round(step / radius * OUTER, 1), f"{step:g} {outcome.units}") for step in steps]
-    if markers:
-        nearest = min(markers, key=lambda marker: marker.distance)
-        said = nearest.label.split(", ", 1)[1]
-        summary = (f"{len(markers)} therapist{'' if len(markers) == 1 else 's'} of this page within {radius:g} "
-                   f"{unit} of {origin.postcode or origin.name}; nearest {said}.")
-    else:
-        summary = f"No therapist of this page has an office within {radius:g} {unit}."
-    not_shown = (f"{online} online-only therapist{' is' if online == 1 else 's are'} not on the map: "
-                 f"no office to visit." if online else "")
-    return DistanceView(markers, rings, summary, not_shown, (origin.lat, origin.lon))
+    return DistanceView(markers, rings, _summary(markers, origin.postcode or origin.name, radius, unit),
+                        _not_shown(online, beyond, radius, unit), (origin.lat, origin.lon))
+
+
+def _summary(markers: list[Marker], where: str, radius: float, unit: str) -> str:
+    """The view's text alternative: how many are on it, and the nearest."""
+    if not markers:
+        return f"No therapist of this page has an office within {radius:g} {unit}."
+    nearest = min(markers, key=lambda marker: marker.distance)
+    at = "at the place searched" if nearest.distance < 0.05 else \
+        f"{nearest.distance:.1f} {unit} {nearest.direction}"
+    return (f"{len(markers)} therapist{'' if len(markers) == 1 else 's'} of this page within {radius:g} {unit} of "
+            f"{where}; nearest {at}.")
+
+
+def _not_shown(online: int, beyond: int, radius: float, unit: str) -> str:
+    """What the view leaves out of this page, and why."""
+    said = []
+    if online:
+        said.append(f"{online} online-only therapist{' is' if online == 1 else 's are'} not on the map: no office "
+                    "to visit.")
+    if beyond:
+        said.append(f"{beyond} seen online from here {'has its' if beyond == 1 else 'have their'} office farther "
+                    f"than {radius:g} {unit}, off the map.")
+    return " ".join(said)

@@ -8,11 +8,13 @@ the crisis line, so that it never reaches a URL, a later step, the results or a 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from directory.match import match
+from directory.search.request import MAX_FEE
 from directory.vocabulary import vocabulary
 
 bp = Blueprint("match", __name__)
@@ -21,7 +23,18 @@ STEPS = 5
 FIELDS = {1: ("who",), 2: ("concern",), 3: ("meet", "location"), 4: ("insurance", "max_fee", "sliding_scale"),
           5: ("gender", "language", "community")}
 ANSWERS = {name for names in FIELDS.values() for name in names}
-MAX_FEE_DIGITS = 6
+
+
+def fee_ceiling(answers: dict[str, list[str]]) -> str:
+    """The most the person can pay, as the search takes it ("" when not given; "$120" reads as 120).
+
+    :raise ValueError: when it is not a whole number of dollars the search accepts.
+    """
+    given = next((value.strip().removeprefix("$").strip() for value in answers.get("max_fee", []) if value.strip()),
+                 "")
+    if given and not (re.fullmatch(r"[0-9]{1,6}", given) and int(given) <= MAX_FEE):
+        raise ValueError(given)
+    return str(int(given)) if given else ""
 
 
 def _problem(answers: dict[str, list[str]]) -> tuple[int, str] | None:
@@ -29,9 +42,11 @@ def _problem(answers: dict[str, list[str]]) -> tuple[int, str] | None:
     answers can be searched."""
     if not "".join(answers.get("location", [])).strip():
         return 3, "Where should we look? A ZIP code, a postal code or a town is enough."
-    fee = "".join(answers.get("max_fee", [])).strip().removeprefix("$")
-    if fee and not (fee.isdigit() and len(fee) <= MAX_FEE_DIGITS):
-        return 4, "Write the most you want to pay as a whole number of dollars, such as 120, or leave it empty."
+    try:
+        fee_ceiling(answers)
+    except ValueError:
+        return 4, (f"Write the most you want to pay as a whole number of dollars up to {MAX_FEE:,}, such as 120, or "
+                   "leave it empty.")
     return None
 
 
@@ -40,12 +55,11 @@ def step() -> Any:
     """One step of the guided match, or (`done`) the search page with the filters its answers chose."""
     answers = {name: [value[:200] for value in request.args.getlist(name)][:20] for name in ANSWERS}
     wanted = request.args.get("step", "1")
-    number = min(max(int(wanted), 1), STEPS) if wanted.isdigit() and len(wanted) < 3 else 1
+    number = min(max(int(wanted), 1), STEPS) if re.fullmatch(r"[0-9]{1,2}", wanted) else 1
     problem, done = _problem(answers), bool(request.args.get("done"))
     if done and problem is None:
-        args = match.search_args(answers)
-        if "max_fee" in args:
-            args["max_fee"] = [args["max_fee"][0].strip().removeprefix("$")]
+        args = match.search_args({**answers, "max_fee": [fee_ceiling(answers)],
+                                  "location": [next(value for value in answers["location"] if value.strip())]})
         return redirect(url_for("public.home", **args, guided="1"), 303)
     error = None
     if problem is not None and (done or problem[0] < number):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,20 +33,34 @@ class _SessionInterface(SecureCookieSessionInterface):
         return bool(super().get_cookie_secure(app) or request.is_secure)
 
 
+def tile_source(url: str) -> str:
+    """The Content-Security-Policy source of a tile URL template: its scheme and host (a `{s}.` subdomain pattern
+    as `*.`).
+
+    :raise ValueError: when it is not an http(s) URL of a plain host, which could not go into the policy safely.
+    """
+    parts = urlsplit(url)
+    host = parts.netloc.replace("{s}.", "*.")
+    if parts.scheme not in ("https", "http") or not re.fullmatch(r"(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?", host) \
+            or re.search(r"[\s;,'\"]", url):
+        raise ValueError(f"MAP_TILE_URL must be an http(s) URL template of a plain host, like "
+                         f"https://tiles.example.org/{{z}}/{{x}}/{{y}}.png; got {url[:200]!r}")
+    return f"{parts.scheme}://{host}"
+
+
 def map_tiles() -> dict[str, str] | None:
-    """The map tile server the results page may load tiles from (`url`, `attribution`, and its `origin`), or None:
-    only when both MAP_TILE_URL and MAP_ATTRIBUTION are set."""
+    """The map tile server the results page may load tiles from (`url`, `attribution`, and its CSP `source`), or
+    None: only when both MAP_TILE_URL and MAP_ATTRIBUTION are set."""
     url, attribution = current_app.config["MAP_TILE_URL"], current_app.config["MAP_ATTRIBUTION"]
     if not (url and attribution):
         return None
-    parts = urlsplit(url)
-    return {"url": url, "attribution": attribution, "origin": f"{parts.scheme}://{parts.netloc}"}
+    return {"url": url, "attribution": attribution, "source": tile_source(url)}
 
 
 def _headers(response: Response) -> Response:
     tiles = map_tiles()
     # Widened to the tile server alone, for images, when one is configured; by default the page asks no other host.
-    policy = CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", f"img-src 'self' data: {tiles['origin']}") \
+    policy = CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", f"img-src 'self' data: {tiles['source']}") \
         if tiles else CONTENT_SECURITY_POLICY
     response.headers.setdefault("Content-Security-Policy", policy)
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -120,3 +135,5 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     app.after_request(_headers)
+    if app.config["MAP_TILE_URL"]:
+        tile_source(app.config["MAP_TILE_URL"])  # refused at start, not on every page
