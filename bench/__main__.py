@@ -134,16 +134,21 @@ def _process_table() -> dict[int, tuple[int, float]]:
     return table
 
 
-def _tree_rss_mb(root: int) -> list[float]:
-    """Resident MB of a process and of each of its descendants (index workers start under a forkserver child)."""
-    table = _process_table()
+def process_tree(root: int, table: dict[int, tuple[int, float]]) -> list[int]:
+    """A process and its descendants in `table` (index workers start under a forkserver child)."""
     tree, frontier = [], [root]
     while frontier:
         pid = frontier.pop()
         if pid in table:
-            tree.append(table[pid][1])
+            tree.append(pid)
         frontier += [child for child, (parent, _rss) in table.items() if parent == pid]
     return tree
+
+
+def _tree_rss_mb(root: int) -> list[float]:
+    """Resident MB of a process and of each of its descendants."""
+    table = _process_table()
+    return [table[pid][1] for pid in process_tree(root, table)]
 
 
 def _flask(env: dict[str, str], *args: str) -> tuple[float, float, float]:
@@ -249,29 +254,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(base: str, seconds: float) -> None:
-    """Return once the app at `base` answers, or stop the benchmark after `seconds`."""
+def wait_ready(base: str, seconds: float, path: str = "/api/v1/vocabulary") -> None:
+    """Return once the app at `base` answers `path` with a 2xx, or stop the benchmark after `seconds`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(base + "/api/v1/vocabulary", timeout=2).read()
+            urllib.request.urlopen(base + path, timeout=2).read()
             return
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"{base} did not answer within {seconds:.0f} s")
 
 
-def python_load(urls: list[str], seconds: float, connections: int) -> dict[str, Any]:
-    """Closed-loop load: each of `connections` threads requests the next URL as soon as its last answered."""
+def python_load(urls: list[str], seconds: float, connections: int,
+                stop: threading.Event | None = None) -> dict[str, Any]:
+    """Closed-loop load: each of `connections` threads requests the next URL as soon as its last answered, for
+    `seconds` or until `stop` is set."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
-    deadline = time.monotonic() + seconds
+    began = time.monotonic()
+    deadline = began + seconds
 
     def worker(offset: int) -> None:
         nonlocal errors
         i = offset
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop and stop.is_set()):
             started = time.perf_counter()
             try:
                 with urllib.request.urlopen(urls[i % len(urls)], timeout=10) as response:
@@ -289,6 +297,7 @@ def python_load(urls: list[str], seconds: float, connections: int) -> dict[str, 
         t.start()
     for t in threads:
         t.join()
+    seconds = min(seconds, time.monotonic() - began)  # shorter when stopped
     return {"tool": "python", "requests_per_s": len(latencies) / seconds, "p50_ms": percentile(latencies, 0.5) * 1000,
             "p95_ms": percentile(latencies, 0.95) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
             "non_2xx": errors, "requests": len(latencies)}
@@ -418,7 +427,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep each size's database and index")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": {
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": {
         "cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(), "platform": platform.platform()}, "sizes": []}
     for count in (int(s) for s in args.sizes.split(",")):

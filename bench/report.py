@@ -64,10 +64,101 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _edits(figures: dict[str, Any]) -> str:
+    if not figures["edits"]:
+        return "no edits made"
+    if figures["p50_ms"] is None:
+        return f"none found: {figures['misses']} misses of {figures['edits']}"
+    return (f"{figures['p50_ms']:,.0f} / {figures['p99_ms']:,.0f} / {figures['max_ms']:,.0f} ms; {figures['misses']} "
+            f"misses of {figures['edits']}; slowest edit call on A {figures['edit_call_max_ms']:,.0f} ms")
+
+
+def _searches(search: dict[str, Any]) -> str:
+    return " / ".join(f"{load['p95_ms']:.0f} ms ({load['requests']:,} requests, {load['non_2xx']} non-2xx)"
+                      for load in search.values())
+
+
+def _cores(used: dict[str, float]) -> str:
+    return ", ".join(f"{name} {cores:.2f}" for name, cores in used.items())
+
+
+def nodes_targets(result: dict[str, Any]) -> dict[str, bool | None]:
+    """Issue 29's targets, each met or not (None: not measured), from a `python -m bench.nodes` result."""
+    edits, imported = result["edits"], result.get("import")
+    propagation, applying = edits["with_edits"]["propagation"], imported and imported["edits_while_b_applies"]
+    loads = [*edits["with_edits"]["search"].values(), *edits["without_edits"]["search"].values(),
+             *(imported["search"].values() if imported else ())]
+    errors = sum(load["non_2xx"] for load in loads) + edits["with_edits"]["watcher_errors"] + (
+        imported["watcher_errors"] if imported else 0)
+    return {"edit propagation to B p99 < 2 s (no import)": propagation["misses"] == 0
+            and propagation["p99_ms"] is not None and propagation["p99_ms"] < 2000,
+            "edits made while B applies an import: p99 < 5 s": applying["misses"] == 0 and applying["p99_ms"] < 5000
+            if applying and applying["p99_ms"] is not None else None,
+            "search p95 during edits within 1.2x of without, each node": max(edits["p95_ratio"].values()) <= 1.2,
+            "0 non-2xx (search clients and the watcher)": errors == 0}
+
+
+def nodes_markdown(result: dict[str, Any]) -> str:
+    """The figures of a `python -m bench.nodes` result as one table."""
+    machine, setup, with_edits, without = (result["machine"], result["setup"], result["edits"]["with_edits"],
+                                           result["edits"]["without_edits"])
+    rows = [("machine", f"{machine['cores']} cores; load average (1, 5, 15 min) "
+                        f"{', '.join(f'{x:.2f}' for x in machine['load_before'])} before, "
+                        f"{', '.join(f'{x:.2f}' for x in machine['load_after'])} after; code {result['code']}"),
+            ("on the cores", "2 nodes (each a gunicorn master, 2 workers, one index follower), PostgreSQL 15, the "
+                             "bench process (a search client per node without pause, the editor, the watcher on B), "
+                             "the import CLI in mode 2; \"others\" is the rest of the machine"),
+            ("world", f"{setup['world_rows']:,} listings imported through A's CLI in {setup['world_import_s']:.0f} s; "
+                      f"B's index built by `flask prepare` in {setup['b_prepare_s']:.0f} s; /ready 200 on A after "
+                      f"{setup['A_ready_after_s']:.1f} s, on B after {setup['B_ready_after_s']:.1f} s"),
+            ("edits", "`listing_edits.save_edit` (the admin edit form's code) in the bench process, its own index "
+                      "folder, a new word appended to a bio each time: both nodes learn of them from the change log"),
+            (f"edits on A, {with_edits['edits_made_per_s']:.1f}/s for {setup['edit_seconds']:.0f} s: commit to "
+             "found on B, p50 / p99 / max", _edits(with_edits["propagation"])),
+            ("watcher's searches on B", f"{with_edits['watcher_requests']:,}, p50 "
+                                        f"{with_edits['watcher_request_p50_ms']:.0f} ms, "
+                                        f"{with_edits['watcher_errors']} failed"),
+            ("search p95 with edits, A / B", _searches(with_edits["search"])),
+            ("search p95 without edits, A / B", _searches(without["search"])),
+            ("p95 with / without edits, A / B", " / ".join(f"{r:.2f}" for r in result["edits"]["p95_ratio"].values())),
+            ("cores used with edits", _cores(with_edits["cores_used"])),
+            ("cores used without edits", _cores(without["cores_used"]))]
+    unlogged = result["edits"].get("unlogged_edits")
+    if unlogged:
+        rows += [(f"diagnosis: edits at {unlogged['edits_made_per_s']:.1f}/s that the nodes never hear of (the change "
+                  "log's append a no-op in the bench process): search p95, A / B", _searches(unlogged["search"])),
+                 ("cores used with unlogged edits", _cores(unlogged["cores_used"]))]
+    imported = result.get("import")
+    if imported:
+        rows += [(f"import of {setup['import_rows']:,} rows through A's CLI ({imported['published_new_rows']:,} "
+                  "published)", f"committed after {imported['import_s']:.0f} s, the process ended "
+                  f"{imported['commit_to_exit_s']:.1f} s later; B counted all {imported['total_on_a']:,} that A "
+                  "counts " + ("never" if imported["commit_to_b_s"] is None else
+                               f"{imported['commit_to_b_s']:.1f} s after the commit ({imported['exit_to_b_s']:.1f} s "
+                               "after the process ended)")),
+                 ("B's /ready while it applies the import", f"503 on {imported['b_not_ready']['probes']} of "
+                  f"{imported['b_probes']} probes (every 0.2 s and a search)" + (
+                      f", from {imported['b_not_ready']['first_s']:.1f} s to {imported['b_not_ready']['last_s']:.1f} s"
+                      " after the commit" if imported["b_not_ready"]["probes"] else "")),
+                 ("edits (1/s) numbered before the import's rows (made during its transaction)",
+                  _edits(imported["edits_before_the_import"])),
+                 ("edits (1/s) numbered after them, made before B had the import", _edits(
+                     imported["edits_while_b_applies"])),
+                 ("search p95 during the import, A / B", _searches(imported["search"])),
+                 ("cores used during the import", _cores(imported["cores_used"]))]
+    rows += [(f"target: {name}", {True: "met", False: "**not met**", None: "not measured"}[met])
+             for name, met in result["targets"].items()]
+    rows += [(f"node {name}'s log", f"{len(lines)} lines of warnings or errors" + (f"; first: `{lines[0]}`" if lines
+                                                                                      else ""))
+             for name, lines in result["node_log_problems"].items()]
+    return "| figure | value |\n| --- | --- |\n" + "".join(f"| {label} | {value} |\n" for label, value in rows)
+
+
 def main() -> None:
-    """Print the tables for a results file."""
+    """Print the tables for a results file (of `python -m bench`, or of `python -m bench.nodes`)."""
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "out" / "results.json"
-    sys.stdout.write(markdown(json.loads(path.read_text())))
+    results = json.loads(path.read_text())
+    sys.stdout.write(nodes_markdown(results) if "edits" in results else markdown(results))
 
 
 if __name__ == "__main__":
