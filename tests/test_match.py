@@ -132,6 +132,18 @@ def test_a_step_that_cannot_go_on_sends_the_person_back_saying_why(client: Flask
     assert (says in page) if says else 'role="alert"' not in page
 
 
+def test_once_the_place_is_known_the_search_can_be_shown_at_once(client: FlaskClient) -> None:
+    step3 = client.get("/match", query_string={"step": "3", "who": "me", "concern": "low"}).get_data(as_text=True)
+    assert '<button type="submit" name="done" value="1" class="secondary">Show therapists now</button>' in step3
+    carried, _ = _form(step3)
+    done = client.get("/match", query_string=[*[(name, value) for name, value in carried if name != "step"],
+                                              ("location", "10001"), ("done", "1")])
+    assert parse_qs(urlsplit(done.headers["Location"]).query) == {
+        "client_type": ["individuals"], "age": ["young-adults", "adults", "older-adults"], "specialty": ["depression"],
+        "location": ["10001"], "guided": ["1"]}
+    assert "Show therapists now" not in client.get("/match", query_string={"step": "2"}).get_data(as_text=True)
+
+
 @pytest.mark.parametrize("fee, sent", [("0120", "120"), ("$ 90", "90"), ("100000", "100000"), ("", None)])
 def test_a_fee_the_search_takes_is_sent_as_it_reads_it(client: FlaskClient, fee: str, sent: str | None) -> None:
     done = client.get("/match", query_string=[("done", "1"), ("location", ""), ("location", "10001"),
