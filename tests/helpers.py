@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -288,10 +288,28 @@ def serving(server: socketserver.BaseServer) -> Iterator[str]:
         thread.join(10)
 
 
+def _read_whole(app: Flask) -> Callable[[dict[str, Any], Callable[..., Any]], list[bytes]]:
+    """The app as a WSGI callable that reads each answer whole and closes it before sending it.
+
+    Werkzeug's development server closes an answer only after checking its socket for unread data, and that check
+    raises when the browser has dropped the connection (a page left mid-load, on a busy machine): the static file
+    being sent is then left to the garbage collector, which the suite's warnings-as-errors reports in whatever test
+    runs next. Production serves with gunicorn; the test server's answers are small.
+    """
+    def whole(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        answer = app(environ, start_response)
+        try:
+            return [b"".join(answer)]
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+    return whole
+
+
 @contextlib.contextmanager
 def live_server(app: Flask) -> Iterator[str]:
     """Serve an app on a free port of 127.0.0.1 in a thread; yields its base URL."""
-    with serving(make_server("127.0.0.1", 0, app, threaded=True)) as url:
+    with serving(make_server("127.0.0.1", 0, _read_whole(app), threaded=True)) as url:
         yield url
 
 
