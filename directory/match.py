@@ -34,6 +34,7 @@ class Answer:
 class StartingPoint:
     """A plain way into a search from the first page: a label, a line saying what it finds, and its filters."""
 
+    slug: str
     label: str
     explain: str
     filters: Mapping[str, tuple[str, ...]]
@@ -54,8 +55,9 @@ class Match:
     def __init__(self, data: dict[str, Any]) -> None:
         self.answers = {question: {entry["slug"]: Answer(entry["slug"], entry["label"], _filters(entry["filters"]))
                                    for entry in data[question]} for question in QUESTIONS}
-        self.starting_points = [StartingPoint(entry["label"], entry["explain"], _filters(entry["filters"]))
-                                for entry in data["starting_points"]]
+        self.starting_points = {entry["slug"]: StartingPoint(entry["slug"], entry["label"], entry["explain"],
+                                                             _filters(entry["filters"]))
+                                for entry in data["starting_points"]}
         self._why: dict[str, Any] = data["why"]
         for kind, reasons in self._why.items():
             if isinstance(reasons, dict):

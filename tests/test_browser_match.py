@@ -45,11 +45,11 @@ def test_from_the_first_page_through_the_match_to_results_and_back(size: str, ja
     page.get_by_label("Either is fine").check()
     page.get_by_role("button", name="Next").click()
     expect(page.get_by_role("alert")).to_contain_text("Where should we look?")  # no place yet: asked again
-    page.get_by_label("Where do you live? A ZIP code, postal code or town").fill("Brooklyn, NY")
+    page.get_by_label("Your ZIP code, postal code or town").fill("Brooklyn, NY")
     page.get_by_role("button", name="Next").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("What about cost?")
     page.go_back()  # the answers are in the URL: back shows step 3 as it was answered
-    expect(page.get_by_label("Where do you live? A ZIP code, postal code or town")).to_have_value("Brooklyn, NY")
+    expect(page.get_by_label("Your ZIP code, postal code or town")).to_have_value("Brooklyn, NY")
     page.go_forward()
     page.get_by_role("link", name="Skip this question").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Anything you would prefer?")
@@ -102,12 +102,17 @@ def test_every_step_and_the_first_page_have_no_accessibility_violation(size: str
         if violations:
             found[path] = violations
     assert found == {}
-    page.goto(live_url + "/")
     for label in ("Feeling low or depressed", "Relationship or couples", "For a teenager", "After something traumatic"):
         page.goto(live_url + "/")
-        page.get_by_role("link", name=label).click()
-        expect(page.get_by_role("heading", name="Where should we look?")).to_be_visible()
-        page.get_by_label("ZIP, postal code or place").fill("10001")
-        page.get_by_role("button", name="Search", exact=True).click()
+        page.get_by_label("ZIP, postal code or place").fill("10001")  # typed first, then the starting point
+        page.get_by_role("button", name=label).click()
         expect(page.get_by_role("region", name="Why these filters")).to_be_attached()
+        assert "location=10001" in page.url and "guided=1" in page.url
+    page.goto(live_url + "/")
+    page.get_by_role("button", name="For a teenager").click()  # no place yet: the page asks where, filter kept
+    expect(page.get_by_role("heading", name="Where should we look?")).to_be_visible()
+    page.get_by_label("ZIP, postal code or place").fill("10001")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.get_by_role("region", name="Why these filters")).to_be_attached()
+    assert "age=teens" in page.url
     page.context.close()

@@ -47,11 +47,13 @@ def test_every_answer_and_starting_point_names_terms_the_vocabulary_has() -> Non
 
 
 def _form(page: str) -> tuple[list[tuple[str, str]], str]:
-    """A step's hidden fields (what it carries from earlier steps) and the name of its submit button."""
+    """A step's hidden fields (what it carries from earlier steps) and its Next button (on the last step, its only
+    button)."""
     form = page.split('class="match-step"', 1)[1].split("</form>", 1)[0]
     hidden = [(name, html.unescape(value)) for name, value in
               re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)]
-    button = re.search(r'<button type="submit" name="(\w+)" value="(\w+)"', form)
+    button = (re.search(r'<button type="submit" name="(step)" value="(\w+)"', form)
+              or re.search(r'<button type="submit" name="(\w+)" value="(\w+)"', form))
     return hidden + [button.groups()], button.group(1)
 
 
@@ -134,7 +136,10 @@ def test_a_step_that_cannot_go_on_sends_the_person_back_saying_why(client: Flask
 
 def test_once_the_place_is_known_the_search_can_be_shown_at_once(client: FlaskClient) -> None:
     step3 = client.get("/match", query_string={"step": "3", "who": "me", "concern": "low"}).get_data(as_text=True)
-    assert '<button type="submit" name="done" value="1" class="secondary">Show therapists now</button>' in step3
+    # The first button of the form, so a phone keyboard's Go key shows therapists, then Next as the secondary way.
+    buttons = re.findall(r'<button type="submit" name="(\w+)" value="(\d)"( class="secondary")?>([^<]+)</button>',
+                         step3)
+    assert buttons == [("done", "1", "", "Show therapists now"), ("step", "4", ' class="secondary"', "Next")]
     carried, _ = _form(step3)
     done = client.get("/match", query_string=[*[(name, value) for name, value in carried if name != "step"],
                                               ("location", "10001"), ("done", "1")])
@@ -162,7 +167,28 @@ def test_unknown_answers_are_ignored_and_the_first_page_offers_the_match_and_sta
     first = client.get("/").get_data(as_text=True)
     assert 'href="/match"' in first
     assert first.index('id="location"') < first.index('href="/match"')  # the location box comes first
-    points = re.findall(r'<li><a href="(/\?guided=1[^"]*)">([^<]+)</a>', first)
-    assert [label for _, label in points] == [point["label"] for point in DATA["match"]["starting_points"]]
-    for url, _ in points:
-        assert client.get(html.unescape(url)).status_code == 200
+    points = re.findall(r'<li><button type="submit" form="search" name="start" value="([a-z]+)" class="link">([^<]+)'
+                        r'</button>', first)
+    assert points == [(point["slug"], point["label"]) for point in DATA["match"]["starting_points"]]
+    assert 'id="search"' in first
+
+
+@pytest.mark.parametrize("point", DATA["match"]["starting_points"], ids=lambda point: point["slug"])
+def test_a_starting_point_keeps_the_place_typed_above_it_and_adds_its_filters(client: FlaskClient,
+                                                                            point: dict[str, Any]) -> None:
+    # What the search form sends when a starting point's button is pressed: every field, most of them empty.
+    sent = client.get("/", query_string=[("location", "11201"), ("radius", ""), ("q", ""), ("format", "any"),
+                                         ("start", point["slug"])])
+    assert sent.status_code == 303
+    assert parse_qs(urlsplit(sent.headers["Location"]).query) == {
+        "location": ["11201"], "format": ["any"], **point["filters"], "guided": ["1"]}
+    assert client.get(sent.headers["Location"]).status_code == 200
+    alone = client.get("/", query_string={"start": point["slug"]})  # no place: the page asks where
+    assert parse_qs(urlsplit(alone.headers["Location"]).query) == {**point["filters"], "guided": ["1"]}
+    assert "Where should we look?" in client.get(alone.headers["Location"]).get_data(as_text=True)
+
+
+def test_an_unknown_starting_point_adds_nothing_and_no_argument_steers_the_redirect(client: FlaskClient) -> None:
+    sent = client.get("/", query_string=[("start", "nope"), ("location", "10001"), ("_external", "1"),
+                                         ("_anchor", "x"), ("guided", "1")])
+    assert sent.headers["Location"] == "/?location=10001&_external=1&_anchor=x"

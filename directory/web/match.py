@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
 
 from directory.match import match
 from directory.search.request import MAX_FEE
@@ -48,6 +50,18 @@ def _problem(answers: dict[str, list[str]]) -> tuple[int, str] | None:
         return 4, (f"Write the most you want to pay as a whole number of dollars up to {MAX_FEE:,}, such as 120, or "
                    "leave it empty.")
     return None
+
+
+def from_starting_point(args: MultiDict[str, str]) -> str:
+    """The search page's URL for a starting point chosen on the first page (`start`, a button of the search form):
+    what the person typed in the form, so a place typed first is kept, with the starting point's filters added."""
+    point = match.starting_points.get(args.get("start", ""))
+    pairs = [(name, value) for name, value in args.items(multi=True)
+             if name not in ("start", "guided") and value.strip()]
+    if point is not None:
+        pairs += [(kind, term) for kind, terms in point.filters.items() for term in terms
+                  if (kind, term) not in pairs] + [("guided", "1")]
+    return url_for("public.home") + ("?" + urlencode(pairs) if pairs else "")
 
 
 @bp.get("/match")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from flask import Blueprint, Response, abort, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from directory import db, photos
@@ -20,6 +20,7 @@ from directory.search.text import FilterWord, text_query
 from directory.vocabulary import vocabulary
 from directory.web.app_state import current_index, fresh_window
 from directory.web.distance_view import distance_view
+from directory.web.match import from_starting_point
 from directory.web.security import map_tiles
 from directory.web.presenters import CURRENCIES, FORMAT_NAMES, SLIDING_SCALE_NAME, availability_words, \
     distance_words, fee_words, gender_words, matched_first, offer_words, sees_words
@@ -193,6 +194,8 @@ def searched_from() -> tuple[Place, str] | None:
 @bp.get("/")
 def home() -> Any:
     """The search form, and results once something was asked."""
+    if "start" in request.args:
+        return redirect(from_starting_point(request.args), 303)
     context: dict[str, Any] = {
         "vocabulary": vocabulary, "radius_choices": RADIUS_CHOICES, "default_radius": DEFAULT_RADIUS,
         "args": request.args,
