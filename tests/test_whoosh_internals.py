@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from whoosh import index as whoosh_index
 from whoosh.fields import KEYWORD, TEXT
+from werkzeug.datastructures import MultiDict
 from whoosh.writing import SegmentWriter
 
 from directory.models import Listing
@@ -35,7 +36,10 @@ from directory.search.index.whoosh_internals import (
     TEXT_ANALYZER, FastKeyword, FastText, UnverifiedWhoosh, check_version, stemmed_words,
 )
 from directory.search.index.whoosh_segment_writer import TermBufferedWriter
+from directory.search.engine import search
+from directory.search.request import parse
 from directory.search.text import text_query
+from directory.web.app_state import fresh_window
 from helpers import REPO
 
 
@@ -200,6 +204,29 @@ def test_vectorised_bm25_equals_whoosh_scoring(q: str, shared_app: Flask, monkey
     ours = snapshot.scores(text.query, text.stems, matched)
     for docnum, score in zip(matched.tolist(), ours.tolist(), strict=True):
         assert score == pytest.approx(whoosh_scores[docnum], rel=1e-9)
+
+
+@pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples"])
+def test_a_near_search_orders_alike_whether_its_words_lists_are_in_memory_or_not(
+        q: str, shared_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Scoring a page window skips through the postings, unless an earlier search loaded every word's whole list.
+    index = shared_app.extensions["search"]
+    snapshot = index.snapshot()
+    text = text_query(q)
+    assert text.query is not None
+    with shared_app.app_context():
+        request = parse(MultiDict({"postcode": "10001", "radius": "100", "q": q, "per_page": "100"}), fresh_window())
+        snapshot.term_postings.clear()
+        skipping = search(index, request)
+        assert not any(key[2] == "weights" for key in snapshot.term_postings)
+        with monkeypatch.context() as patched:
+            patched.setattr(index_snapshot, "BULK_SCORING", 0)
+            snapshot.scores(text.query, text.stems, snapshot.every_doc())  # as a national search loads them
+        assert all(("text", stem, "weights") in snapshot.term_postings for stem in text.stems)
+        with monkeypatch.context() as patched:
+            patched.setattr(snapshot, "whoosh_scores", lambda *_: pytest.fail("skipped through the postings"))
+            in_memory = search(index, request)
+    assert len(skipping.hits) > 10 and skipping.hits == in_memory.hits
 
 
 def test_a_generation_written_before_docnum_files_is_reported_and_rebuilt(app: Flask, runner: FlaskCliRunner) -> None:

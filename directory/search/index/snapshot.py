@@ -156,8 +156,10 @@ class IndexSnapshot:
         documents, the same formula (same idf and quantised lengths) over arrays for many."""
         if not len(docs):
             return np.zeros(0)
-        if len(docs) < BULK_SCORING:
-            # A handful of documents (a page window): skipping to them in the postings beats loading whole lists.
+        in_memory = all(("text", stem, "weights") in self.term_postings for stem in stems)
+        if len(docs) < BULK_SCORING and not in_memory:
+            # A handful of documents (a page window): skipping to them in the postings beats loading whole lists;
+            # once an earlier search has loaded every word's list, the arrays are faster still.
             found = self.whoosh_scores(query, docs)
             return np.fromiter((found.get(d, 0.0) for d in docs.tolist()), dtype=np.float64, count=len(docs))
         def stem_weights() -> Iterator[tuple[str, np.ndarray]]:
