@@ -96,4 +96,8 @@ $(OTHER_VENV)/.dev-installed: requirements.txt requirements-dev.txt
 SIZES ?= 10000,100000,1000000
 bench: $(BIN)/.installed
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	@test -f /usr/share/postgresql/15/extension/postgis.control || { apt-get update -qq && \
+		apt-get install -y -qq postgresql-15-postgis-3 >/dev/null; }
 	$(BIN)/python -m bench --sizes $(SIZES)
+	$(BIN)/python -m bench --sizes 100000 --per-class 5 --serve-seconds 0 --keep --out bench/out/versus
+	$(BIN)/python -m bench.versus bench/out/versus/n100000 --per-class 60 --out bench/out/versus/versus.json

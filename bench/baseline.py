@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from directory.availability import day_number
@@ -36,6 +37,24 @@ DISTANCE = ("(:earth * atan2(sqrt(power(d.cos_lat * sin(d.rad_lon - :lng1), 2)"
 # Accepting new clients (confirmed within the window) first, then unconfirmed, then confirmed not accepting.
 STANDING = ("(CASE WHEN d.confirmed BETWEEN :fresh_since AND :fresh_until THEN (CASE WHEN d.accepting THEN 0 ELSE 2"
             " END) ELSE 1 END)")
+
+
+def standing_and_cost(request: SearchRequest, origin: Place | None, params: dict[str, Any],
+                      placeholder: Callable[[str], str]) -> list[str]:
+    """The conditions of the accepting, sliding-scale and fee filters over the docs table `d`, their parameters
+    added to `params` (the availability window's are the caller's); `placeholder` spells a parameter in SQL."""
+    where = []
+    if request.accepting:
+        where.append(f"d.accepting AND d.confirmed BETWEEN {placeholder('fresh_since')} AND "
+                     f"{placeholder('fresh_until')}")
+    if request.sliding_scale:
+        where.append("d.sliding")
+    if request.max_fee is not None:
+        # A ceiling is in the currency of the search's country; without a place, each listing's own.
+        where.append(f"d.fee <= {placeholder('max_fee')}"
+                     + (f" AND d.country = {placeholder('country')}" if origin is not None else ""))
+        params.update(max_fee=request.max_fee, country=origin.country if origin is not None else None)
+    return where
 
 
 def build(path: Path, listings: Any) -> int:
@@ -83,14 +102,7 @@ class Baseline:
                              f"({','.join(':' + n for n in names)}))")
                 params.update(zip(names, values, strict=True))
         params.update(fresh_since=request.fresh.since.toordinal(), fresh_until=request.fresh.until.toordinal())
-        if request.accepting:
-            where.append("d.accepting AND d.confirmed BETWEEN :fresh_since AND :fresh_until")
-        if request.sliding_scale:
-            where.append("d.sliding")
-        if request.max_fee is not None:
-            # A ceiling is in the currency of the search's country; without a place, each listing's own.
-            where.append("d.fee <= :max_fee" + (" AND d.country = :country" if origin is not None else ""))
-            params.update(max_fee=request.max_fee, country=origin.country if origin is not None else None)
+        where += standing_and_cost(request, origin, params, lambda name: ":" + name)
         join, score = "", "0.0"
         if text_query(request.q).query is not None:
             join = "JOIN fts ON fts.rowid = d.id AND fts MATCH :match"
