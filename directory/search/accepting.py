@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from directory.availability import Window
-from directory.search.index.docsets import contains
+from directory.search.index.docsets import contains, intersect
 from directory.search.index.fields import ACCEPTING_FLAG
 from directory.search.index.snapshot import IndexSnapshot
 
@@ -24,10 +24,11 @@ def _confirmed_within(snapshot: IndexSnapshot, fresh: Window, docs: np.ndarray) 
     return (confirmed >= fresh.since.toordinal()) & (confirmed <= fresh.until.toordinal())
 
 
-def accepting(snapshot: IndexSnapshot, fresh: Window) -> np.ndarray:
-    """Listings accepting new clients whose claim was confirmed within the window (sorted docnums): a claim's
-    freshness is decided on the day of the search, from the confirmation date the index holds."""
-    docs = snapshot.docs_with("flag", ACCEPTING_FLAG)
+def accepting(snapshot: IndexSnapshot, fresh: Window, among: np.ndarray) -> np.ndarray:
+    """Those of the sorted docnums `among` accepting new clients whose claim was confirmed within the window: a
+    claim's freshness is decided on the day of the search, from the confirmation date the index holds. Only
+    `among` (a search's scope) is checked: every accepting listing's date took 0.85 ms at 100k."""
+    docs = intersect([snapshot.docs_with("flag", ACCEPTING_FLAG), among])
     return docs[_confirmed_within(snapshot, fresh, docs)]
 
 

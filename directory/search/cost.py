@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from directory.search.index.docsets import contains, intersect
 from directory.search.index.fields import SLIDING_SCALE_FLAG
 from directory.search.index.snapshot import IndexSnapshot
 from directory.search.request import SearchRequest
 
 
-def within_cost(snapshot: IndexSnapshot, request: SearchRequest) -> list[np.ndarray]:
-    """The sets of listings (sorted docnums) the request's cost filters keep, one per filter chosen."""
-    kept = []
+def within_cost(snapshot: IndexSnapshot, request: SearchRequest, among: np.ndarray) -> np.ndarray:
+    """Those of the sorted docnums `among` (a search's scope) that the request's cost filters keep. Only `among` is
+    read: every priced listing of a country took 0.3-0.5 ms at 100k."""
+    kept = among
     if request.sliding_scale:
-        kept.append(snapshot.docs_with("flag", SLIDING_SCALE_FLAG))
+        kept = intersect([kept, snapshot.docs_with("flag", SLIDING_SCALE_FLAG)])
     if request.max_fee is not None:
-        priced = snapshot.every_doc() if request.origin is None else snapshot.docs_with("country",
-                                                                                         request.origin.country)
-        kept.append(priced[snapshot.column("fee")[priced] <= request.max_fee])
+        under = snapshot.column("fee")[kept] <= request.max_fee
+        if request.origin is not None:
+            under &= contains(snapshot.docs_with("country", request.origin.country), kept)
+        kept = kept[under]
     return kept
-

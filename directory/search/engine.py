@@ -197,9 +197,8 @@ def search(index: SearchIndex, request: SearchRequest) -> Outcome:
 def _search(index: SearchIndex, request: SearchRequest) -> Outcome:
     snapshot = index.snapshot()
     scope = scope_of(snapshot, request)
-    narrowing = [accepting(snapshot, request.fresh)] if request.accepting else []
-    narrowing += within_cost(snapshot, request)
-    base = intersect([scope.docs, *narrowing]) if narrowing else scope.docs
+    base = accepting(snapshot, request.fresh, scope.docs) if request.accepting else scope.docs
+    base = within_cost(snapshot, request, base)
 
     text = text_query(request.q)
     if text.query is not None:
