@@ -30,4 +30,11 @@ def union(arrays: list[np.ndarray]) -> np.ndarray:
     """Docnums in any of the sorted arrays, sorted."""
     if len(arrays) == 1:
         return arrays[0]
-    return np.unique(np.concatenate(arrays)) if arrays else np.empty(0, dtype=np.int32)
+    if not arrays:
+        return np.empty(0, dtype=np.int32)
+    # Sorted, then each value kept where it differs from the one before: NumPy 2's np.unique hashes instead, 30x
+    # slower here (2.6 ms against 84 µs for the 20,000 docnums of a city's cells).
+    merged = np.sort(np.concatenate(arrays))
+    first = np.ones(len(merged), dtype=bool)
+    first[1:] = merged[1:] != merged[:-1]
+    return merged[first]
