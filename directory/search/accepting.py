@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from directory.availability import Window
-from directory.search.index.docsets import contains, intersect
 from directory.search.index.fields import ACCEPTING_FLAG
 from directory.search.index.snapshot import IndexSnapshot
 
@@ -28,13 +27,13 @@ def accepting(snapshot: IndexSnapshot, fresh: Window, among: np.ndarray) -> np.n
     """Those of the sorted docnums `among` accepting new clients whose claim was confirmed within the window: a
     claim's freshness is decided on the day of the search, from the confirmation date the index holds. Only
     `among` (a search's scope) is checked: every accepting listing's date took 0.85 ms at 100k."""
-    docs = intersect([snapshot.docs_with("flag", ACCEPTING_FLAG), among])
+    docs = among[snapshot.holding("flag", ACCEPTING_FLAG)[among]]
     return docs[_confirmed_within(snapshot, fresh, docs)]
 
 
 def standings(snapshot: IndexSnapshot, fresh: Window, docs: np.ndarray) -> np.ndarray:
     """For each of the sorted docnums, ACCEPTING, UNCONFIRMED or NOT_ACCEPTING on the window's day: a claim never,
     not recently or not yet confirmed is no claim at all, whichever way it points."""
-    flagged = contains(snapshot.docs_with("flag", ACCEPTING_FLAG), docs)
+    flagged = snapshot.holding("flag", ACCEPTING_FLAG)[docs]
     return np.where(_confirmed_within(snapshot, fresh, docs), np.where(flagged, ACCEPTING, NOT_ACCEPTING),
                     UNCONFIRMED).astype(np.int64)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from directory.geo import Place, cells_covering, great_circle_km, great_circle_km_many, km_to, to_km
-from directory.search.index.docsets import contains, intersect
+from directory.search.index.docsets import contains
 from directory.search.index.fields import FORMAT_FLAG, IN_PERSON_FLAG, TELEHEALTH_FLAG, licence_term
 from directory.search.index.snapshot import IndexSnapshot
 from directory.search.request import SearchRequest
@@ -75,7 +75,7 @@ def _geo_scope(snapshot: IndexSnapshot, request: SearchRequest, origin: Place, u
     near = np.empty(0, dtype=np.int32)
     if request.format in ("any", "in_person"):
         cells = snapshot.docs_with_any("cell", cells_covering(origin.lat, origin.lon, to_km(units, radius)))
-        near = intersect([cells, snapshot.docs_with("flag", IN_PERSON_FLAG)])
+        near = cells[snapshot.holding("flag", IN_PERSON_FLAG)[cells]]
         away = _approximate(snapshot, origin, units, near)
         keep = away <= radius * (1 + SLACK)
         for i in np.flatnonzero(keep & (away > radius * (1 - SLACK))).tolist():
@@ -85,8 +85,8 @@ def _geo_scope(snapshot: IndexSnapshot, request: SearchRequest, origin: Place, u
         docs.append(near)
         distances.append(away[keep])
     if request.format in ("any", "telehealth"):
-        remote = intersect([snapshot.docs_with("licence", licence_term(origin.region)),
-                            snapshot.docs_with("flag", TELEHEALTH_FLAG)])
+        licensed = snapshot.docs_with("licence", licence_term(origin.region))
+        remote = licensed[snapshot.holding("flag", TELEHEALTH_FLAG)[licensed]]
         remote = remote[~contains(near, remote)]
         docs.append(remote)
         distances.append(_approximate(snapshot, origin, units, remote))
