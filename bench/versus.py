@@ -36,8 +36,7 @@ from bench.postgis import load, prepare
 from directory import create_app
 from directory.listings import all_listings
 
-SIDES = ("project", "postgis", "floor")
-APPS = {"project": "app:app", "postgis": "bench.postgis:app", "floor": "bench.floor:app"}
+APPS = {"project": "app:app", "postgis": "bench.postgis:app", "floor": "bench.floor:app", "before": "app:app"}
 DATABASE = "bench_postgis"  # the only database this creates or drops
 TIMEOUT = 30  # seconds for any one request
 
@@ -83,13 +82,15 @@ def _get(url: str) -> tuple[float, int, bytes]:
     return time.perf_counter() - started, status, body
 
 
-def _start(side: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """One side under gunicorn, one worker of one thread, on a free loopback port; (process, base URL)."""
+def _start(side: str, env: dict[str, str], log: Path, checkout: Path = REPO) -> tuple[subprocess.Popen[bytes], str]:
+    """One side under gunicorn, one worker of one thread, on a free loopback port, its code from `checkout`;
+    (process, base URL)."""
     port = free_port()
     with log.open("ab") as errors:
         process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "1", "-b",
                                     f"127.0.0.1:{port}", "--log-level", "warning", APPS[side]],
-                                   cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=errors)
+                                   cwd=checkout, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                   stderr=errors)
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -123,15 +124,16 @@ def _summary(times: list[float]) -> dict[str, float]:
 
 def _drive(bases: dict[str, str], mix: list[tuple[str, dict[str, Any]]], deadline: float) -> dict[str, Any]:
     """Send the mix one request at a time to each side in turn; timings, failures and id mismatches by class."""
-    times: dict[str, dict[str, list[float]]] = {side: {name: [] for name in CLASSES} for side in SIDES}
-    mismatches, failures = dict.fromkeys(CLASSES, 0), dict.fromkeys(SIDES, 0)
+    sides = tuple(bases)
+    times: dict[str, dict[str, list[float]]] = {side: {name: [] for name in CLASSES} for side in sides}
+    mismatches, failures = dict.fromkeys(CLASSES, 0), dict.fromkeys(sides, 0)
     examples: list[dict[str, Any]] = []
     for turn, (name, args) in enumerate(mix):
         if time.monotonic() > deadline:
             print(f"stopped at query {turn} of {len(mix)}: the time bound was reached", file=sys.stderr)
             break
         bodies = {}
-        for side in SIDES[turn % 3:] + SIDES[:turn % 3]:
+        for side in sides[turn % len(sides):] + sides[:turn % len(sides)]:
             took, status, bodies[side] = _get(bases[side] + _path(args))
             times[side][name].append(took)
             failures[side] += status != 200
@@ -152,17 +154,21 @@ def _table(driven: dict[str, Any]) -> dict[str, Any]:
         row: dict[str, Any] = {"queries": len(driven["times"]["project"][name])}
         if not row["queries"]:
             continue
-        for side in SIDES:
+        for side in driven["times"]:
             row[side] = _summary(driven["times"][side][name])
         row["project_over_postgis_p95"] = row["project"]["p95_ms"] / row["postgis"]["p95_ms"]
+        if "before" in row:
+            row["project_over_before_p95"] = row["project"]["p95_ms"] / row["before"]["p95_ms"]
         row["project_over_floor_p95"] = row["project"]["p95_ms"] / row["floor"]["p95_ms"]
         row["id_mismatches"] = None if name in TEXT_CLASSES else driven["mismatches"][name]
         table[name] = row
     return table
 
 
-def measure(data: Path, workdir: Path, server: str, per_class: int, seed: int, minutes: float) -> dict[str, Any]:
-    """Serve the three sides, record the floor, time the mix interleaved and stop every server."""
+def measure(data: Path, workdir: Path, server: str, per_class: int, seed: int, minutes: float,
+            before: Path | None) -> dict[str, Any]:
+    """Serve the three sides (four with `before`, the project from another checkout), record the floor, time the
+    mix interleaved and stop every server."""
     mix, warm = query_mix(seed, per_class), query_mix(seed + 1, 2)
     env = {**project_env(data), "POSTGIS_DSN": make_conninfo(server, dbname=DATABASE)}
     processes: list[subprocess.Popen[bytes]] = []
@@ -186,8 +192,14 @@ def measure(data: Path, workdir: Path, server: str, per_class: int, seed: int, m
         process, bases["floor"] = _start("floor", {**env, "FLOOR_FILE": str(floor_file)}, workdir / "floor.log")
         processes.append(process)
         wait_ready(bases["floor"], 120, _path(mix[0][1]))
+        if before is not None:
+            process, bases["before"] = _start("before", env, workdir / "before.log", before)
+            processes.append(process)
+            wait_ready(bases["before"], 120)
         for _, args in warm * 2:
             _get(bases["floor"] + _path(args))
+        for _, args in (warm + mix if before is not None else []):
+            _get(bases["before"] + _path(args))
         driven = _drive(bases, mix, time.monotonic() + minutes * 60)
         return {"classes": _table(driven), "non_200": driven["failures"], "mismatch_examples": driven["examples"],
                 "times_ms": {side: {name: [round(t * 1000, 2) for t in times] for name, times in by_class.items()}
@@ -219,6 +231,11 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"{name:<20}{project['p50_ms']:>9.1f}{project['p95_ms']:>7.1f}{postgis['p50_ms']:>8.1f}"
               f"{postgis['p95_ms']:>7.1f}{floor['p50_ms']:>10.1f}{floor['p95_ms']:>6.1f}"
               f"{row['project_over_postgis_p95']:>9.2f}{row['project_over_floor_p95']:>11.2f}{diffs:>9}")
+    if any("before" in row for row in result["classes"].values()):
+        print(f"{'class':<20}{'before p50':>11}{'p95':>7}{'now/before p95':>16}   (the project at {result['before']})")
+        for name, row in result["classes"].items():
+            print(f"{name:<20}{row['before']['p50_ms']:>11.1f}{row['before']['p95_ms']:>7.1f}"
+                  f"{row['project_over_before_p95']:>16.2f}")
     print(f"non-200 answers: {result['non_200']}")
     pg, ours = result["postgis_import"], result["project_import"]
     yardstick = pg["copy_s"] + pg["indexes_s"]
@@ -243,14 +260,17 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="the benchmark's results.json (default: beside the data set)")
     parser.add_argument("--minutes", type=float, default=30, help="bound on the timed run")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
+    parser.add_argument("--before", type=Path, help="also serve the project from this checkout (an earlier commit's "
+                        "worktree), interleaved with the rest")
     args = parser.parse_args()
     data = args.data.resolve()
     workdir = data / "versus"
     workdir.mkdir(exist_ok=True)
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "data": str(data), "per_class": args.per_class,
                               "postgis_import": build(data, args.server, workdir),
-                              "project_import": project_import(data, args.results or data.parent / "results.json")}
-    result.update(measure(data, workdir, args.server, args.per_class, args.seed, args.minutes))
+                              "project_import": project_import(data, args.results or data.parent / "results.json"),
+                              "before": str(args.before) if args.before else None}
+    result.update(measure(data, workdir, args.server, args.per_class, args.seed, args.minutes, args.before))
     print_report(result)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
