@@ -42,9 +42,12 @@ TIMEOUT = 30  # seconds for any one request
 
 
 def project_env(data: Path) -> dict[str, str]:
-    """The environment the project serves a kept data set with."""
+    """The environment the project serves a kept data set with. Nothing writes to it while the mix runs, so no side
+    follows the change log or runs periodic jobs: with `--before`, two projects share one index folder, and only one
+    of them would be elected its follower."""
     return {**os.environ, "DATABASE_URL": f"sqlite:///{data / 'directory.sqlite3'}", "INDEX_DIR": str(data / "indexes"),
-            "INSTANCE_PATH": str(data / "instance"), "LOAD_SAMPLE_DATA": "0", "SECRET_KEY": "bench"}
+            "INSTANCE_PATH": str(data / "instance"), "LOAD_SAMPLE_DATA": "0", "SECRET_KEY": "bench",
+            "INDEX_FOLLOWER": "0", "TICK_SECONDS": "0"}
 
 
 def build(data: Path, server: str, workdir: Path) -> dict[str, Any]:

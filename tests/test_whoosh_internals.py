@@ -206,18 +206,24 @@ def test_vectorised_bm25_equals_whoosh_scoring(q: str, shared_app: Flask, monkey
         assert score == pytest.approx(whoosh_scores[docnum], rel=1e-9)
 
 
-@pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples"])
-def test_a_near_search_orders_alike_whether_its_words_lists_are_in_memory_or_not(
+@pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples", "EMDR therapy"])
+def test_a_search_orders_alike_whether_its_words_lists_are_in_memory_or_not(
         q: str, shared_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     # Scoring a page window skips through the postings, unless an earlier search loaded every word's whole list.
+    # Sorted by relevance, and with words that name a filter ("EMDR therapy", "couples"), which also finds listings
+    # without every word: those score 0 either way.
     index = shared_app.extensions["search"]
     snapshot = index.snapshot()
     text = text_query(q)
     assert text.query is not None
     with shared_app.app_context():
-        request = parse(MultiDict({"postcode": "10001", "radius": "100", "q": q, "per_page": "100"}), fresh_window())
+        request = parse(MultiDict({"postcode": "10001", "radius": "100", "q": q, "per_page": "100",
+                                   "sort": "relevance"}), fresh_window())
         snapshot.term_postings.clear()
+        snapshot._term_postings_bytes = 0
         skipping = search(index, request)
+        matched = snapshot.every_doc()[:1500]
+        by_matcher = snapshot.scores(text.query, text.stems, matched)
         assert not any(key[2] == "weights" for key in snapshot.term_postings)
         with monkeypatch.context() as patched:
             patched.setattr(index_snapshot, "BULK_SCORING", 0)
@@ -226,7 +232,12 @@ def test_a_near_search_orders_alike_whether_its_words_lists_are_in_memory_or_not
         with monkeypatch.context() as patched:
             patched.setattr(snapshot, "whoosh_scores", lambda *_: pytest.fail("skipped through the postings"))
             in_memory = search(index, request)
+            by_arrays = snapshot.scores(text.query, text.stems, matched)
+        snapshot.term_postings.clear()
+        snapshot._term_postings_bytes = 0
     assert len(skipping.hits) > 10 and skipping.hits == in_memory.hits
+    assert by_arrays.tolist() == pytest.approx(by_matcher.tolist(), rel=1e-9)
+    assert np.count_nonzero(by_matcher) and (by_matcher == 0).tolist() == (by_arrays == 0).tolist()
 
 
 def test_a_generation_written_before_docnum_files_is_reported_and_rebuilt(app: Flask, runner: FlaskCliRunner) -> None:

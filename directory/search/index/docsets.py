@@ -32,8 +32,8 @@ def union(arrays: list[np.ndarray]) -> np.ndarray:
         return arrays[0]
     if not arrays:
         return np.empty(0, dtype=np.int32)
-    # Sorted, then each value kept where it differs from the one before: NumPy 2's np.unique hashes instead, 30x
-    # slower here (2.6 ms against 84 µs for the 20,000 docnums of a city's cells).
+    # Sorted, then each value kept where it differs from the one before: NumPy 2's np.unique hashes instead, about
+    # 13x slower here (0.90 ms against 0.07 for the 9,106 docnums of the cells within 25 miles of 10001 at 100k).
     merged = np.sort(np.concatenate(arrays))
     first = np.ones(len(merged), dtype=bool)
     first[1:] = merged[1:] != merged[:-1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -163,8 +163,9 @@ class IndexSnapshot:
         return found
 
     def scores(self, query: Query, stems: frozenset[str], docs: np.ndarray) -> np.ndarray:
-        """Whoosh's BM25F scores of sorted docnums for a text query over `stems`: Whoosh's own matcher for a few
-        documents, the same formula (same idf and quantised lengths) over arrays for many."""
+        """Whoosh's BM25F scores of sorted docnums for a text query over `stems` (0 for a document without every
+        word, as Whoosh's matcher leaves it): the matcher for a page window, the same formula (same idf and
+        quantised lengths) over arrays for many documents or once the words' arrays are in memory."""
         if not len(docs):
             return np.zeros(0)
         in_memory = all(("text", stem, "weights") in self.term_postings for stem in stems)
@@ -173,16 +174,18 @@ class IndexSnapshot:
             # once an earlier search has loaded every word's list, the arrays are faster still.
             found = self.whoosh_scores(query, docs)
             return np.fromiter((found.get(d, 0.0) for d in docs.tolist()), dtype=np.float64, count=len(docs))
-        def stem_weights() -> Iterator[tuple[str, np.ndarray]]:
-            for stem in stems:
-                ids, weights = self._term_weights("text", stem)
-                tf = np.zeros(len(docs))
-                if len(ids):
-                    at = np.minimum(np.searchsorted(ids, docs), len(ids) - 1)
-                    tf = np.where(ids[at] == docs, weights[at], 0.0)
-                yield stem, tf
-
-        return bm25(self._searcher, stem_weights(), self._text_lengths()[docs])
+        frequencies = []
+        for stem in stems:
+            ids, weights = self._term_weights("text", stem)
+            tf = np.zeros(len(docs))
+            if len(ids):
+                at = np.minimum(np.searchsorted(ids, docs), len(ids) - 1)
+                tf = np.where(ids[at] == docs, weights[at], 0.0)
+            frequencies.append((stem, tf))
+        # Which path scores a document must not change its score: a document a filter word found, without every
+        # word, scores 0 here too, so an order never depends on what earlier searches left in memory.
+        every_word = np.logical_and.reduce([tf > 0 for _, tf in frequencies])
+        return np.where(every_word, bm25(self._searcher, frequencies, self._text_lengths()[docs]), 0.0)
 
     def whoosh_scores(self, query: Query, candidates: np.ndarray) -> dict[int, float]:
         """BM25 scores of the candidates that match the query, by Whoosh's matcher. Few candidates: skip along the
