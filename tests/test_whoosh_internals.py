@@ -30,6 +30,7 @@ from directory.search.documents import listing_document
 from directory.search.index import snapshot as index_snapshot
 from directory.search.index import whoosh_internals
 from directory.search.index.docnums import EXT as DOCNUM_EXT
+from directory.search.index.docnums import DocnumReader, DocnumWriter
 from directory.search.index.fields import make_schema
 from directory.search.index.snapshot import OutdatedIndex
 from directory.search.index.whoosh_internals import (
@@ -118,6 +119,12 @@ def assert_docnum_file_lists_every_posting(path: Path) -> None:
                 continue
             found = docnum_file.docnums(field, term)
             assert found.dtype == np.int32 and found.tolist() == list(reader.postings(field, term).all_ids())
+            weights = docnum_file.weights(field, term)
+            if field == "text":  # the one scored field keeps its weights, exactly as Whoosh's blocks do
+                assert weights is not None and weights.dtype == np.float64
+                assert weights.tolist() == [w for _, w in reader.postings(field, term).items_as("weight")]
+            else:
+                assert weights is None
             listed += len(found)
         assert listed > 50 * reader.doc_count_all()
         assert not len(docnum_file.docnums("text", b"no-such-word"))
@@ -192,18 +199,48 @@ def test_documents_holding_a_word_and_its_positions_are_those_whoosh_iterates(ap
         reader.close()
 
 
+@pytest.mark.parametrize("weights_from", ["docnum files", "posting blocks"])
 @pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples", "Toronto grief"])
-def test_vectorised_bm25_equals_whoosh_scoring(q: str, shared_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vectorised_bm25_equals_whoosh_scoring(q: str, weights_from: str, shared_app: Flask,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_snapshot, "BULK_SCORING", 0)  # force the array path even for small sets
+    if weights_from == "posting blocks":  # as from a docnum file written before weights were kept
+        monkeypatch.setattr(DocnumReader, "weights", lambda *_: None)
     snapshot = shared_app.extensions["search"].snapshot()
+    snapshot.term_postings.clear()
+    snapshot._term_postings_bytes = 0
     text = text_query(q)
     assert text.query is not None
     whoosh_scores = snapshot.whoosh_scores(text.query, snapshot.every_doc())
     assert whoosh_scores, q
     matched = np.array(sorted(whoosh_scores), dtype=np.int32)
     ours = snapshot.scores(text.query, text.stems, matched)
+    snapshot.term_postings.clear()
+    snapshot._term_postings_bytes = 0
     for docnum, score in zip(matched.tolist(), ours.tolist(), strict=True):
         assert score == pytest.approx(whoosh_scores[docnum], rel=1e-9)
+
+
+def test_a_docnum_file_gives_back_each_terms_docnums_and_weights_exactly(tmp_path: Path) -> None:
+    # Whole counts as bytes or 16-bit integers, anything else as the floats they were; a term recorded without
+    # weights (as every term was before weights were kept) says so with None.
+    terms = {
+        (b"few", (3, 9, 10), (1.0, 2.0, 255.0)),
+        (b"many", tuple(range(0, 90_000, 3)), tuple(float(n % 70_000) for n in range(30_000))),
+        (b"boosted", (0, 7), (1.5, 0.25)),
+        (b"bare", (4, 5, 400), None),
+    }
+    with open(tmp_path / "segment.ids", "wb") as out:
+        writer = DocnumWriter(out)
+        for term, docnums, weights in sorted(terms, key=lambda t: t[0]):
+            writer.add("text", term, docnums, weights)
+        writer.close()
+    reader = DocnumReader(str(tmp_path / "segment.ids"))
+    for term, docnums, weights in terms:
+        assert reader.docnums("text", term).tolist() == list(docnums)
+        found = reader.weights("text", term)
+        assert (found is None) if weights is None else (found.dtype == np.float64 and found.tolist() == list(weights))
+    assert not len(reader.docnums("text", b"absent")) and not len(reader.weights("text", b"absent"))
 
 
 @pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples", "EMDR therapy"])

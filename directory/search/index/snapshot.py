@@ -78,6 +78,10 @@ class _NoSegment:
         """No documents."""
         return np.empty(0, dtype=np.int32)
 
+    def weights(self, field: str, term: bytes) -> np.ndarray:
+        """No weights."""
+        return np.empty(0)
+
 
 class IndexSnapshot:
     """One index generation as a thread sees it: a Whoosh searcher plus caches that are valid while it is unchanged.
@@ -272,17 +276,18 @@ class IndexSnapshot:
         if field not in self._searcher.schema:  # a field added since (age, gender): Whoosh would raise a KeyError
             raise OutdatedIndex(f"the search index was written by an older version without {field!r}: run "
                                 "`index check --repair`")
-        from_docnum_files = not weights and not self._searcher.schema[field].unique  # they leave out the unique key
-        files = self._segment_docnums() if from_docnum_files else []
-        if None in files:
+        files = [] if self._searcher.schema[field].unique else self._segment_docnums()  # they leave out the key
+        if None in files and not weights:
             raise OutdatedIndex("the search index was written before docnum files: run `index check --repair`")
         tbytes = self._searcher.schema[field].to_bytes(term)
         ids_parts, weight_parts = [], []
         leaves = self._searcher.reader().leaf_readers()
         for i, ((leaf, offset), deleted) in enumerate(zip(leaves, self._deletion_masks(), strict=True)):
-            if files:
-                ids, leaf_weights = files[i].docnums(field, tbytes), np.empty(0)  # type: ignore[union-attr]
-            elif (field, term) in leaf:
+            file = files[i] if files else None
+            stored = file.weights(field, tbytes) if file is not None and weights else np.empty(0)
+            if file is not None and stored is not None:
+                ids, leaf_weights = file.docnums(field, tbytes), stored
+            elif (field, term) in leaf:  # weights from a segment written before docnum files kept them
                 ids, leaf_weights = segment_postings(leaf, field, term)
             else:
                 continue
