@@ -50,8 +50,15 @@ def scope_of(snapshot: IndexSnapshot, request: SearchRequest) -> Scope:
 
 
 def exact_distances(snapshot: IndexSnapshot, origin: Place, units: str, docs: np.ndarray) -> np.ndarray:
-    """Distances of the docnums from `origin` by geopy's own formula, one at a time."""
-    return np.fromiter((_exact(snapshot, origin, units, d) for d in docs.tolist()), dtype=np.float64, count=len(docs))
+    """Distances of the docnums from `origin` by geopy's own formula, once for each point they stand at."""
+    # A listing without coordinates of its own stands at its postcode's centroid: at a million listings the
+    # results that can reach a page (all those tied at its last distance) were about 185 a search, at 4 or 5 points.
+    known: dict[tuple[float, float], float] = {}
+    lats, lons = snapshot.column("lat")[docs].tolist(), snapshot.column("lon")[docs].tolist()
+    for point in zip(lats, lons, strict=True):
+        if point not in known:
+            known[point] = km_to(units, great_circle_km(origin.lat, origin.lon, *point))
+    return np.fromiter((known[point] for point in zip(lats, lons, strict=True)), dtype=np.float64, count=len(docs))
 
 
 def _approximate(snapshot: IndexSnapshot, origin: Place, units: str, docs: np.ndarray) -> np.ndarray:
