@@ -60,7 +60,7 @@ def _load_sample(app: Flask) -> None:
             log.info("loaded and indexed %d sample listings in %.1f s", loaded, time.monotonic() - started)
 
 
-def _serving() -> bool:
+def serving() -> bool:
     """Whether this process is to serve requests: under a WSGI server (no command runs) or `flask run`. Another
     command (an import, `index status`) neither catches up nor follows: status would hide the lag it reports."""
     command = click.get_current_context(silent=True)
@@ -182,7 +182,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # wait: none of them serves before the index holds the sample.
         sync.build_if_missing(db.factory(app), index, then=lambda: _load_sample(app))
         _load_sample(app)
-        if _serving():
+        if serving():
             _follow_changes(app)
             if app.config["TICK_SECONDS"] > 0:
                 from directory.periodic import Ticker

@@ -152,3 +152,24 @@ def test_an_index_written_before_a_field_existed_is_rebuilt_at_start(sample_worl
         body = started.test_client().get("/api/v1/search", query_string={"postcode": "10001", "accepting": "1"})
         assert body.status_code == 200 and body.get_json()["total"] > 0
         assert started.test_cli_runner().invoke(args=["index", "check"]).exit_code == 0
+
+
+@pytest.mark.parametrize("command", [None, "import-csv"])
+def test_a_serving_process_freezes_its_postcode_tables_out_of_the_collector_and_a_command_does_not(
+        tmp_path: Path, command: str | None) -> None:
+    # As gunicorn imports app.py (no command), and as `flask --app app import-csv` does (a command runs).
+    enter = f"import click; click.Context(click.Command({command!r}), info_name={command!r}).__enter__(); " \
+        if command else ""
+    env = {**os.environ, "DATABASE_URL": database_url(tmp_path), "INDEX_DIR": str(tmp_path / "indexes"),
+           "INSTANCE_PATH": str(tmp_path / "instance"), "LOAD_SAMPLE_DATA": "0", "INDEX_FOLLOWER": "0",
+           "TICK_SECONDS": "0", "SINGLE_NODE": "1"}
+    script = f"{enter}import gc, app; from directory.geo import postcodes; " \
+        "print(gc.get_freeze_count(), postcodes._us is not None)"
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    frozen, loaded = done.stdout.split()
+    if command is None:
+        assert int(frozen) > 100_000 and loaded == "True"  # ~300,000 long-lived objects, the ZIP table among them
+    else:
+        assert int(frozen) == 0 and loaded == "False"
