@@ -206,6 +206,8 @@ def test_vectorised_bm25_equals_whoosh_scoring(q: str, weights_from: str, shared
     monkeypatch.setattr(index_snapshot, "BULK_SCORING", 0)  # force the array path even for small sets
     if weights_from == "posting blocks":  # as from a docnum file written before weights were kept
         monkeypatch.setattr(DocnumReader, "weights", lambda *_: None)
+    else:
+        monkeypatch.setattr(index_snapshot, "segment_postings", lambda *_: pytest.fail("read the posting blocks"))
     snapshot = shared_app.extensions["search"].snapshot()
     snapshot.term_postings.clear()
     snapshot._term_postings_bytes = 0
@@ -222,24 +224,29 @@ def test_vectorised_bm25_equals_whoosh_scoring(q: str, weights_from: str, shared
 
 
 def test_a_docnum_file_gives_back_each_terms_docnums_and_weights_exactly(tmp_path: Path) -> None:
-    # Whole counts as bytes or 16-bit integers, anything else as the floats they were; a term recorded without
-    # weights (as every term was before weights were kept) says so with None.
+    # Whole counts as bytes or 16-bit integers, anything else as the 32-bit floats Whoosh's blocks hold; a term
+    # recorded without weights (as every term was before weights were kept) says so with None.
     terms = {
-        (b"few", (3, 9, 10), (1.0, 2.0, 255.0)),
-        (b"many", tuple(range(0, 90_000, 3)), tuple(float(n % 70_000) for n in range(30_000))),
-        (b"boosted", (0, 7), (1.5, 0.25)),
-        (b"bare", (4, 5, 400), None),
+        (b"few", (3, 9, 10), (1.0, 2.0, 255.0), "B"),
+        (b"many", tuple(range(0, 90_000, 3)), tuple(float(n % 70_000) for n in range(30_000)), "H"),
+        (b"boosted", (0, 7, 8), (1.5, 0.25, 0.1), "f"),
+        (b"bare", (4, 5, 400), None, None),
     }
     with open(tmp_path / "segment.ids", "wb") as out:
         writer = DocnumWriter(out)
-        for term, docnums, weights in sorted(terms, key=lambda t: t[0]):
+        for term, docnums, weights, _ in sorted(terms, key=lambda t: t[0]):
             writer.add("text", term, docnums, weights)
         writer.close()
     reader = DocnumReader(str(tmp_path / "segment.ids"))
-    for term, docnums, weights in terms:
+    for term, docnums, weights, code in terms:
         assert reader.docnums("text", term).tolist() == list(docnums)
         found = reader.weights("text", term)
-        assert (found is None) if weights is None else (found.dtype == np.float64 and found.tolist() == list(weights))
+        if weights is None:
+            assert found is None
+        else:
+            assert found is not None and found.dtype == np.float64
+            assert found.tolist() == [float(np.float32(w)) for w in weights]  # 0.1 as Whoosh's array("f") keeps it
+            assert reader._table[("text", term)][5] == code
     assert not len(reader.docnums("text", b"absent")) and not len(reader.weights("text", b"absent"))
 
 

@@ -44,7 +44,7 @@ class DocnumWriter:
         entry: tuple[Any, ...] = (int(ids[0]), len(ids), self._offset, np.dtype(width).char)
         self._write(deltas.astype(width).tobytes())
         if weights is not None:
-            stored = _narrowest(np.asarray(weights, dtype=np.float64))
+            stored = _narrowest(np.asarray(weights, dtype=np.float32))  # as Whoosh's blocks hold them
             entry += (self._offset, stored.dtype.char)
             self._write(stored.tobytes())
         self._table[(field, term)] = entry
@@ -96,7 +96,7 @@ class DocnumReader:
 
 def _narrowest(weights: np.ndarray) -> np.ndarray:
     """Weights in the narrowest type that keeps each exactly: a word's count in a document is a small whole
-    number, which a byte or two holds; anything else stays a float."""
+    number, which a byte or two holds; anything else stays a 32-bit float."""
     if len(weights) and np.all(weights == np.round(weights)) and weights.min() >= 0:
         for width in _WIDTHS[:2]:
             if weights.max() <= np.iinfo(width).max:
