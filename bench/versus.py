@@ -199,10 +199,10 @@ def measure(data: Path, workdir: Path, server: str, per_class: int, seed: int, m
             process, bases["before"] = _start("before", env, workdir / "before.log", before)
             processes.append(process)
             wait_ready(bases["before"], 120)
+            for _, args in warm + mix:  # warmed as the project was, by the pass that recorded the floor
+                _get(bases["before"] + _path(args))
         for _, args in warm * 2:
             _get(bases["floor"] + _path(args))
-        for _, args in (warm + mix if before is not None else []):
-            _get(bases["before"] + _path(args))
         driven = _drive(bases, mix, time.monotonic() + minutes * 60)
         return {"classes": _table(driven), "non_200": driven["failures"], "mismatch_examples": driven["examples"],
                 "times_ms": {side: {name: [round(t * 1000, 2) for t in times] for name, times in by_class.items()}

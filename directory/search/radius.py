@@ -57,7 +57,7 @@ def exact_distances(snapshot: IndexSnapshot, origin: Place, units: str, docs: np
     lats, lons = snapshot.column("lat")[docs].tolist(), snapshot.column("lon")[docs].tolist()
     for point in zip(lats, lons, strict=True):
         if point not in known:
-            known[point] = km_to(units, great_circle_km(origin.lat, origin.lon, *point))
+            known[point] = _exact_at(origin, units, *point)
     return np.fromiter((known[point] for point in zip(lats, lons, strict=True)), dtype=np.float64, count=len(docs))
 
 
@@ -68,7 +68,10 @@ def _approximate(snapshot: IndexSnapshot, origin: Place, units: str, docs: np.nd
 
 
 def _exact(snapshot: IndexSnapshot, origin: Place, units: str, docnum: int) -> float:
-    lat, lon = float(snapshot.column("lat")[docnum]), float(snapshot.column("lon")[docnum])
+    return _exact_at(origin, units, float(snapshot.column("lat")[docnum]), float(snapshot.column("lon")[docnum]))
+
+
+def _exact_at(origin: Place, units: str, lat: float, lon: float) -> float:
     return km_to(units, great_circle_km(origin.lat, origin.lon, lat, lon))
 
 
