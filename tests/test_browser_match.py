@@ -22,6 +22,7 @@ def live_url(shared_app: Flask) -> Iterator[str]:
 
 def _fits(page: Page, size: str) -> None:
     """The step is one screen: nothing overflows sideways, and its Next (or Show) button is in the first screen."""
+    page.wait_for_load_state()  # a step reached by a click is measured with its stylesheet applied
     assert page.evaluate("document.documentElement.scrollWidth") <= SIZES[size]["width"]
     box = page.locator(".match-nav button").bounding_box()
     assert box is not None and box["y"] + box["height"] <= SIZES[size]["height"] * 1.6, box

@@ -57,6 +57,7 @@ def test_three_saved_from_the_results_are_compared_and_shared(size: str, javascr
         assert page.url == live_url + SEARCH  # saved in place: the page never left
     page.get_by_role("link", name=re.compile(r"^Shortlist")).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Your shortlist")
+    page.wait_for_load_state()  # the stylesheet applied: measured before it, the first card sat at the body's 8px
     assert _compared(page) == names
     boxes = [article.bounding_box() for article in page.locator("article.compared").all()]
     if size == "wide":  # columns: one row of three, and each line of the comparison reads across at one height
