@@ -21,6 +21,8 @@ from whoosh import index as whoosh_index
 from directory.imports.csv_writing import template_csv
 from directory.imports.row_rules import COLUMNS
 from directory.models import ImportRun, Listing
+from directory.search.documents import listing_document
+from directory.search.sync import check
 from helpers import GOOD, do_import, error_lines, make_csv, on_postgresql
 
 
@@ -36,6 +38,26 @@ def test_a_good_row_is_created_and_searchable(app: Flask, session: Session) -> N
     assert (listing.modalities, listing.city, listing.region, listing.country) == (["eft"], "New York", "NY", "US")
     body = app.test_client().get("/api/v1/search", query_string={"postcode": "10001", "q": "Robin Example"}).get_json()
     assert [r["id"] for r in body["results"]] == ["imp-1"]
+
+
+def test_a_new_rows_document_is_the_one_its_database_row_makes(app: Flask, session: Session,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # New rows are indexed from the values inserted, never read back: the model's defaults for the columns a file
+    # lacks, and the batch's timestamp, must be what the database then holds.
+    from directory.search import sync
+
+    made: list[dict[str, object] | None] = []
+    monkeypatch.setattr(sync, "listing_document", lambda listing: made.append(listing_document(listing)) or made[-1])
+    sparse = make_csv([{"external_id": "few-1", "name": "Sparse Example", "postcode": "10001"}])
+    assert do_import(app, sparse).created == 1 and do_import(app, template_csv()).created == 1
+    monkeypatch.undo()
+    session.expire_all()
+    listings = session.scalars(select(Listing).where(Listing.external_id.in_(["few-1", "assoc-00042"]))
+                               .order_by(Listing.id)).all()
+    assert [listing.external_id for listing in listings] == ["few-1", "assoc-00042"]
+    assert (listings[0].in_person, listings[0].accepting_new_clients, listings[0].modalities) == (True, True, [])
+    assert made == [listing_document(listing) for listing in listings]
+    assert check(session, app.extensions["search"]).clean
 
 
 def test_rows_are_still_indexed_after_the_commit_when_the_import_cannot_stream_them(

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from directory.availability import day_number
 from directory.geo import PostcodeError, cell_terms, postcodes
-from directory.models import Listing
 from directory.search.index.fields import (
     ACCEPTING_FLAG,
     IN_PERSON_FLAG,
@@ -28,6 +27,30 @@ FACET_FIELDS = {"modality": "modalities", "specialty": "specialties", "language"
 _LETTERS = re.compile(r"[^\W\d_]{3,}")
 
 
+class ListingValues(Protocol):
+    """What a document is made of: a `Listing`, or the column values of one just inserted without the ORM (an
+    import's new rows), which also hold FACET_FIELDS' attributes."""
+
+    id: int
+    name: str
+    city: str
+    bio: str
+    postcode: str
+    country: str
+    license_region: str
+    latitude: float | None
+    longitude: float | None
+    published: bool
+    telehealth: bool
+    in_person: bool
+    accepting_new_clients: bool
+    sliding_scale: bool
+    fee_min: int | None
+    fee_max: int | None
+    availability_confirmed_on: dt.date | None
+    updated_at: dt.datetime
+
+
 def stamp(updated_at: dt.datetime) -> float:
     """The version of a listing row that the index records, to detect stale documents."""
     return (updated_at - dt.datetime(1970, 1, 1)).total_seconds()
@@ -44,7 +67,7 @@ def location_of(latitude: float | None, longitude: float | None, postcode: str) 
     return place.lat, place.lon
 
 
-def lowest_fee(listing: Listing) -> int:
+def lowest_fee(listing: ListingValues) -> int:
     """The least a session costs as far as the listing says (fee_min, else fee_max, which the least is under), or
     NO_FEE: a listing that names no fee is never under a fee ceiling."""
     given = [fee for fee in (listing.fee_min, listing.fee_max) if fee is not None]
@@ -56,7 +79,7 @@ def sort_name(name: str) -> bytes:
     return name.casefold().encode("utf-8")
 
 
-def bio_words(listing: Listing) -> list[str]:
+def bio_words(listing: ListingValues) -> list[str]:
     """The bio's words that a spelling suggestion may offer, unstemmed: those written in lower case, never the
     listing's own name or city. A capitalised word may be a person or a place ("women" must not become "Owen"), and
     after "Dr." even a sentence's first word may be; a common word is written in lower case in some bio."""
@@ -65,7 +88,7 @@ def bio_words(listing: Listing) -> list[str]:
                    and stem_of(word)})
 
 
-def listing_document(listing: Listing) -> dict[str, Any] | None:
+def listing_document(listing: ListingValues) -> dict[str, Any] | None:
     """The index document of a listing, or None when it must not be searchable (unpublished or unplaceable)."""
     location = listing.published and location_of(listing.latitude, listing.longitude, listing.postcode)
     if not location:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from directory.db import scalars_in_batches
 from directory.models import Listing
 from directory.search import change_log
-from directory.search.documents import listing_document, location_of, stamp
+from directory.search.documents import ListingValues, listing_document, location_of, stamp
 from directory.search.index.storage import PARALLEL_BATCH, IndexBusy, IndexWrite, SearchIndex
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def documents_for(session: Session, ids: list[int]) -> Iterator[dict[str, Any]]:
             yield doc
 
 
-def index_flushed(session: Session, listings: list[Listing], expected: int) -> None:
+def index_flushed(session: Session, listings: Sequence[ListingValues], expected: int) -> None:
     """Index listings just flushed or bulk-inserted, in a write that becomes visible right after the database commit.
 
     Indexing while the transaction goes on lets the index workers run beside the database work instead of after
