@@ -58,6 +58,10 @@ def test_a_new_rows_document_is_the_one_its_database_row_makes(app: Flask, sessi
     assert (listings[0].in_person, listings[0].accepting_new_clients, listings[0].modalities) == (True, True, [])
     assert made == [listing_document(listing) for listing in listings]
     assert check(session, app.extensions["search"]).clean
+    later = Listing(external_id="after-1", name="After Import", slug="after-import", country="US", postcode="10001")
+    session.add(later)
+    session.commit()  # PostgreSQL's copied rows drew their ids from the sequence the ORM's insert uses
+    assert later.id > max(listing.id for listing in listings)
 
 
 def test_rows_are_still_indexed_after_the_commit_when_the_import_cannot_stream_them(

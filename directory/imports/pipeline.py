@@ -9,10 +9,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, BinaryIO
 
-from sqlalchemy import ColumnDefault, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from directory.audit import record_event
@@ -20,6 +19,7 @@ from directory.db import scalars_in_batches
 from directory.imports.csv_reading import CsvFile, UnusableFile, open_csv
 from directory.imports.csv_writing import ErrorsCsv
 from directory.imports.lock import ImportBusy, ImportLock
+from directory.imports.new_rows import insert_new
 from directory.imports.report import ImportMode, ImportReport, summary
 from directory.imports.row_rules import ADDED_TERMS, Issue, check_record
 from directory.imports.runs import file_sha256, finish, mark_failed, mark_interrupted, record_run
@@ -257,25 +257,7 @@ def _apply(session: Session, batch: list[dict[str, Any]], write: bool, report: I
             written.append(listing)
     _flush_out(session, written, expected)
     if created:
-        index_flushed(session, _insert_new(session, created), expected)
-
-
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> list[SimpleNamespace]:
-    """Insert new listings with Core's multi-row INSERT and return each as its column values and new id, for the
-    index. Every column is given (the model's defaults for those the file lacks, evaluated once a batch: one
-    timestamp for its rows), so the row written is the document indexed.
-
-    Not through the ORM: its bulk INSERT ... RETURNING of whole listings, loaded back as objects, took 4.0-4.3 s
-    a 20,000 rows against 1.2 s for this, and was 35% of the import's main process."""
-    table = Listing.metadata.tables[Listing.__tablename__]
-    # A nullable column's default None is no ColumnDefault to SQLAlchemy, but the document still reads it.
-    defaults = {column.key: None for column in table.columns if column.nullable}
-    defaults.update({column.key: default.arg(None) if default.is_callable else default.arg
-                     for column in table.columns if isinstance(default := column.default, ColumnDefault)})
-    full = [{**defaults, **row} for row in rows]
-    inserted = session.execute(insert(table).returning(table.c.external_id, table.c.id), full)
-    ids: dict[str, int] = {external_id: pk for external_id, pk in inserted}
-    return [SimpleNamespace(**row, id=ids[row["external_id"]]) for row in full]
+        index_flushed(session, insert_new(session, created), expected)
 
 
 def _unpublish_missing(session: Session, ids: FileIds, write: bool, report: ImportReport, expected: int) -> None:
