@@ -160,6 +160,19 @@ def test_a_specialty_naming_an_age_or_a_client_type_is_recorded_there_with_a_war
     assert (2, "'Couples' is who the therapist sees, not a specialty; recorded under client_types") in moved
 
 
+def test_a_term_repeated_on_many_rows_is_moved_or_refused_on_each(app: Flask, session: Session) -> None:
+    # Each part of a value is resolved once a file (row_rules._named_terms): what it does to a row happens on all.
+    rows = [{**GOOD, "external_id": f"rep-{n}", "specialties": "Depression; Teens", "ages": "Adults"}
+            for n in range(3)]
+    report = do_import(app, make_csv(rows))
+    assert report.created == 3 and not report.errors.total, report.errors.first
+    assert [(_listing(session, f"rep-{n}").specialties, _listing(session, f"rep-{n}").ages) for n in range(3)] == [
+        (["depression"], ["teens", "adults"])] * 3
+    assert [w.line for w in report.warnings.first if w.field == "specialties"] == [2, 3, 4]
+    refused = do_import(app, make_csv([{**GOOD, "external_id": f"bad-{n}", "ages": "Martians"} for n in range(3)]))
+    assert error_lines(refused) == [(2, "ages"), (3, "ages"), (4, "ages")]
+
+
 def test_a_moved_specialty_adds_to_the_ages_and_client_types_a_listing_has_when_the_file_has_no_such_column(
         app: Flask, session: Session) -> None:
     do_import(app, make_csv([{**GOOD, "external_id": "keep-1", "ages": "adults; older adults",

@@ -5,6 +5,7 @@ too."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,8 @@ LENGTHS = {
 _TRUE = {"yes", "y", "true", "t", "1"}
 _FALSE = {"no", "n", "false", "f", "0"}
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}$")
+_TERM_SEPARATORS = re.compile(r"[;|]")
+_SPACE = re.compile(r"\s")  # for a str pattern, exactly what str.isspace() says of a character
 _COUNTRIES = {"us": "US", "usa": "US", "united states": "US", "united states of america": "US",
               "ca": "CA", "can": "CA", "canada": "CA"}
 _REGION_NAMES = {name.casefold(): code for code, name in (US_REGIONS | CA_REGIONS).items()}
@@ -164,20 +167,12 @@ class RowChecker:
             return
         kind = MULTI[column]
         slugs: list[str] = self.fields.get(column, [])  # any a specialty moved here
-        for part in re.split(r"[;|]", self.values[column]):
-            # "CBT, EMDR": no term has a comma in its names, so commas separate terms when the whole value names none.
-            pieces = [part] if vocabulary.match(kind, part) or "," not in part else part.split(",")
-            for piece in pieces:
-                if not piece.strip():
-                    continue
-                try:
-                    slug = vocabulary.resolve(kind, piece)
-                except TermError as error:
-                    if kind != "specialty" or not self._who_it_is_for(piece):
-                        self.error(column, str(error))
-                    continue
-                if slug not in slugs:
-                    slugs.append(slug)
+        for part in _TERM_SEPARATORS.split(self.values[column]):
+            named, unnamed = _named_terms(kind, part)
+            slugs += [slug for slug in named if slug not in slugs]
+            for piece, problem in unnamed:
+                if kind != "specialty" or not self._who_it_is_for(piece):
+                    self.error(column, problem)
         self.fields[column] = slugs
 
     def _who_it_is_for(self, piece: str) -> bool:
@@ -251,7 +246,7 @@ class RowChecker:
                 website = self.fields["website"] = "https://" + website
             parts = urlsplit(website)
             if (parts.scheme.casefold() not in ("http", "https") or not parts.netloc
-                    or any(c.isspace() for c in website)):
+                    or _SPACE.search(website)):
                 self.error("website", f"{website[:60]!r} is not an http or https address")
 
     def _region(self, column: str) -> str | None:
@@ -321,6 +316,26 @@ class RowChecker:
         for column, value in (("fee_min", fee_min), ("fee_max", fee_max)):
             if self.given(column):
                 self.fields[column] = value
+
+
+# A file names the same few terms row after row, so each part of a value ("EFT", " Gottman Method") is resolved
+# once. Bounded, so a file of all-different parts costs only the misses.
+@functools.lru_cache(maxsize=4096)
+def _named_terms(kind: str, part: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The slugs one part of a terms column (between ; or |) names, in order, and each piece naming none with its
+    problem."""
+    named: list[str] = []
+    unnamed: list[tuple[str, str]] = []
+    # "CBT, EMDR": no term has a comma in its names, so commas separate terms when the whole part names none.
+    pieces = [part] if vocabulary.match(kind, part) or "," not in part else part.split(",")
+    for piece in pieces:
+        if not piece.strip():
+            continue
+        try:
+            named.append(vocabulary.resolve(kind, piece))
+        except TermError as error:
+            unnamed.append((piece, str(error)))
+    return tuple(named), tuple(unnamed)
 
 
 def check_record(record: Record) -> tuple[dict[str, Any], list[Issue], list[Issue]]:
