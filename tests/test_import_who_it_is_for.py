@@ -162,12 +162,13 @@ def test_a_specialty_naming_an_age_or_a_client_type_is_recorded_there_with_a_war
 
 def test_a_term_repeated_on_many_rows_is_moved_or_refused_on_each(app: Flask, session: Session) -> None:
     # Each part of a value is resolved once a file (row_rules._named_terms): what it does to a row happens on all.
-    rows = [{**GOOD, "external_id": f"rep-{n}", "specialties": "Depression; Teens", "ages": "Adults"}
-            for n in range(3)]
+    rows = [{**GOOD, "external_id": f"rep-{n}", "specialties": "Depression; Teens", "ages": "Adults",
+             "modalities": "CBT, Cognitive Behavioral Therapy; cbt"} for n in range(3)]
     report = do_import(app, make_csv(rows))
     assert report.created == 3 and not report.errors.total, report.errors.first
-    assert [(_listing(session, f"rep-{n}").specialties, _listing(session, f"rep-{n}").ages) for n in range(3)] == [
-        (["depression"], ["teens", "adults"])] * 3
+    assert [(_listing(session, f"rep-{n}").specialties, _listing(session, f"rep-{n}").ages,
+             _listing(session, f"rep-{n}").modalities) for n in range(3)] == [
+        (["depression"], ["teens", "adults"], ["cbt"])] * 3  # a term named twice in a part or a value is kept once
     assert [w.line for w in report.warnings.first if w.field == "specialties"] == [2, 3, 4]
     refused = do_import(app, make_csv([{**GOOD, "external_id": f"bad-{n}", "ages": "Martians"} for n in range(3)]))
     assert error_lines(refused) == [(2, "ages"), (3, "ages"), (4, "ages")]

@@ -322,8 +322,8 @@ class RowChecker:
 # once. Bounded, so a file of all-different parts costs only the misses.
 @functools.lru_cache(maxsize=4096)
 def _named_terms(kind: str, part: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """The slugs one part of a terms column (between ; or |) names, in order, and each piece naming none with its
-    problem."""
+    """The slugs one part of a terms column (between ; or |) names, in order and once each, and each piece naming
+    none with its problem."""
     named: list[str] = []
     unnamed: list[tuple[str, str]] = []
     # "CBT, EMDR": no term has a comma in its names, so commas separate terms when the whole part names none.
@@ -332,9 +332,12 @@ def _named_terms(kind: str, part: str) -> tuple[tuple[str, ...], tuple[tuple[str
         if not piece.strip():
             continue
         try:
-            named.append(vocabulary.resolve(kind, piece))
+            slug = vocabulary.resolve(kind, piece)
         except TermError as error:
             unnamed.append((piece, str(error)))
+            continue
+        if slug not in named:  # "CBT, Cognitive Behavioral Therapy" names one term
+            named.append(slug)
     return tuple(named), tuple(unnamed)
 
 
