@@ -165,8 +165,16 @@ def test_unknown_answers_are_ignored_and_the_first_page_offers_the_match_and_sta
     assert parse_qs(urlsplit(done.headers["Location"]).query) == {"specialty": ["depression"],
                                                                   "location": ["10001"], "guided": ["1"]}
     first = client.get("/").get_data(as_text=True)
-    assert 'href="/match"' in first
-    assert first.index('id="location"') < first.index('href="/match"')  # the location box comes first
+    assert 'action="/match"' in first
+    assert first.index('id="location"') < first.index('action="/match"')  # the location box comes first
+    # The match's first question, one button an answer, each opening the second step with it answered.
+    start = first[first.index('action="/match"'):]
+    start = start[:start.index("</form>")]
+    assert '<input type="hidden" name="step" value="2">' in start
+    who = re.findall(r'<button type="submit" name="who" value="([a-z]+)" class="secondary">([^<]+)</button>', start)
+    assert who == [(answer["slug"], answer["label"]) for answer in DATA["match"]["who"]]
+    step2 = client.get("/match", query_string={"step": "2", "who": "child"}).get_data(as_text=True)
+    assert "What is going on?" in step2 and '<input type="hidden" name="who" value="child">' in step2
     points = re.findall(r'<li><button type="submit" form="search" name="start" value="([a-z]+)" class="link">([^<]+)'
                         r'</button>', first)
     assert points == [(point["slug"], point["label"]) for point in DATA["match"]["starting_points"]]
