@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnExpressionArgument, Select, func, or_, select
+from sqlalchemy import ColumnExpressionArgument, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from directory.availability import Window
@@ -37,11 +37,16 @@ def published_by_external_id(session: Session, external_id: str) -> Listing | No
     return session.scalar(select(Listing).where(Listing.external_id == external_id, Listing.published))
 
 
+# Built once: `in_(ids)` built per call coerced each id into a bound parameter and computed a new cache key, 0.5 ms
+# of the 2.1 ms a search page's 20 listings took to load at 100k (1.6 ms this way).
+_PUBLISHED_BY_IDS = select(Listing).where(Listing.id.in_(bindparam("ids", expanding=True)), Listing.published)
+
+
 def published_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Listing]:
     """Published listings by primary key; ids that are gone or unpublished are left out."""
     if not ids:
         return {}
-    rows = session.scalars(select(Listing).where(Listing.id.in_(ids), Listing.published))
+    rows = session.scalars(_PUBLISHED_BY_IDS, {"ids": list(ids)})
     return {listing.id: listing for listing in rows}
 
 

@@ -169,8 +169,9 @@ def offer_words(offer: FilterWord) -> str:
     return f"Filter by {_therapists(offer)}?"
 
 
-def result_dict(result: Result, fresh: Window) -> dict[str, Any]:
-    """One search result as the API returns it, its availability judged by the search's window."""
+def result_dict(result: Result, fresh: Window, profiles: str) -> dict[str, Any]:
+    """One search result as the API returns it, its availability judged by the search's window; `profiles` is the
+    profile pages' path, which its slug ends."""
     listing = result.listing
     return {
         "id": listing.external_id,
@@ -189,7 +190,7 @@ def result_dict(result: Result, fresh: Window) -> dict[str, Any]:
         "accepting_new_clients": listing.accepting_new_clients,
         "availability_confirmed_on": _confirmed_on(listing),
         "availability": availability(listing.accepting_new_clients, listing.availability_confirmed_on, fresh),
-        "url": url_for("public.profile", slug=listing.slug),
+        "url": profiles + listing.slug,
         "snippet": "".join(piece for piece, _ in result.snippet),
     }
 
@@ -197,6 +198,9 @@ def result_dict(result: Result, fresh: Window) -> dict[str, Any]:
 def results_dict(results: Results) -> dict[str, Any]:
     """A page of search results as the API returns it."""
     origin = results.origin
+    # One url_for a page, not one a result (20 took 0.4 ms of a 6 ms search): slugs are make_slug's letters, digits
+    # and hyphens, which a path holds as they are.
+    profiles = url_for("public.profile", slug="-").removesuffix("-")
     return {
         "origin": None if origin is None else {
             "kind": "place" if origin.precision == "place" else "postcode",
@@ -209,7 +213,7 @@ def results_dict(results: Results) -> dict[str, Any]:
         "total": results.total,
         "page": results.request.page,
         "per_page": results.request.per_page,
-        "results": [result_dict(result, results.request.fresh) for result in results.results],
+        "results": [result_dict(result, results.request.fresh, profiles) for result in results.results],
         "facets": results.facets,
         "suggestion": results.suggestion,
         "filter_offers": [{"kind": offer.kind, "value": offer.value, "name": filter_name(offer),
