@@ -173,6 +173,7 @@ def test_unknown_answers_are_ignored_and_the_first_page_offers_the_match_and_sta
     assert '<input type="hidden" name="step" value="2">' in start
     who = re.findall(r'<button type="submit" name="who" value="([a-z]+)" class="secondary">([^<]+)</button>', start)
     assert who == [(answer["slug"], answer["label"]) for answer in DATA["match"]["who"]]
+    assert '<a href="/match?step=2">Skip this question</a>' in start  # as step 1 offers
     step2 = client.get("/match", query_string={"step": "2", "who": "child"}).get_data(as_text=True)
     assert "What is going on?" in step2 and '<input type="hidden" name="who" value="child">' in step2
     points = re.findall(r'<li><button type="submit" form="search" name="start" value="([a-z]+)" class="link">([^<]+)'
