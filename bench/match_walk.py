@@ -4,13 +4,14 @@ real pages in Chromium at a phone's size.
     make run                        # or any server with the sample data
     python -m bench.match_walk --url http://127.0.0.1:5000
 
-Three people from the seed articles take the shortest way through the guided match, then each again from the first
-page's starting point that fits them. No person is timed: each page's time is modelled with the keystroke-level model's operators
-(Card, Moran and Newell): 1.35 s to decide on each action, 1.1 s to point and 0.2 s to tap, 0.28 s a typed
-character, plus reading at 250 words a minute, plus each page load as measured. Reading is counted two ways: every
-visible word of the page's main content ("reads everything"), and the words in reading order up to the last thing
-the person uses on that page, with every option of a question they answer, a drop-down's included ("reads to what
-they use"), which is how people scan. Choosing from a drop-down is two taps: open it, pick. Prints a line per page and each walk's totals. Asserts nothing.
+Three people from the seed articles take the shortest way through the guided match, then each again from the
+first page's starting point that fits them. No person is timed: each page's time is modelled with the
+keystroke-level model's operators (Card, Moran and Newell): 1.35 s to decide on each action, 1.1 s to point and
+0.2 s to tap, 0.28 s a typed character, plus reading at 250 words a minute, plus each page load as measured.
+Reading is counted two ways: every visible word of the page's main content ("reads everything"), and the words in
+reading order up to the last thing the person uses on that page, with every option of a question they answer, a
+drop-down's included ("reads to what they use"), which is how people scan. Choosing from a drop-down is two taps:
+open it, pick. Prints a line per page and each walk's totals. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _COUNT_WORDS = """(selectors) => {
   const questions = used.map((e) => e.closest('fieldset')).filter(Boolean);
   // A drop-down's options are not visible until it opens, and the person reads them then.
   const options = used.filter((e) => e.tagName === 'SELECT')
-    .reduce((n, e) => n + e.innerText.split(/\s+/).filter(Boolean).length, 0);
+    .reduce((n, e) => n + e.innerText.split(/\\s+/).filter(Boolean).length, 0);
   const walker = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
   let all = 0, used_words = 0, node;
   while ((node = walker.nextNode())) {
