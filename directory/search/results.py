@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from directory.listings import published_by_ids
 from directory.models import Listing
@@ -32,10 +33,13 @@ class Results(Summary):
     results: list[Result]
 
 
-def find(index: SearchIndex, session: Session, request: SearchRequest) -> Results:
-    """Run a search on `index` and load its page of listings through `session`, in result order."""
+def find(index: SearchIndex, session: Session, request: SearchRequest,
+         columns: tuple[QueryableAttribute[Any], ...] = ()) -> Results:
+    """Run a search on `index` and load its page of listings through `session`, in result order: with `columns`,
+    only those (and the bio, for the snippets)."""
     outcome = search(index, request)
-    listings = published_by_ids(session, [hit.listing_id for hit in outcome.hits])
+    loaded = (*columns, Listing.bio) if columns else ()
+    listings = published_by_ids(session, [hit.listing_id for hit in outcome.hits], loaded)
     shown = [Result(listing, hit.distance, tuple(snippet(listing.bio, outcome.text.stems)))
              for hit in outcome.hits if (listing := listings.get(hit.listing_id)) is not None]
     summary = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(Summary)}

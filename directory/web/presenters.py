@@ -169,6 +169,12 @@ def offer_words(offer: FilterWord) -> str:
     return f"Filter by {_therapists(offer)}?"
 
 
+# What `result_dict` reads of a listing, so that the API loads only these (reading another raises).
+RESULT_COLUMNS = (Listing.external_id, Listing.slug, Listing.name, Listing.credentials, Listing.city, Listing.region,
+                  Listing.postcode, Listing.country, Listing.modalities, Listing.specialties, Listing.telehealth,
+                  Listing.in_person, Listing.accepting_new_clients, Listing.availability_confirmed_on)
+
+
 def result_dict(result: Result, fresh: Window, profiles: str) -> dict[str, Any]:
     """One search result as the API returns it, its availability judged by the search's window; `profiles` is the
     profile pages' path, which its slug ends."""
