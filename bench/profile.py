@@ -19,7 +19,7 @@ from bench.__main__ import CLASSES, query_mix
 from directory import create_app, db
 from directory.search.request import parse
 from directory.search.results import find
-from directory.web.presenters import results_dict
+from directory.web.presenters import RESULT_COLUMNS, results_dict
 from directory.web.app_state import current_index, fresh_window
 
 
@@ -30,7 +30,7 @@ def profile_class(app: object, queries: list[dict[str, object]]) -> cProfile.Pro
         for args in queries:
             request = MultiDict([(k, str(v)) for k, v in args.items()])
             profiler.enable()
-            results_dict(find(current_index(), db.session(), parse(request, fresh_window())))
+            results_dict(find(current_index(), db.session(), parse(request, fresh_window()), RESULT_COLUMNS))
             profiler.disable()
             db.session().expire_all()
     return profiler
