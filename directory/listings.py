@@ -9,8 +9,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnExpressionArgument, Select, bindparam, func, or_, select
-from sqlalchemy.orm import QueryableAttribute, Session, load_only
+from sqlalchemy import ColumnExpressionArgument, Row, Select, bindparam, func, or_, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from directory.availability import Window
 from directory.models import Listing
@@ -40,21 +40,29 @@ def published_by_external_id(session: Session, external_id: str) -> Listing | No
 
 
 @functools.cache
-def _published_by_ids(columns: tuple[QueryableAttribute[Any], ...]) -> Select[Listing]:
+def _published_by_ids(columns: tuple[QueryableAttribute[Any], ...]) -> Select[Any]:
     # Built once for each set of columns: `in_(ids)` built per call coerced each id into a bound parameter and
     # computed a new cache key, 0.5 ms of the 2.1 ms a search page's 20 listings took to load at 100k.
-    statement = select(Listing).where(Listing.id.in_(bindparam("ids", expanding=True)), Listing.published)
-    return statement.options(load_only(*columns, raiseload=True)) if columns else statement
+    shown = select(Listing.id, *columns) if columns else select(Listing)
+    return shown.where(Listing.id.in_(bindparam("ids", expanding=True)), Listing.published)
 
 
-def published_by_ids(session: Session, ids: Sequence[int],
-                     columns: tuple[QueryableAttribute[Any], ...] = ()) -> dict[int, Listing]:
-    """Published listings by primary key; ids that are gone or unpublished are left out. With `columns`, only those
-    are loaded, and reading another raises."""
+def published_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Listing]:
+    """Published listings by primary key; ids that are gone or unpublished are left out."""
     if not ids:
         return {}
-    rows = session.scalars(_published_by_ids(columns), {"ids": list(ids)})
-    return {listing.id: listing for listing in rows}
+    return {listing.id: listing for listing in session.scalars(_published_by_ids(()), {"ids": list(ids)})}
+
+
+def published_rows_by_ids(session: Session, ids: Sequence[int],
+                          columns: tuple[QueryableAttribute[Any], ...]) -> dict[int, Row[Any]]:
+    """Only `columns` of published listings by primary key, as rows read like listings (`row.name`); ids that are
+    gone or unpublished are left out."""
+    # Rows, not listings, on the session's connection rather than through the ORM's execution: a page of 20 at
+    # 100k took 0.33 ms so against 0.54 as listings with only these columns loaded (in-process, interleaved).
+    if not ids:
+        return {}
+    return {row.id: row for row in session.connection().execute(_published_by_ids(columns), {"ids": list(ids)})}
 
 
 def count_all(session: Session) -> int:

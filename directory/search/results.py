@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import QueryableAttribute, Session
 
-from directory.listings import published_by_ids
+from directory.listings import published_by_ids, published_rows_by_ids
 from directory.models import Listing
 from directory.search.engine import Summary, search
 from directory.search.index.storage import SearchIndex
@@ -18,10 +20,10 @@ from directory.search.text import snippet
 
 @dataclass(frozen=True)
 class Result:
-    """One listing of the page, as far away as `distance` (None without an origin), with a bio excerpt whose
-    matched words are marked: (piece, marked) pairs."""
+    """One listing of the page (or the row of its columns that was asked for), as far away as `distance` (None
+    without an origin), with a bio excerpt whose matched words are marked: (piece, marked) pairs."""
 
-    listing: Listing
+    listing: Listing | Row[Any]
     distance: float | None
     snippet: tuple[tuple[str, bool], ...]
 
@@ -36,10 +38,11 @@ class Results(Summary):
 def find(index: SearchIndex, session: Session, request: SearchRequest,
          columns: tuple[QueryableAttribute[Any], ...] = ()) -> Results:
     """Run a search on `index` and load its page of listings through `session`, in result order: with `columns`,
-    only those (and the bio, for the snippets)."""
+    rows of only those (and the bio, for the snippets)."""
     outcome = search(index, request)
-    loaded = (*columns, Listing.bio) if columns else ()
-    listings = published_by_ids(session, [hit.listing_id for hit in outcome.hits], loaded)
+    ids = [hit.listing_id for hit in outcome.hits]
+    listings: Mapping[int, Listing | Row[Any]] = (published_rows_by_ids(session, ids, (*columns, Listing.bio))
+                                                  if columns else published_by_ids(session, ids))
     shown = [Result(listing, hit.distance, tuple(snippet(listing.bio, outcome.text.stems)))
              for hit in outcome.hits if (listing := listings.get(hit.listing_id)) is not None]
     summary = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(Summary)}

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from flask import url_for
+from sqlalchemy import Row
 
 from directory.availability import Window, availability
 from directory.geo import Place, great_circle_km, km_to
@@ -18,7 +19,7 @@ from directory.search.text import FilterWord
 from directory.vocabulary import vocabulary
 
 
-def _confirmed_on(listing: Listing) -> str | None:
+def _confirmed_on(listing: Listing | Row[Any]) -> str | None:
     return listing.availability_confirmed_on.isoformat() if listing.availability_confirmed_on else None
 
 
