@@ -12,9 +12,10 @@ commit, not at the first flush, so a long import does not hold back every other 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import DateTime, bindparam, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from directory.models import ChangeLogPruned, ListingChange, utcnow
@@ -22,6 +23,7 @@ from directory.models import ChangeLogPruned, ListingChange, utcnow
 # Any fixed number (see migrate.ADVISORY_LOCK_KEY, which is another).
 ADVISORY_LOCK_KEY = 4_242_002
 CHANNEL = "listing_changes"  # PostgreSQL's notification of a commit that wrote rows (see wakeups.py)
+APPEND_BATCH = 100_000  # rows a statement on SQLite
 
 
 def append(session: Session, actions: Mapping[int, str]) -> None:
@@ -41,7 +43,14 @@ def append(session: Session, actions: Mapping[int, str]) -> None:
         # Delivered at the commit (and never for a rollback): it wakes every node's follower.
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
         return
-    session.execute(insert(ListingChange), [{"listing_id": i, "action": actions[i], "at": at} for i in ids])
+    # A JSON array a statement, unpacked by SQLite's json_each. With a parameter set a row, a 1M-row import's rows
+    # took 9.1 s and 1.1 GB more at its commit; so, 2.1-2.4 s and 22 MB. Their order within the transaction does not
+    # matter: the follower reads them all once the commit is visible, and no id is in two.
+    rows = text("INSERT INTO listing_changes (listing_id, action, at) SELECT json_extract(value, '$[0]'), "
+                "json_extract(value, '$[1]'), :at FROM json_each(:rows)").bindparams(bindparam("at", type_=DateTime()))
+    for start in range(0, len(ids), APPEND_BATCH):
+        batch = [[i, actions[i]] for i in ids[start:start + APPEND_BATCH]]
+        session.execute(rows, {"rows": json.dumps(batch), "at": at})
 
 
 def latest(session: Session) -> int:
