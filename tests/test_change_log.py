@@ -3,6 +3,7 @@ rollback; the follower writes what the index lacks (and only that), from a recor
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -81,12 +82,16 @@ def test_every_kind_of_change_logs_each_listing_once_per_commit(app: Flask, sess
 
     mark = latest(session)
     monkeypatch.setattr(change_log, "APPEND_BATCH", 2)  # SQLite: the three rows in two statements
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     report = do_import(app, make_csv([{**GOOD, "external_id": f"log-imp-{n}", "name": f"Imported {n}"}
                                       for n in range(3)]))
+    after = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     assert report.created == 3
     imported = session.scalars(select(Listing.id).where(Listing.external_id.like("log-imp-%"))).all()
     assert sorted((listing_id, action) for _, listing_id, action in log_rows(session, mark)) == sorted(
         (listing_id, "imported") for listing_id in imported)
+    times = set(session.scalars(select(ListingChange.at).where(ListingChange.seq > mark)))
+    assert len(times) == 1 and before <= times.pop() <= after  # one commit's time, read back as a naive UTC datetime
 
 
 def test_a_rollback_a_failed_commit_and_a_savepoint_log_nothing_of_their_own(session: Session) -> None:
@@ -255,7 +260,7 @@ import os, sys
 from sqlalchemy.orm import sessionmaker
 from whoosh.writing import SegmentWriter
 from directory.db import make_engine
-from directory.search import change_log, follower, sync
+from directory.search import follower, sync
 from directory.search.index.storage import SearchIndex
 if sys.argv[3] == "before-toc":
     SegmentWriter._commit_toc = lambda self, segments: os._exit(9)

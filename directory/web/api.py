@@ -37,7 +37,7 @@ def refuse_unknown_parameters() -> Any:
 def search() -> Any:
     """Search listings by location (postcode or place), radius, filters and free text."""
     try:
-        # Only what the answer shows: the whole listings took 1.6 ms a page to load at 100k, these 1.2.
+        # Only what the answer shows, as rows: 20 whole listings took 1.6 ms to load at 100k, these 0.3-0.6.
         results = find(current_index(), db.session(), parse(request.args, fresh_window()), RESULT_COLUMNS)
     except InvalidRequest as exc:
         return api_error(exc.status, exc.code, exc.message, exc.choices)
