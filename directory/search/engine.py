@@ -13,7 +13,7 @@ import numpy as np
 from directory.geo import Place
 from directory.search.accepting import STANDINGS, accepting, standings
 from directory.search.cost import within_cost
-from directory.search.facets import facet_counts, selected
+from directory.search.facets import filtered
 from directory.search.index.docsets import contains, intersect, union
 from directory.search.index.snapshot import IndexSnapshot
 from directory.search.index.storage import SearchIndex
@@ -205,9 +205,7 @@ def _search(index: SearchIndex, request: SearchRequest) -> Outcome:
         named = [intersect([base, snapshot.docs_with(kind, slug)]) for kind, slug in text.terms]
         base = union([_text_matches(snapshot, text, base), *named])
 
-    chosen = selected(snapshot, request.filters)
-    facets = facet_counts(snapshot, base, chosen)
-    matched = intersect([base, *chosen.values()])
+    matched, facets = filtered(snapshot, base, request.filters)
     total = len(matched)
     in_person = None if scope.near is None else contains(scope.near, matched)
     nearby = None if in_person is None else int(np.count_nonzero(in_person))
