@@ -34,7 +34,7 @@ import zipcodes
 from rapidfuzz import fuzz, process
 
 from directory import file_lock
-from directory.geo import CA_CODE_BY_NAME, CA_REGIONS, US_REGIONS, Place, great_circle_km_many
+from directory.geo import CA_CODE_BY_NAME, CA_REGIONS, US_REGIONS, Place, Points, great_circle_km_many
 from directory.sqlite_readers import ThreadReaders
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,10 @@ def split_region(text: str) -> list[tuple[str, str | None]]:
 def centre(points: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
     """The weighted centre of a place's code points, or of their densest cluster when they spread further than
     CLUSTER_KM (two towns of one name in one state; a name some codes use far from the rest)."""
+    prepared = Points.at(points[:, 0], points[:, 1])
+
     def km_from(lat: float, lon: float) -> np.ndarray:
-        return great_circle_km_many(lat, lon, points[:, 0], points[:, 1])
+        return great_circle_km_many(lat, lon, prepared)
 
     lat, lon = np.average(points, axis=0, weights=weights)
     if km_from(lat, lon).max() <= CLUSTER_KM:

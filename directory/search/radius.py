@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from directory.geo import Place, cells_covering, great_circle_km, great_circle_km_many, km_to, to_km
+from directory.geo import Place, Points, cells_covering, great_circle_km, great_circle_km_many, km_to, to_km
 from directory.search.index.docsets import contains
 from directory.search.index.fields import FORMAT_FLAG, IN_PERSON_FLAG, TELEHEALTH_FLAG, licence_term
 from directory.search.index.snapshot import IndexSnapshot
@@ -63,8 +63,8 @@ def exact_distances(snapshot: IndexSnapshot, origin: Place, units: str, docs: np
 
 def _approximate(snapshot: IndexSnapshot, origin: Place, units: str, docs: np.ndarray) -> np.ndarray:
     """Distances by great_circle's formula vectorised; within a few ulps of geopy's numbers."""
-    lats, lons = snapshot.column("lat")[docs], snapshot.column("lon")[docs]
-    return km_to(units, great_circle_km_many(origin.lat, origin.lon, lats, lons))
+    points = snapshot.derived("points", lambda: Points.at(snapshot.column("lat"), snapshot.column("lon")))
+    return km_to(units, great_circle_km_many(origin.lat, origin.lon, points[docs]))
 
 
 def _exact(snapshot: IndexSnapshot, origin: Place, units: str, docnum: int) -> float:
