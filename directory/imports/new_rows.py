@@ -36,8 +36,8 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> list[SimpleNames
 def _inserted(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     """SQLite: the rows as one `executemany` of values each column's type has already made ready for the driver,
     then their new ids looked up by external id. SQLAlchemy's INSERT ... RETURNING made each row's parameters
-    through its compiler: 100k rows took 7.9 s that way and 6.3 s this way, within an import whose index workers share the
-    machine's two cores."""
+    through its compiler: 100k rows took 7.9 s that way and 6.3 s this way (in an import whose index workers
+    share the machine's two cores)."""
     dialect = session.get_bind().dialect
     names = [column.key for column in _TABLE.columns if column.key != "id"]
     ready = [(name, _TABLE.c[name].type.bind_processor(dialect)) for name in names]
