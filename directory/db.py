@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 from flask import Flask, current_app, g
-from sqlalchemy import Select, create_engine, event, make_url
+from sqlalchemy import Row, Select, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # also PostgreSQL's lock_timeout: how long a writer waits for another
 
 
@@ -82,6 +83,13 @@ def scalars_in_batches(session: Session, statement: Select[T], column: Queryable
     # One IN list per query stays under SQLite's limit on bound parameters, however many values there are.
     for start in range(0, len(values), batch):
         yield from session.scalars(statement.where(column.in_(values[start:start + batch])))
+
+
+def rows_in_batches(session: Session, statement: Select[*Ts], column: QueryableAttribute[Any],
+                    values: Sequence[Any], batch: int = 500) -> Iterator[Row[*Ts]]:
+    """The rows of `statement` where `column` is in `values`, as `scalars_in_batches` queries them."""
+    for start in range(0, len(values), batch):
+        yield from session.execute(statement.where(column.in_(values[start:start + batch])))
 
 
 def is_busy(exc: OperationalError) -> bool:

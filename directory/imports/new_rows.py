@@ -11,10 +11,10 @@ from psycopg import sql
 from sqlalchemy import JSON, ColumnDefault, Table, select, text
 from sqlalchemy.orm import Session
 
+from directory.db import rows_in_batches
 from directory.models import Listing
 
 _TABLE: Table = Listing.metadata.tables[Listing.__tablename__]
-LOOKUP_BATCH = 500  # external ids a query looks up, well under SQLite's limit on bound parameters
 
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> list[SimpleNamespace]:
@@ -40,19 +40,17 @@ def _inserted(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     share the machine's two cores)."""
     dialect = session.get_bind().dialect
     names = [column.key for column in _TABLE.columns if column.key != "id"]
-    ready = [(name, _TABLE.c[name].type.bind_processor(dialect)) for name in names]
+    # The dialect's own types: a generic Date or DateTime has no processor, and sqlite3's default adapters, which
+    # would then store them, write another text form and warn from Python 3.12.
+    ready = [(name, _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
     quote = dialect.identifier_preparer.quote
     statement = (f"INSERT INTO {quote(_TABLE.name)} ({', '.join(map(quote, names))}) "
                  f"VALUES ({', '.join('?' * len(names))})")
     session.connection().exec_driver_sql(statement, [
         tuple(row[name] if make is None else make(row[name]) for name, make in ready) for row in rows])
-    ids: dict[str, int] = {}
-    external_ids = [row["external_id"] for row in rows]
-    for start in range(0, len(external_ids), LOOKUP_BATCH):
-        found = select(_TABLE.c.external_id, _TABLE.c.id).where(
-            _TABLE.c.external_id.in_(external_ids[start:start + LOOKUP_BATCH]))
-        ids.update(session.execute(found).all())
-    return ids
+    found = select(Listing.external_id, Listing.id)
+    return {external_id: pk for external_id, pk in
+            rows_in_batches(session, found, Listing.external_id, [row["external_id"] for row in rows])}
 
 
 def _copied(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:

@@ -63,6 +63,7 @@ def exact_distances(snapshot: IndexSnapshot, origin: Place, units: str, docs: np
 
 def _approximate(snapshot: IndexSnapshot, origin: Place, units: str, docs: np.ndarray) -> np.ndarray:
     """Distances by great_circle's formula vectorised; within a few ulps of geopy's numbers."""
+    # Once a snapshot, as its columns are read: about 30 ms at 1M listings, after each index commit.
     points = snapshot.derived("points", lambda: Points.at(snapshot.column("lat"), snapshot.column("lon")))
     return km_to(units, great_circle_km_many(origin.lat, origin.lon, points[docs]))
 
