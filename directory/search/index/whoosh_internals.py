@@ -183,8 +183,14 @@ def segment_positions(leaf: Any, field: str, term: str, wanted: np.ndarray) -> d
 # with another one is found and rebuilt (SearchIndex.fields_outdated).
 TEXT_ANALYZER = RegexTokenizer() | LowercaseFilter() | CharsetFilter(accent_map) | StopFilter() | StemFilter()
 _WORDS = TEXT_ANALYZER.items[0].expression  # the analyzer's own tokenizer pattern
+# The same pattern with its group not capturing, so that findall gives whole words: indexing a bio by findall rather
+# than by match objects took 9% less of an index worker's time spent adding documents.
+_WHOLE_WORDS = re.compile(_WORDS.pattern.replace("(", "(?:"), _WORDS.flags)
 _POSITIONS = Positions()
 _KEYWORD_TOKENS = re.compile(r"[^ \t\r\n]+")  # the pattern of Whoosh's space-separated keyword tokenizer
+
+
+_packed_frequency = functools.lru_cache(maxsize=64)(pack_uint)  # a keyword's frequency as its format encodes it
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -226,8 +232,8 @@ class FastText(TEXT):
         """(term, frequency, weight, encoded positions) for each distinct stem of `value`."""
         positions: dict[str, list[int]] = {}
         at = None
-        for raw, match in enumerate(_WORDS.finditer(value)):  # not stemmed_words: its generator costs 10% here
-            stem = stem_of(match.group())
+        for raw, word in enumerate(_WHOLE_WORDS.findall(value)):  # not stemmed_words: its generator costs 10% here
+            stem = stem_of(word)
             if stem is not None:
                 # The stop filter keeps the first kept word's own position and counts on from there.
                 at = raw if at is None else at + 1
@@ -242,8 +248,12 @@ class FastKeyword(KEYWORD):
     def index(self, value: str, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
         """(term, frequency, weight, encoded frequency) for each distinct word of `value`."""
         boost = self.format.field_boost
-        for word, freq in Counter(_KEYWORD_TOKENS.findall(value)).items():
-            yield word.encode("utf-8"), freq, float(freq) * boost, pack_uint(freq)
+        words = _KEYWORD_TOKENS.findall(value)
+        # A listing's keywords are nearly always distinct (its cells, flags, spelling words): counting them only
+        # when some repeat took 3% less of an index worker's time (6 µs of a document's 215).
+        counts = dict.fromkeys(words, 1) if len(set(words)) == len(words) else Counter(words)
+        for word, freq in counts.items():
+            yield word.encode("utf-8"), freq, float(freq) * boost, _packed_frequency(freq)
 
 
 # An index's table of contents pickles its schema, naming each field's class by module. These classes lived in
