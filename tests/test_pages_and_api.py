@@ -11,10 +11,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from directory.listings import published_rows_by_ids
 from directory.models import Listing
 from directory.search.text import snippet, text_query
 from directory.web.openapi import openapi_document
+from directory.web.presenters import RESULT_COLUMNS
 from directory.web.public import initials, tel_href
 from helpers import SAMPLE_DAY
 
@@ -344,3 +347,28 @@ def test_fees_name_the_currency_outside_the_searched_country(shared_client: Flas
     assert fees_lines and all(line.strip().endswith((" USD", " CAD")) for line in fees_lines), fees_lines[:5]
     near = shared_client.get(f"/?postcode={canadian.postcode}&format=in_person").get_data(as_text=True)
     assert re.search(r'<p class="fees">\$\d+(–\$\d+)? a session', near)
+
+
+def test_a_page_fetched_through_the_driver_holds_what_the_orm_reads(app: Flask, session: Session) -> None:
+    """The API's page of rows (read through the database driver) against the ORM's listings, value and type, with
+    the gaps a page meets: an unpublished listing, an id that is gone, a date that is missing."""
+    listings = session.scalars(select(Listing).order_by(Listing.id).limit(12)).all()
+    hidden, undated = listings[3], listings[5]
+    hidden.published = False
+    undated.availability_confirmed_on = None
+    undated.name = "Zoë Ångström-Nuñez"
+    session.commit()
+    ids = [listing.id for listing in reversed(listings)] + [10**9]
+    rows = published_rows_by_ids(session, ids, (*RESULT_COLUMNS, Listing.bio))
+    assert sorted(rows) == sorted(listing.id for listing in listings if listing is not hidden)
+    for listing in listings:
+        if listing is hidden:
+            continue
+        row = rows[listing.id]
+        for column in ("id", *(column.key for column in RESULT_COLUMNS), "bio"):
+            value = getattr(row, column)
+            expected = getattr(listing, column)
+            assert value == expected and type(value) is type(expected), (column, value, expected)
+    assert rows[undated.id].availability_confirmed_on is None and rows[undated.id].name == "Zoë Ångström-Nuñez"
+    assert isinstance(rows[listings[0].id].modalities, list) and rows[listings[0].id].modalities
+    assert published_rows_by_ids(session, [], RESULT_COLUMNS) == {}

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from directory.listings import published_by_ids, published_rows_by_ids
@@ -20,10 +19,10 @@ from directory.search.text import snippet
 
 @dataclass(frozen=True)
 class Result:
-    """One listing of the page (or the row of its columns that was asked for), as far away as `distance` (None
+    """One listing of the page (or a named tuple of the columns that were asked for), as far away as `distance` (None
     without an origin), with a bio excerpt whose matched words are marked: (piece, marked) pairs."""
 
-    listing: Listing | Row[Any]
+    listing: Listing | Any
     distance: float | None
     snippet: tuple[tuple[str, bool], ...]
 
@@ -38,11 +37,11 @@ class Results(Summary):
 def find(index: SearchIndex, session: Session, request: SearchRequest,
          columns: tuple[QueryableAttribute[Any], ...] = ()) -> Results:
     """Run a search on `index` and load its page of listings through `session`, in result order: with `columns`,
-    rows of only those (and the bio, for the snippets)."""
+    named tuples of only those (and the bio, for the snippets)."""
     outcome = search(index, request)
     ids = [hit.listing_id for hit in outcome.hits]
-    listings: Mapping[int, Listing | Row[Any]] = (published_rows_by_ids(session, ids, (*columns, Listing.bio))
-                                                  if columns else published_by_ids(session, ids))
+    listings: Mapping[int, Any] = (published_rows_by_ids(session, ids, (*columns, Listing.bio))
+                                   if columns else published_by_ids(session, ids))
     shown = [Result(listing, hit.distance, tuple(snippet(listing.bio, outcome.text.stems)))
              for hit in outcome.hits if (listing := listings.get(hit.listing_id)) is not None]
     summary = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(Summary)}

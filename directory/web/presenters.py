@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import Row
 
 from directory.availability import Window, availability
 from directory.geo import Place, great_circle_km, km_to
@@ -19,7 +18,7 @@ from directory.search.text import FilterWord
 from directory.vocabulary import vocabulary
 
 
-def _confirmed_on(listing: Listing | Row[Any]) -> str | None:
+def _confirmed_on(listing: Listing | Any) -> str | None:
     return listing.availability_confirmed_on.isoformat() if listing.availability_confirmed_on else None
 
 
