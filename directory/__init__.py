@@ -98,6 +98,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     from directory.models import utcnow
+    from directory.web.json_provider import FastJSONProvider
+
+    app.json = FastJSONProvider(app)
 
     app.config.from_mapping(
         SECRET_KEY=os.environ.get("SECRET_KEY", ""),  # unset: see _secret_key

@@ -1,0 +1,55 @@
+"""The app's JSON provider against Flask's own: the same JSON for every value either writes, Flask's for the rest."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import uuid
+
+from flask import Flask, render_template_string
+from flask.json.provider import DefaultJSONProvider
+from flask.testing import FlaskClient
+from markupsafe import Markup
+
+
+@dataclasses.dataclass
+class Point:
+    lat: float
+    lon: float
+
+
+VALUES = [
+    {"b": 1, "a": [1.5, None, True, "Zoë </script> & 'x'"], "c": {"z": 2**63 - 1, "y": -2**63}},
+    {"when": dt.date(2026, 12, 7), "at": dt.datetime(2026, 12, 7, 13, 5, 9), "id": uuid.UUID(int=7)},
+    {"point": Point(40.7, -74.0), "html": Markup("<b>x</b>"), "tiny": 1e-7, "big": 1e300},
+    {"huge": 2**70, "negative": -2**70},  # past orjson's 64 bits: Flask's provider writes it
+    {2: "two", 1: "one"},  # orjson takes str keys only: Flask's provider writes these
+]
+
+
+def test_every_value_reads_back_as_flask_writes_it(shared_app: Flask) -> None:
+    flask_json = DefaultJSONProvider(shared_app)
+    for value in VALUES[:4]:
+        ours = shared_app.json.dumps(value, separators=(",", ":"))
+        assert json.loads(ours) == json.loads(flask_json.dumps(value, separators=(",", ":"))), value
+        assert list(json.loads(ours)) == sorted(json.loads(ours)), "keys are sorted"
+    assert "Zoë" in shared_app.json.dumps(VALUES[0])  # orjson's UTF-8 (Flask's provider writes "Zo\\u00eb")
+    assert json.loads(shared_app.json.dumps(VALUES[1]))["when"] == "Mon, 07 Dec 2026 00:00:00 GMT"
+    assert shared_app.json.dumps(VALUES[3]) == flask_json.dumps(VALUES[3])
+    assert shared_app.json.dumps({"2": 1, "1": 2}) == '{"1":2,"2":1}'
+    assert shared_app.json.dumps(VALUES[4]) == flask_json.dumps(VALUES[4]) == '{"1": "one", "2": "two"}'
+    assert shared_app.json.dumps(VALUES[0], indent=2) == flask_json.dumps(VALUES[0], indent=2)  # debug's form
+
+
+def test_a_search_answer_and_a_page_script_read_the_same(shared_app: Flask, shared_client: FlaskClient) -> None:
+    response = shared_client.get("/api/v1/search?postcode=11201&q=anxiety&radius=25")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    answer = response.get_json()
+    assert answer["results"] and response.data.endswith(b"\n")
+    with shared_app.app_context():
+        assert json.loads(DefaultJSONProvider(shared_app).dumps(answer)) == json.loads(shared_app.json.dumps(answer))
+        script = render_template_string("<script>var v = {{ v|tojson }};</script>", v=VALUES[0])
+    assert "</script> &" not in script.removesuffix("</script>")  # still escaped for a script element
+    assert json.loads(script.removeprefix("<script>var v = ").removesuffix(";</script>")) == json.loads(
+        DefaultJSONProvider(shared_app).dumps(VALUES[0]))
