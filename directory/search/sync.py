@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from directory.db import scalars_in_batches
+from directory.db import rows_in_batches, scalars_in_batches
 from directory.models import Listing
 from directory.search import change_log
-from directory.search.documents import ListingValues, listing_document, location_of, stamp
+from directory.search.documents import DOCUMENT_COLUMNS, ListingValues, listing_document, location_of, stamp
 from directory.search.index.storage import PARALLEL_BATCH, IndexBusy, IndexWrite, SearchIndex
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _before_commit(session: Session) -> None:
 
 def documents_for(session: Session, ids: list[int]) -> Iterator[dict[str, Any]]:
     """Index documents of the searchable listings among `ids`, read in batches."""
-    for listing in scalars_in_batches(session, select(Listing), Listing.id, ids):
+    for listing in rows_in_batches(session, select(*DOCUMENT_COLUMNS), Listing.id, ids):
         doc = listing_document(listing)
         if doc is not None:
             yield doc
@@ -161,7 +161,7 @@ def open_index(root: str | Path, lock_timeout: float, session_factory: sessionma
 
 def _searchable_documents(session: Session, skipped: list[int]) -> Iterator[dict[str, Any]]:
     # In postcode order, so that the listings near one place get neighbouring docnums (see IndexSnapshot.positions).
-    rows = session.scalars(select(Listing).where(Listing.published)
+    rows = session.execute(select(*DOCUMENT_COLUMNS).where(Listing.published)
                            .order_by(Listing.country, Listing.postcode, Listing.id).execution_options(yield_per=2000))
     for listing in rows:
         doc = listing_document(listing)
