@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from directory.listings import published_rows_by_ids
@@ -372,3 +372,11 @@ def test_a_page_fetched_through_the_driver_holds_what_the_orm_reads(app: Flask, 
     assert rows[undated.id].availability_confirmed_on is None and rows[undated.id].name == "Zoë Ångström-Nuñez"
     assert isinstance(rows[listings[0].id].modalities, list) and rows[listings[0].id].modalities
     assert published_rows_by_ids(session, [], RESULT_COLUMNS) == {}
+    twice = published_rows_by_ids(session, ids[:2], (Listing.id, Listing.bio, Listing.bio))
+    assert [row._fields for row in twice.values()] == [("id", "bio")] * 2
+    with pytest.raises(ValueError, match="no Float or Numeric column"):
+        published_rows_by_ids(session, ids[:2], (Listing.latitude,))
+    statements: list[str] = []
+    event.listen(session.get_bind(), "before_cursor_execute", lambda *args: statements.append(args[2]))
+    published_rows_by_ids(session, ids[:2], RESULT_COLUMNS)
+    assert len(statements) == 1 and statements[0].startswith("SELECT")  # the engine's events see it

@@ -9,7 +9,6 @@ from typing import Any, Protocol
 
 from directory.availability import day_number
 from directory.geo import PostcodeError, cell_terms, postcodes
-from directory.models import Listing
 from directory.search.index.fields import (
     ACCEPTING_FLAG,
     IN_PERSON_FLAG,
@@ -50,12 +49,6 @@ class ListingValues(Protocol):
     fee_max: int | None
     availability_confirmed_on: dt.date | None
     updated_at: dt.datetime
-
-
-# The columns a document is made of, which the rebuild and the sync read as rows: 97k listings made into documents
-# took 14.2-18.3 CPU s as ORM objects, 11.0-13.8 as rows, the same documents.
-DOCUMENT_COLUMNS = tuple(getattr(Listing, name)
-                         for name in dict.fromkeys((*ListingValues.__annotations__, *FACET_FIELDS.values())))
 
 
 def stamp(updated_at: dt.datetime) -> float:

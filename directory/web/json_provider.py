@@ -14,13 +14,13 @@ OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PA
 
 
 class FastJSONProvider(DefaultJSONProvider):
-    """Flask's JSON provider, with the compact form (every answer out of debug mode, and `tojson`) written by
-    orjson: a search answer of 20 results took 0.11 ms to encode with `json`, 0.016 with orjson."""
+    """Flask's JSON provider, with the compact form its answers take out of debug mode written by orjson, in UTF-8
+    rather than ASCII escapes: a search answer of 20 results took 0.11 ms to encode with `json`, 0.016 with orjson."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        """`obj` as JSON text: by orjson when no option but compact separators is asked for and orjson can write
-        it (not a date or a dataclass, integers within 64 bits, string keys), else by Flask's provider."""
-        if kwargs.get("separators", COMPACT) == COMPACT and kwargs.keys() <= {"separators"}:
+        """`obj` as JSON text: by orjson when compact separators alone are asked for and orjson can write it (not a
+        date or a dataclass, integers within 64 bits, string keys), else by Flask's provider."""
+        if kwargs == {"separators": COMPACT}:
             try:
                 return orjson.dumps(obj, option=OPTIONS).decode()
             except TypeError:  # orjson.JSONEncodeError is one
