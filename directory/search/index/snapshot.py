@@ -19,6 +19,8 @@ from directory.search.index.whoosh_internals import (
     bm25,
     deleted_docnums,
     docnum_file,
+    field_lengths,
+    numeric_column,
     segment_key,
     segment_positions,
     segment_postings,
@@ -224,10 +226,10 @@ class IndexSnapshot:
                                 "`index check --repair`")
 
         def load(leaf: Any) -> Any:
+            if dtype:
+                return numeric_column(leaf, name, dtype)
             # A segment with no documents has no column files; Whoosh then raises instead of returning nothing.
-            count = leaf.doc_count_all()
-            values = leaf.column_reader(name) if count else []
-            return np.fromiter(values, dtype=dtype, count=count) if dtype else list(values)
+            return list(leaf.column_reader(name)) if leaf.doc_count_all() else []
 
         return self.derived("column:" + name, lambda: self._segment_values.values(self._searcher, name, load))
 
@@ -321,11 +323,8 @@ class IndexSnapshot:
 
     def _text_lengths(self) -> np.ndarray:
         """Each document's indexed length of the text field, as BM25 uses it."""
-        def load(leaf: Any) -> np.ndarray:
-            count = leaf.doc_count_all()
-            return np.fromiter((leaf.doc_field_length(d, "text") for d in range(count)), dtype=np.float64, count=count)
-
-        return self.derived("text-lengths", lambda: self._segment_values.values(self._searcher, "text-lengths", load))
+        return self.derived("text-lengths", lambda: self._segment_values.values(
+            self._searcher, "text-lengths", lambda leaf: field_lengths(leaf, "text")))
 
 
 class ThreadSnapshots:

@@ -16,6 +16,11 @@ What this module relies on, and why:
   deltas), `_read_weights`/`_weights` and `_read_values`/`_values` decode one 128-posting block at a time, so
   NumPy handles ids and weights and positions are decoded only from the blocks that hold a wanted document.
   A segment reader's codec `Segment` gives its id and deleted documents (`segment_key`, `deleted_docnums`).
+  A numeric column's reader (`whoosh.columns.NumericColumn.Reader`) gives its file (`_dbfile.get`), where its values
+  start (`_basepos`), how many are stored (`_count`), their width, struct type code and default (`_fixedlen`,
+  `_typecode`, `_default`), so `numeric_column` reads them with NumPy at once; field lengths are such a column of
+  bytes (`LENGTHS_COLUMN`, named by `_lenfield`, from the segment reader's `_perdoc._cached_reader`), decoded by
+  Whoosh's table `_length_byte_cache`.
 - Scoring: `bm25` is Whoosh's BM25F formula with its defaults, computed over arrays of documents.
 - File naming: a docnum file is created with `Segment.create_file` and found with `Segment.make_filename`, so it
   is named after its segment, and Whoosh deletes it with the segment (its clean-up removes every file that starts
@@ -39,11 +44,13 @@ from typing import Any
 import numpy as np
 import whoosh
 from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
-from whoosh.codec.whoosh3 import W3LeafMatcher
-from whoosh.fields import KEYWORD, TEXT
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
+from whoosh.columns import NumericColumn
+from whoosh.fields import COLUMN, KEYWORD, TEXT
 from whoosh.formats import Positions
 from whoosh.support.charset import accent_map
 from whoosh.system import pack_uint
+from whoosh.util.numeric import _length_byte_cache
 
 from directory.search.index.docnums import EXT as DOCNUM_EXT
 from directory.search.index.docnums import DocnumReader
@@ -95,6 +102,43 @@ def segment_key(leaf: Any) -> str | None:
 def deleted_docnums(leaf: Any) -> Iterator[int]:
     """The deleted document numbers of a segment reader's segment."""
     return iter(leaf.segment().deleted_docs())
+
+
+def _stored_numbers(reader: NumericColumn.Reader, count: int, dtype: Any) -> np.ndarray:
+    """Every document's value in a numeric column reader: the stored values are fixed-width big-endian numbers, one a
+    document up to the last that has one; the rest read as the column's default, as Whoosh's reader gives them."""
+    stored = reader._dbfile.get(reader._basepos, reader._count * reader._fixedlen)
+    values = np.full(count, reader._default, dtype=dtype)
+    values[:reader._count] = np.frombuffer(stored, dtype=">" + reader._typecode)[:count]
+    return values
+
+
+def numeric_column(leaf: Any, name: str, dtype: Any) -> np.ndarray:
+    """A segment reader's numeric column (a COLUMN field of a NumericColumn) for every document, as `dtype`.
+
+    Whoosh's column reader unpacks one value at a time in Python: the `pk` column of 97k documents took 190 ms, and
+    loading six columns made the first search after a rebuild take 0.6 s at 100k. Here they are read at once.
+    """
+    count = leaf.doc_count_all()
+    reader = leaf.column_reader(name, translate=False) if count else None  # COLUMN's translation is the identity
+    if not isinstance(reader, NumericColumn.Reader) or not isinstance(leaf.schema[name], COLUMN):
+        return np.fromiter(leaf.column_reader(name) if count else [], dtype=dtype, count=count)
+    return _stored_numbers(reader, count, dtype)
+
+
+_BYTE_LENGTHS = np.asarray(_length_byte_cache, dtype=np.float64)  # Whoosh's byte_to_length as a table
+
+
+def field_lengths(leaf: Any, field: str) -> np.ndarray:
+    """Each document's length of a field in a segment, as Whoosh's `doc_field_length` gives it (quantised to a
+    byte), but 0 rather than None for an empty one; read at once rather than a document at a time (190 ms for the
+    text field of 97k documents, the first text search after a rebuild)."""
+    count = leaf.doc_count_all()
+    reader = leaf._perdoc._cached_reader(_lenfield(field), LENGTHS_COLUMN) if count else None
+    if not isinstance(reader, NumericColumn.Reader):
+        return np.fromiter((leaf.doc_field_length(d, field) or 0 for d in range(count)), dtype=np.float64,
+                           count=count)
+    return _BYTE_LENGTHS[_stored_numbers(reader, count, np.uint8)]
 
 
 def bm25(searcher: Any, stem_weights: Iterable[tuple[str, np.ndarray]], lengths: np.ndarray) -> np.ndarray:
