@@ -250,19 +250,22 @@ def test_a_docnum_file_gives_back_each_terms_docnums_and_weights_exactly(tmp_pat
     assert not len(reader.docnums("text", b"absent")) and not len(reader.weights("text", b"absent"))
 
 
-def test_numeric_columns_and_text_lengths_read_at_once_are_what_whoosh_reads(tmp_path: Path) -> None:
-    # Three segments: one whole; one whose last documents give no fee (stored values stop short of the documents, the
-    # rest read as the default) and one whose text has no indexed word (Whoosh's length None, read as 0); one where
-    # no document gives a fee or a confirmation (no column at all). And an index with no segment yet.
+def test_columns_and_text_lengths_read_at_once_are_what_whoosh_reads(tmp_path: Path) -> None:
+    # Three segments: one whole; one whose last documents give no fee or sort name (stored numbers stop short of the
+    # documents, the rest read as the default; names as empty) and one whose text has no indexed word (Whoosh's length
+    # None, read as 0); one where no document gives a fee or a confirmation (no column at all). And an index with no
+    # segment yet.
     ix = whoosh_index.create_in(str(tmp_path), make_schema())
     assert whoosh_internals.numeric_column(ix.reader(), "pk", np.int64).tolist() == []
     assert whoosh_internals.field_lengths(ix.reader(), "text").tolist() == []
+    assert whoosh_internals.bytes_column(ix.reader(), "sortname") == []
     whole, short, bare = (listing_documents(150, first_pk=1 + 1000 * k) for k in range(3))
     for doc in short[-4:]:
-        del doc["fee"]
+        del doc["fee"], doc["sortname"]
     short[0]["text"] = "a the of"
     for doc in bare:
         del doc["fee"], doc["confirmed"]
+    del bare[0]["sortname"]
     for batch in (whole, short, bare):
         with ix.writer() as writer:
             for doc in batch:
@@ -275,12 +278,14 @@ def test_numeric_columns_and_text_lengths_read_at_once_are_what_whoosh_reads(tmp
                 found = whoosh_internals.numeric_column(leaf, name, dtype)
                 assert found.dtype == dtype
                 assert found.tolist() == [dtype(v).item() for v in leaf.column_reader(name)]
+            assert whoosh_internals.bytes_column(leaf, "sortname") == list(leaf.column_reader("sortname"))
             lengths = [leaf.doc_field_length(d, "text") for d in range(leaf.doc_count_all())]
             assert whoosh_internals.field_lengths(leaf, "text").tolist() == [float(n or 0) for n in lengths]
         # Each case above is really there.
         assert leaves[1].column_reader("fee", translate=False)._count < leaves[1].doc_count_all()
         assert leaves[1].doc_field_length(0, "text") is None
         assert not leaves[2]._perdoc.has_column("fee")
+        assert whoosh_internals.bytes_column(leaves[1], "sortname")[-4:] == [b""] * 4
 
 
 @pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples", "EMDR therapy"])

@@ -17,6 +17,7 @@ from directory.search.index.docnums import DocnumReader
 from directory.search.index.docsets import contains, union
 from directory.search.index.whoosh_internals import (
     bm25,
+    bytes_column,
     deleted_docnums,
     docnum_file,
     field_lengths,
@@ -226,10 +227,7 @@ class IndexSnapshot:
                                 "`index check --repair`")
 
         def load(leaf: Any) -> Any:
-            if dtype:
-                return numeric_column(leaf, name, dtype)
-            # A segment with no documents has no column files; Whoosh then raises instead of returning nothing.
-            return list(leaf.column_reader(name)) if leaf.doc_count_all() else []
+            return numeric_column(leaf, name, dtype) if dtype else bytes_column(leaf, name)
 
         return self.derived("column:" + name, lambda: self._segment_values.values(self._searcher, name, load))
 

@@ -18,7 +18,9 @@ What this module relies on, and why:
   A segment reader's codec `Segment` gives its id and deleted documents (`segment_key`, `deleted_docnums`).
   A numeric column's reader (`whoosh.columns.NumericColumn.Reader`) gives its file (`_dbfile.get`), where its values
   start (`_basepos`), how many are stored (`_count`), their width, struct type code and default (`_fixedlen`,
-  `_typecode`, `_default`), so `numeric_column` reads them with NumPy at once; field lengths are such a column of
+  `_typecode`, `_default`), so `numeric_column` reads them with NumPy at once; a variable-length column's reader
+  (`VarBytesColumn.Reader`) gives each document's length (`_lengths`), so `bytes_column` reads them in one piece;
+  field lengths are such a column of
   bytes (`LENGTHS_COLUMN`, named by `_lenfield`, from the segment reader's `_perdoc._cached_reader`), decoded by
   Whoosh's table `_length_byte_cache`.
 - Scoring: `bm25` is Whoosh's BM25F formula with its defaults, computed over arrays of documents.
@@ -34,6 +36,7 @@ to VERIFIED.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import unicodedata
@@ -45,7 +48,7 @@ import numpy as np
 import whoosh
 from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
-from whoosh.columns import NumericColumn
+from whoosh.columns import NumericColumn, VarBytesColumn
 from whoosh.fields import COLUMN, KEYWORD, TEXT
 from whoosh.formats import Positions
 from whoosh.support.charset import accent_map
@@ -124,6 +127,18 @@ def numeric_column(leaf: Any, name: str, dtype: Any) -> np.ndarray:
     if not isinstance(reader, NumericColumn.Reader) or not isinstance(leaf.schema[name], COLUMN):
         return np.fromiter(leaf.column_reader(name) if count else [], dtype=dtype, count=count)
     return _stored_numbers(reader, count, dtype)
+
+
+def bytes_column(leaf: Any, name: str) -> list[bytes]:
+    """A segment reader's variable-length column (a COLUMN field of a VarBytesColumn) for every document, sliced from
+    one read of its values rather than read a value at a time (100 ms for the sort names of 97k documents)."""
+    count = leaf.doc_count_all()
+    reader = leaf.column_reader(name, translate=False) if count else None  # COLUMN's translation is the identity
+    if not isinstance(reader, VarBytesColumn.Reader) or not isinstance(leaf.schema[name], COLUMN):
+        return list(leaf.column_reader(name)) if count else []
+    ends = list(itertools.accumulate(reader._lengths))  # one length a document, 0 for one without a value
+    values = reader._dbfile.get(reader._basepos, ends[-1])
+    return [values[start:end] for start, end in zip([0, *ends], ends, strict=False)]
 
 
 _BYTE_LENGTHS = np.asarray(_length_byte_cache, dtype=np.float64)  # Whoosh's byte_to_length as a table
