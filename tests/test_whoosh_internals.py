@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from whoosh import index as whoosh_index
-from whoosh.fields import KEYWORD, TEXT
+from whoosh import columns
+from whoosh.fields import COLUMN, KEYWORD, TEXT
 from werkzeug.datastructures import MultiDict
 from whoosh.writing import SegmentWriter
 
@@ -250,42 +251,60 @@ def test_a_docnum_file_gives_back_each_terms_docnums_and_weights_exactly(tmp_pat
     assert not len(reader.docnums("text", b"absent")) and not len(reader.weights("text", b"absent"))
 
 
-def test_columns_and_text_lengths_read_at_once_are_what_whoosh_reads(tmp_path: Path) -> None:
-    # Three segments: one whole; one whose last documents give no fee or sort name (stored numbers stop short of the
-    # documents, the rest read as the default; names as empty) and one whose text has no indexed word (Whoosh's length
-    # None, read as 0); one where no document gives a fee or a confirmation (no column at all). And an index with no
-    # segment yet.
-    ix = whoosh_index.create_in(str(tmp_path), make_schema())
+@pytest.mark.parametrize("compound", [False, True], ids=["files", "compound"])  # the project writes files
+def test_columns_and_text_lengths_read_at_once_are_what_whoosh_reads(tmp_path: Path, compound: bool) -> None:
+    # Four segments: one whole, with an empty sort name among the others; one whose last documents give no fee, rank
+    # or sort name (stored numbers stop short of the documents, the rest read as the default, here not 0) and one
+    # whose text has no indexed word (Whoosh's length None, read as 0); one where no document gives a fee (no column)
+    # and every confirmation is the default (a column storing nothing); and one past 2**15 documents, where Whoosh
+    # also stores the sort names' offsets. Compressed bytes are decoded by Whoosh's reader, not read raw. And an index
+    # with no segment yet.
+    schema = make_schema()
+    schema.add("rank", COLUMN(columns.NumericColumn("i", default=-3)))
+    schema.add("note", COLUMN(columns.CompressedBytesColumn()))
+    ix = whoosh_index.create_in(str(tmp_path), schema)
     assert whoosh_internals.numeric_column(ix.reader(), "pk", np.int64).tolist() == []
     assert whoosh_internals.field_lengths(ix.reader(), "text").tolist() == []
     assert whoosh_internals.bytes_column(ix.reader(), "sortname") == []
     whole, short, bare = (listing_documents(150, first_pk=1 + 1000 * k) for k in range(3))
+    for n, doc in enumerate(whole + short):
+        doc.update(rank=n * 7 - 500, note=f"note {n}".encode())
+    whole[5]["sortname"] = b""
     for doc in short[-4:]:
-        del doc["fee"], doc["sortname"]
+        del doc["fee"], doc["sortname"], doc["rank"]
     short[0]["text"] = "a the of"
     for doc in bare:
-        del doc["fee"], doc["confirmed"]
-    del bare[0]["sortname"]
-    for batch in (whole, short, bare):
-        with ix.writer() as writer:
+        del doc["fee"]
+        doc["confirmed"] = 0
+    many = [{"pk": n, "sortname": f"name {n % 97}".encode()} for n in range(2**15 + 10)]
+    for batch in (whole, short, bare, many):
+        with ix.writer(compound=compound) as writer:
             for doc in batch:
                 writer.add_document(**doc)
+    numeric = {**index_snapshot.NUMERIC_COLUMNS, "rank": np.int64}
     with ix.reader() as reader:
         leaves = [leaf for leaf, _ in reader.leaf_readers()]
-        assert len(leaves) == 3
+        assert len(leaves) == 4
         for leaf in leaves:
-            for name, dtype in index_snapshot.NUMERIC_COLUMNS.items():
+            for name, dtype in numeric.items():
                 found = whoosh_internals.numeric_column(leaf, name, dtype)
                 assert found.dtype == dtype
                 assert found.tolist() == [dtype(v).item() for v in leaf.column_reader(name)]
             assert whoosh_internals.bytes_column(leaf, "sortname") == list(leaf.column_reader("sortname"))
+            if leaf._perdoc.has_column("note"):  # Whoosh's reader of a missing compressed column raises
+                assert whoosh_internals.bytes_column(leaf, "note") == list(leaf.column_reader("note"))
             lengths = [leaf.doc_field_length(d, "text") for d in range(leaf.doc_count_all())]
             assert whoosh_internals.field_lengths(leaf, "text").tolist() == [float(n or 0) for n in lengths]
         # Each case above is really there.
+        assert whoosh_internals.bytes_column(leaves[0], "sortname")[5] == b""
+        assert whoosh_internals.bytes_column(leaves[0], "note")[:2] == [b"note 0", b"note 1"]
         assert leaves[1].column_reader("fee", translate=False)._count < leaves[1].doc_count_all()
+        assert whoosh_internals.numeric_column(leaves[1], "rank", np.int64).tolist()[-4:] == [-3] * 4
+        assert whoosh_internals.bytes_column(leaves[1], "sortname")[-4:] == [b""] * 4
         assert leaves[1].doc_field_length(0, "text") is None
         assert not leaves[2]._perdoc.has_column("fee")
-        assert whoosh_internals.bytes_column(leaves[1], "sortname")[-4:] == [b""] * 4
+        assert leaves[2].column_reader("confirmed", translate=False)._count == 0
+        assert leaves[3].column_reader("sortname", translate=False).had_stored_offsets
 
 
 @pytest.mark.parametrize("q", ["depression", "insecure attachment", "emotionally focused couples", "EMDR therapy"])

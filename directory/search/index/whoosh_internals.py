@@ -16,13 +16,16 @@ What this module relies on, and why:
   deltas), `_read_weights`/`_weights` and `_read_values`/`_values` decode one 128-posting block at a time, so
   NumPy handles ids and weights and positions are decoded only from the blocks that hold a wanted document.
   A segment reader's codec `Segment` gives its id and deleted documents (`segment_key`, `deleted_docnums`).
-  A numeric column's reader (`whoosh.columns.NumericColumn.Reader`) gives its file (`_dbfile.get`), where its values
-  start (`_basepos`), how many are stored (`_count`), their width, struct type code and default (`_fixedlen`,
-  `_typecode`, `_default`), so `numeric_column` reads them with NumPy at once; a variable-length column's reader
-  (`VarBytesColumn.Reader`) gives each document's length (`_lengths`), so `bytes_column` reads them in one piece;
-  field lengths are such a column of
-  bytes (`LENGTHS_COLUMN`, named by `_lenfield`, from the segment reader's `_perdoc._cached_reader`), decoded by
-  Whoosh's table `_length_byte_cache`.
+- Columns: `column_reader(name, translate=False)` gives a COLUMN field's raw reader (its translation is the
+  identity), an `EmptyColumnReader` when the segment has no such column (read the slow way, as before). A
+  `NumericColumn.Reader` stores "!" + `_typecode` numbers (big-endian, standard sizes, `_fixedlen` bytes each) from
+  `_basepos` in its file (`_dbfile.get(position, length)` gives bytes), one a document up to the last document whose
+  value is not the default (`_count`); the rest read as `_default`. A `VarBytesColumn.Reader` stores its values
+  one after another in document order from `_basepos`, with each document's length in `_lengths` (0 for none); the
+  offsets it also stores past 2**15 documents are not needed. Field lengths are a numeric column of bytes
+  (`LENGTHS_COLUMN`, named by `_lenfield`, from the segment reader's `_perdoc._cached_reader`; a 0 byte means no
+  length, which `doc_field_length` gives as None), decoded by Whoosh's table `_length_byte_cache` (its
+  `byte_to_length`). Only readers of exactly these classes are read this way: subclasses (compressed bytes) decode.
 - Scoring: `bm25` is Whoosh's BM25F formula with its defaults, computed over arrays of documents.
 - File naming: a docnum file is created with `Segment.create_file` and found with `Segment.make_filename`, so it
   is named after its segment, and Whoosh deletes it with the segment (its clean-up removes every file that starts
@@ -108,51 +111,58 @@ def deleted_docnums(leaf: Any) -> Iterator[int]:
 
 
 def _stored_numbers(reader: NumericColumn.Reader, count: int, dtype: Any) -> np.ndarray:
-    """Every document's value in a numeric column reader: the stored values are fixed-width big-endian numbers, one a
-    document up to the last that has one; the rest read as the column's default, as Whoosh's reader gives them."""
+    """Every document's value in a numeric column reader, read at once."""
     stored = reader._dbfile.get(reader._basepos, reader._count * reader._fixedlen)
     values = np.full(count, reader._default, dtype=dtype)
-    values[:reader._count] = np.frombuffer(stored, dtype=">" + reader._typecode)[:count]
+    values[:reader._count] = np.frombuffer(stored, dtype=">" + reader._typecode)
     return values
 
 
-def numeric_column(leaf: Any, name: str, dtype: Any) -> np.ndarray:
-    """A segment reader's numeric column (a COLUMN field of a NumericColumn) for every document, as `dtype`.
+def _raw_column(leaf: Any, name: str, kind: type) -> Any:
+    """The reader of a segment's COLUMN field when it is exactly a `kind` reader, else None."""
+    if not isinstance(leaf.schema[name], COLUMN):
+        return None
+    reader = leaf.column_reader(name, translate=False)
+    return reader if type(reader) is kind else None
 
-    Whoosh's column reader unpacks one value at a time in Python: the `pk` column of 97k documents took 190 ms, and
-    loading six columns made the first search after a rebuild take 0.6 s at 100k. Here they are read at once.
-    """
+
+def numeric_column(leaf: Any, name: str, dtype: Any) -> np.ndarray:
+    """A segment reader's numeric column (a COLUMN field of a NumericColumn) for every document, as `dtype`."""
+    # Whoosh's reader unpacks a value at a time in Python: the `pk` of 97k documents took 190 ms, and the columns a
+    # search needs made the first search after a rebuild take 0.6 s at 100k.
     count = leaf.doc_count_all()
-    reader = leaf.column_reader(name, translate=False) if count else None  # COLUMN's translation is the identity
-    if not isinstance(reader, NumericColumn.Reader) or not isinstance(leaf.schema[name], COLUMN):
+    # A segment with no documents has no column files; Whoosh then raises instead of returning nothing. A native-size
+    # struct code ("l") has another width than NumPy's.
+    reader = _raw_column(leaf, name, NumericColumn.Reader) if count else None
+    if reader is None or np.dtype(">" + reader._typecode).itemsize != reader._fixedlen:
         return np.fromiter(leaf.column_reader(name) if count else [], dtype=dtype, count=count)
     return _stored_numbers(reader, count, dtype)
 
 
 def bytes_column(leaf: Any, name: str) -> list[bytes]:
-    """A segment reader's variable-length column (a COLUMN field of a VarBytesColumn) for every document, sliced from
-    one read of its values rather than read a value at a time (100 ms for the sort names of 97k documents)."""
+    """A segment reader's variable-length column (a COLUMN field of a VarBytesColumn) for every document."""
+    # One read sliced by the stored lengths, rather than a seek and read a value (100 ms for 97k sort names).
     count = leaf.doc_count_all()
-    reader = leaf.column_reader(name, translate=False) if count else None  # COLUMN's translation is the identity
-    if not isinstance(reader, VarBytesColumn.Reader) or not isinstance(leaf.schema[name], COLUMN):
+    reader = _raw_column(leaf, name, VarBytesColumn.Reader) if count else None
+    if reader is None:
         return list(leaf.column_reader(name)) if count else []
-    ends = list(itertools.accumulate(reader._lengths))  # one length a document, 0 for one without a value
+    ends = list(itertools.accumulate(reader._lengths))
     values = reader._dbfile.get(reader._basepos, ends[-1])
-    return [values[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+    return [values[start:end] for start, end in itertools.pairwise([0, *ends])]
 
 
 _BYTE_LENGTHS = np.asarray(_length_byte_cache, dtype=np.float64)  # Whoosh's byte_to_length as a table
 
 
 def field_lengths(leaf: Any, field: str) -> np.ndarray:
-    """Each document's length of a field in a segment, as Whoosh's `doc_field_length` gives it (quantised to a
-    byte), but 0 rather than None for an empty one; read at once rather than a document at a time (190 ms for the
-    text field of 97k documents, the first text search after a rebuild)."""
+    """Each document's length of a field in a segment as Whoosh's `doc_field_length` gives it (quantised to a byte),
+    but 0 rather than None for a document without one."""
+    # Read at once rather than a document at a time: 190 ms for the text of 97k documents, at the first text search
+    # after a rebuild.
     count = leaf.doc_count_all()
     reader = leaf._perdoc._cached_reader(_lenfield(field), LENGTHS_COLUMN) if count else None
-    if not isinstance(reader, NumericColumn.Reader):
-        return np.fromiter((leaf.doc_field_length(d, field) or 0 for d in range(count)), dtype=np.float64,
-                           count=count)
+    if type(reader) is not NumericColumn.Reader:
+        return np.fromiter((leaf.doc_field_length(d, field) for d in range(count)), dtype=np.float64, count=count)
     return _BYTE_LENGTHS[_stored_numbers(reader, count, np.uint8)]
 
 
