@@ -60,7 +60,8 @@ def index_check(repair: bool) -> None:
             click.echo(f"  {len(drift.unplaceable)} published listings have no usable location and are not searchable.")
         if drift.outdated:
             click.echo("The index was written by an older version (before docnum files, without a field this one "
-                       "reads, or with another text analysis) and must be rebuilt (--repair does it).")
+                       "reads, with one it dropped, or with another text analysis) and must be rebuilt (--repair "
+                       "does it).")
         if drift.clean:
             click.echo("The index matches the database.")
             return

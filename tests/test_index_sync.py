@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
+import random
 import threading
 import time
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from directory.models import Listing
 from directory.search.index.segments import BATCH_SIZE
 from directory.search.index.storage import PARALLEL_BATCH, IndexBusy
-from directory.search.sync import index_flushed
+from directory.search.sync import documents_for, index_flushed
 from helpers import held_in_thread
 
 
@@ -94,7 +95,7 @@ def test_a_locked_index_does_not_fail_the_commit_and_check_repairs(
         assert "the follower writes them from the change log" in caplog.text
         assert client.get("/api/v1/search", query_string={"q": "dep"}).status_code == 200
         with pytest.raises(IndexBusy):
-            index.write(["1"], [])
+            index.write([1], [])
     assert total(client, q="Ogunbanjo") == 0
     checked = runner.invoke(args=["index", "check"])
     assert checked.exit_code == 1 and "stale: 1" in checked.output
@@ -106,7 +107,7 @@ def test_a_locked_index_does_not_fail_the_commit_and_check_repairs(
 def test_check_reports_missing_and_extra_documents(app: Flask, runner: FlaskCliRunner, session: Session) -> None:
     index = app.extensions["search"]
     first = first_published(session)
-    index.write([str(first.id)], [])
+    index.write([first.id], [])
     unpublished = session.scalars(select(Listing).where(~Listing.published)).first()
     from directory.search.documents import listing_document
 
@@ -121,6 +122,29 @@ def test_check_reports_missing_and_extra_documents(app: Flask, runner: FlaskCliR
     assert str(first.id) in result.output and str(unpublished.id) in result.output
     assert runner.invoke(args=["index", "check", "--repair"]).exit_code == 0
     assert runner.invoke(args=["index", "check"]).exit_code == 0
+
+
+def test_writes_replace_each_listing_by_its_pk_in_whichever_segment_holds_it(app: Flask, session: Session) -> None:
+    # Checked against a dict kept by hand. Each write replaces some listings, among them ones an earlier write just
+    # replaced (their old versions sit deleted in its segment) and ids the index never held; one write is large
+    # enough to go through the worker processes. The index must hold exactly one version of each listing.
+    index = app.extensions["search"]
+    with app.app_context():
+        expected = index.stamps()
+        listing_ids = sorted(expected)
+        docs = {doc["pk"]: doc for doc in documents_for(session, listing_ids)}
+        rng = random.Random(7)
+        for version in range(1, 6):
+            never_indexed = list(range(10**9, 10**9 + (PARALLEL_BATCH if version == 3 else 2)))
+            replaced = rng.sample(listing_ids, 40)
+            index.write(replaced + never_indexed, [{**docs[pk], "stamp": float(version)} for pk in replaced[:30]])
+            for pk in replaced[30:]:
+                expected.pop(pk, None)  # perhaps cleared by an earlier write already
+            for pk in replaced[:30]:
+                expected[pk] = float(version)
+            assert index.stamps() == expected
+            asked = [*replaced, *listing_ids[:20], 10**9]
+            assert index.stamps_of(asked) == {pk: expected[pk] for pk in asked if pk in expected}
 
 
 def test_rebuild_switches_while_searches_keep_answering(app: Flask, runner: FlaskCliRunner) -> None:

@@ -103,7 +103,6 @@ def listing_document(listing: ListingValues) -> dict[str, Any] | None:
         (ACCEPTING_FLAG, listing.accepting_new_clients), (SLIDING_SCALE_FLAG, listing.sliding_scale),
     ) if on]
     doc: dict[str, Any] = {
-        "id": str(listing.id),
         "text": composed("\n".join(t for t in text if t)),
         "cell": " ".join(cell_terms(lat, lon)),
         "licence": licence_term(listing.license_region),

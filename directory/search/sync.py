@@ -104,7 +104,7 @@ def index_flushed(session: Session, listings: Sequence[ListingValues], expected:
         pending.changed.update(listing.id for listing in fresh)
         return
     docs = [doc for listing in fresh if (doc := listing_document(listing)) is not None]
-    pending.stream.write([str(listing.id) for listing in fresh], docs)
+    pending.stream.write([listing.id for listing in fresh], docs)
     for listing in fresh:
         pending.streamed.add(listing.id)
         pending.changed.discard(listing.id)
@@ -123,7 +123,7 @@ def _after_commit(session: Session) -> None:
         if pending.changed:
             ids = sorted(pending.changed)
             with session.info["session_factory"]() as fresh:
-                session.info["search_index"].write([str(i) for i in ids], documents_for(fresh, ids))
+                session.info["search_index"].write(ids, documents_for(fresh, ids))
     except (IndexBusy, OSError) as exc:
         # The database holds the change whatever happens here (a busy index, a full disk, a read-only folder), so
         # the commit must not look failed; the follower writes it from the change log once it can.
@@ -238,10 +238,10 @@ def repair(session_factory: sessionmaker[Session], index: SearchIndex, drift: Dr
         index.write(*repair_changes(session, drift))
 
 
-def repair_changes(session: Session, drift: Drift) -> tuple[list[str], Iterator[dict[str, Any]]]:
+def repair_changes(session: Session, drift: Drift) -> tuple[list[int], Iterator[dict[str, Any]]]:
     """The ids to clear from the index and the documents to write that remove a drift."""
     rewrite = drift.missing + drift.stale
-    return [str(i) for i in rewrite + drift.extra], documents_for(session, rewrite)
+    return rewrite + drift.extra, documents_for(session, rewrite)
 
 
 def rebuild(session_factory: sessionmaker[Session], index: SearchIndex) -> int:
@@ -254,7 +254,7 @@ def rebuild(session_factory: sessionmaker[Session], index: SearchIndex) -> int:
         total = session.scalar(select(func.count()).select_from(Listing).where(Listing.published)) or 0
         docs = _searchable_documents(session, skipped)
 
-        def catch_up(write: Callable[[list[str], Iterator[dict[str, Any]]], None]) -> None:
+        def catch_up(write: Callable[[list[int], Iterator[dict[str, Any]]], None]) -> None:
             with session_factory() as fresh:
                 write(*repair_changes(fresh, check(fresh, index)))
             index.record_applied_change(applied)

@@ -20,7 +20,6 @@ FORMAT_FLAG = {"in_person": IN_PERSON_FLAG, "telehealth": TELEHEALTH_FLAG}
 def make_schema() -> Schema:
     """Index fields: terms for filtering and text, columns for what ranking needs; display data stays in the DB."""
     return Schema(
-        id=ID(unique=True),
         text=FastText(analyzer=TEXT_ANALYZER),
         cell=FastKeyword(),
         modality=FastKeyword(),

@@ -136,7 +136,7 @@ class IndexSnapshot:
 
     def docs_with(self, field: str, term: str) -> np.ndarray:
         """Live document numbers holding a term, sorted, cached for the life of this snapshot. Read from the docnum
-        files (a millisecond even for a common word at 1M listings); the unique `id` field from its postings."""
+        files (a millisecond even for a common word at 1M listings)."""
         return self._bounded((field, term, "ids"), lambda: self._read_term(field, term, weights=False)[0])
 
     def holding(self, field: str, term: str) -> np.ndarray:
@@ -276,14 +276,14 @@ class IndexSnapshot:
         if field not in self._searcher.schema:  # a field added since (age, gender): Whoosh would raise a KeyError
             raise OutdatedIndex(f"the search index was written by an older version without {field!r}: run "
                                 "`index check --repair`")
-        files = [] if self._searcher.schema[field].unique else self._segment_docnums()  # they leave out the key
+        files = self._segment_docnums()
         if None in files and not weights:
             raise OutdatedIndex("the search index was written before docnum files: run `index check --repair`")
         tbytes = self._searcher.schema[field].to_bytes(term)
         ids_parts, weight_parts = [], []
         leaves = self._searcher.reader().leaf_readers()
         for i, ((leaf, offset), deleted) in enumerate(zip(leaves, self._deletion_masks(), strict=True)):
-            file = files[i] if files else None
+            file = files[i]
             stored = file.weights(field, tbytes) if file is not None and weights else np.empty(0)
             if file is not None and stored is not None:
                 ids, leaf_weights = file.docnums(field, tbytes), stored

@@ -178,8 +178,7 @@ class TermBufferedWriter(SegmentWriter):
                     fieldwriter.start_term(tbytes)
                     _add_blocks(fieldwriter._postwriter, docnums, weights, values, lengths)
                     fieldwriter.finish_term()
-                    if not field.unique:  # a unique key's one-document terms are looked up, never listed
-                        docnum_file.add(name, tbytes, docnums, weights if field.scorable else None)
+                    docnum_file.add(name, tbytes, docnums, weights if field.scorable else None)
                 fieldwriter.finish_field()
         finally:
             reader.close()
