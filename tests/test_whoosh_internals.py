@@ -32,7 +32,7 @@ from directory.search.index import snapshot as index_snapshot
 from directory.search.index import whoosh_internals
 from directory.search.index.docnums import EXT as DOCNUM_EXT
 from directory.search.index.docnums import DocnumReader, DocnumWriter
-from directory.search.index.fields import make_schema
+from directory.search.index.fields import SPELLING_WORDS, make_schema
 from directory.search.index.snapshot import OutdatedIndex
 from directory.search.index.whoosh_internals import (
     TEXT_ANALYZER, FastKeyword, FastText, UnverifiedWhoosh, check_version, stemmed_words,
@@ -165,6 +165,43 @@ def test_term_buffered_writer_writes_the_same_segment_as_whoosh(tmp_path: Path, 
     assert written["buffered"] == written["whoosh"]
 
 
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled-runs"])
+def test_segments_keep_every_spelling_word_whoosh_would_list_as_a_field(tmp_path: Path, spill: bool) -> None:
+    # The reference: the same documents through Whoosh's own writer, their spelling words as a keyword field, whose
+    # lexicon lists each word some document wrote. The project's writer keeps them a segment at a time; here the
+    # last commit merges two earlier segments in, one with a deleted document, whose words are kept too (as
+    # Whoosh's lexicon keeps a deleted document's terms until a merge).
+    batches = [listing_documents(40, first_pk=10_000 + 100 * k) for k in range(2)] + [listing_documents(300, 1)]
+    batches[0][0][SPELLING_WORDS] += " deletedonly"  # the document deleted below
+    batches[1][5][SPELLING_WORDS] += " mergedonly"
+    reference_path, path = tmp_path / "whoosh", tmp_path / "buffered"
+    reference_path.mkdir()
+    path.mkdir()
+    reference_schema = make_schema()
+    reference_schema.add("words", KEYWORD)
+    reference = whoosh_index.create_in(str(reference_path), reference_schema)
+    with reference.writer() as writer:
+        for doc in (doc for batch in batches for doc in batch):
+            writer.add_document(**doc, words=doc[SPELLING_WORDS])
+    with reference.reader() as reader:
+        expected = {term.decode() for term in reader.lexicon("words")}
+    ix = whoosh_index.create_in(str(path), make_schema())
+    for k, batch in enumerate(batches):
+        writer = TermBufferedWriter(ix)
+        if k == 1:
+            writer.delete_document(0)
+        if spill:
+            writer._limit = 16 * 1024
+        for doc in batch:
+            writer.add_document(**doc)
+        writer.commit(optimize=k == 2)
+    with ix.reader() as reader:
+        leaves = [leaf for leaf, _ in reader.leaf_readers()]
+        assert len(leaves) == 1 and reader.doc_count() == sum(map(len, batches)) - 1
+        kept = whoosh_internals.docnum_file(leaves[0])
+    assert kept is not None and kept.words == sorted(expected) and len(expected) > 100
+
+
 def _live_reader(app: Flask) -> Any:
     """Whoosh's own reader of the live generation, opened apart from the app's snapshots."""
     return whoosh_index.open_dir(str(Path(app.extensions["search"].root) / "current")).reader()
@@ -234,8 +271,9 @@ def test_a_docnum_file_gives_back_each_terms_docnums_and_weights_exactly(tmp_pat
         writer = DocnumWriter(out)
         for term, docnums, weights, _ in sorted(terms, key=lambda t: t[0]):
             writer.add("text", term, docnums, weights)
-        writer.close()
+        writer.close(["zeta", "éclair", "alpha"])
     reader = DocnumReader(str(tmp_path / "segment.ids"))
+    assert reader.words == ["alpha", "zeta", "éclair"]
     for term, docnums, weights, code in terms:
         assert reader.docnums("text", term).tolist() == list(docnums)
         found = reader.weights("text", term)

@@ -17,7 +17,6 @@ from directory.search.index.whoosh_internals import composed, stemmed_words
 from directory.vocabulary import KINDS, vocabulary
 
 FIELD = "text"
-SPELLING_FIELD = "words"
 SNIPPET_CHARS = 200
 # Unknown words respelled per search: each costs a scan of the word list (a 24-word near miss took 0.4 s); text with
 # more unknown words than this is rarely a typo.
@@ -167,7 +166,7 @@ def spelling_words(snapshot: IndexSnapshot) -> list[str]:
     """Words a suggestion may offer: every vocabulary name and synonym and the words of this index's bios, never
     personal or place names (the index keeps bio words apart from names, see documents.bio_words)."""
     return snapshot.derived("spelling-words",
-                            lambda: sorted(_vocabulary_words() | set(snapshot.terms(SPELLING_FIELD))))
+                            lambda: sorted(_vocabulary_words() | snapshot.spelling_words()))
 
 
 def candidates(word: str, words: list[str], edits: int) -> list[tuple[str, int]]:

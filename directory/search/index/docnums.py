@@ -5,8 +5,9 @@ word's documents means unpickling every position too: about 55 µs per 128 posti
 300k of a million listings. Here the same document numbers are stored as delta-coded integers of the narrowest
 width that holds them and read with NumPy in about a millisecond. A scored field's terms also keep their weights
 (within-document frequencies, which BM25 needs) the same way, so that a national text search need not decode every
-block of a common word either. This module owns the file's format; where the file lives (beside its segment, deleted
-with it) is Whoosh's naming, in whoosh_internals.
+block of a common word either. The file also keeps the segment's spelling words (see fields.SPELLING_WORDS). This
+module owns the file's format; where the file lives (beside its segment, deleted with it) is Whoosh's naming, in
+whoosh_internals.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import mmap
 import pickle
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -53,9 +54,9 @@ class DocnumWriter:
         self._file.write(data)
         self._offset += len(data)
 
-    def close(self) -> None:
-        """Write the term table and close the file."""
-        self._file.write(pickle.dumps(self._table, pickle.HIGHEST_PROTOCOL))
+    def close(self, words: Iterable[str]) -> None:
+        """Write the term table and the segment's spelling words, and close the file."""
+        self._file.write(pickle.dumps((self._table, sorted(words)), pickle.HIGHEST_PROTOCOL))
         self._file.write(_TRAILER.pack(self._offset))
         self._file.close()
 
@@ -67,8 +68,11 @@ class DocnumReader:
         with open(path, "rb") as handle:
             self._data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         (start,) = _TRAILER.unpack_from(self._data, len(self._data) - _TRAILER.size)
-        self._table: dict[tuple[str, bytes], tuple[Any, ...]] = pickle.loads(
-            self._data[start:len(self._data) - _TRAILER.size])
+        stored = pickle.loads(self._data[start:len(self._data) - _TRAILER.size])
+        # Files written before spelling words were kept hold the term table alone; their index is rebuilt at start
+        # (it has the `words` field this code dropped), and meanwhile they offer no bio words.
+        self._table: dict[tuple[str, bytes], tuple[Any, ...]] = stored[0] if isinstance(stored, tuple) else stored
+        self.words: list[str] = stored[1] if isinstance(stored, tuple) else []
 
     def docnums(self, field: str, term: bytes) -> np.ndarray:
         """The term's docnums in this segment (deleted ones included), sorted; empty when it has none."""

@@ -77,6 +77,8 @@ class SegmentValueCache:
 class _NoSegment:
     """The docnum file of the reader of an index with no segments yet: it lists no documents."""
 
+    words = ()
+
     def docnums(self, field: str, term: bytes) -> np.ndarray:
         """No documents."""
         return np.empty(0, dtype=np.int32)
@@ -122,9 +124,9 @@ class IndexSnapshot:
         """Whether any document of this generation (deleted ones included) holds the term."""
         return (field, term) in self._searcher.reader()
 
-    def terms(self, field: str) -> list[str]:
-        """Every term of a field in this generation, deleted documents' included."""
-        return [term.decode("utf-8") for term in self._searcher.reader().lexicon(field)]
+    def spelling_words(self) -> set[str]:
+        """The spelling words of this generation's documents (fields.SPELLING_WORDS), deleted documents' included."""
+        return set().union(*(file.words for file in self._segment_docnums() if file is not None))
 
     def doc_frequency(self, field: str, term: str) -> int:
         """How many documents hold the term."""

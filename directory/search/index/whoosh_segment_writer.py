@@ -31,9 +31,10 @@ from typing import Any
 from whoosh.index import FileIndex, open_dir
 from whoosh.writing import SegmentWriter
 
-from directory.search.index import whoosh_internals  # noqa: F401 (its version check runs first)
+from directory.search.index.whoosh_internals import docnum_file  # its version check covers this module too
 from directory.search.index.docnums import EXT as DOCNUM_EXT
 from directory.search.index.docnums import DocnumWriter
+from directory.search.index.fields import SPELLING_WORDS
 
 
 class _TermPostings:
@@ -77,6 +78,7 @@ class TermBufferedWriter(SegmentWriter):
         self._buffered = 0
         self._terms: dict[str, dict[bytes, _TermPostings]] = {}
         self._runs: list[str] = []
+        self._spelling: set[str] = set()  # the documents' spelling words, kept whole: a vocabulary, not postings
 
     def add_document(self, **fields: Any) -> None:
         """Index a document: what Whoosh's writer does, with postings buffered per term."""
@@ -112,11 +114,19 @@ class TermBufferedWriter(SegmentWriter):
             if field.column_type:
                 perdocwriter.add_column_value(name, field.column_type, field.to_column_value(value))
         perdocwriter.finish_doc()
+        self._spelling.update(fields.get(SPELLING_WORDS, "").split())
         self._added = True
         self.docnum += 1
         self._buffered += added
         if self._buffered > self._limit:
             self._spill()
+
+    def add_reader(self, reader: Any) -> None:
+        """Merge a segment's documents in (Whoosh's add_reader), and its spelling words (deleted documents' too)."""
+        for leaf, _ in reader.leaf_readers():
+            merged = docnum_file(leaf)
+            self._spelling.update(merged.words if merged is not None else ())
+        super().add_reader(reader)
 
     def _sorted_buffer(self) -> Iterator[TermRun]:
         for name in sorted(self._terms):
@@ -182,7 +192,7 @@ class TermBufferedWriter(SegmentWriter):
                 fieldwriter.finish_field()
         finally:
             reader.close()
-            docnum_file.close()
+            docnum_file.close(self._spelling)
         self.fieldwriter.close()
 
     @classmethod
