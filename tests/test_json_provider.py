@@ -1,16 +1,22 @@
-"""The app's JSON provider against Flask's own: the same JSON for every value either writes, Flask's for the rest."""
+"""The app's JSON provider against Flask's own: the same JSON for every value either writes, Flask's for the rest. And
+JSON columns read on SQLite (by orjson where it can) as `json.loads` reads them."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
+import math
 import uuid
+from pathlib import Path
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from flask.testing import FlaskClient
 from markupsafe import Markup
+from sqlalchemy import JSON, Column, Integer, MetaData, Table, insert, select, text
+
+from directory.db import make_engine
 
 from directory.web.json_provider import COMPACT
 
@@ -53,3 +59,25 @@ def test_a_search_answer_reads_the_same(shared_app: Flask, shared_client: FlaskC
     assert answer["results"] and response.data.endswith(b"\n")
     with shared_app.app_context():
         assert json.loads(DefaultJSONProvider(shared_app).dumps(answer)) == json.loads(response.data)
+
+
+def test_json_columns_read_back_as_json_loads_reads_them(tmp_path: Path) -> None:
+    # As stored: what SQLAlchemy's serializer (`json.dumps`) writes, including what orjson refuses (NaN, a lone
+    # surrogate escape, an integer past 64 bits) and what it reads alike (escapes, nesting, floats, null).
+    stored = ['["cbt", "emdr"]', '["caf\\u00e9", "\\ud800x"]', "[NaN, Infinity, 1.5e300]",
+              "[18446744073709551616, -9223372036854775809, 123456789012345678, 0.1234567890123456789012]",
+              '{"a": [1, 2.5, null, true], "b": "\\u2028"}', "[]", "null", '"plain"']
+    table = Table("held", MetaData(), Column("id", Integer, primary_key=True), Column("value", JSON))
+    engine = make_engine(f"sqlite:///{tmp_path / 'json.sqlite3'}")
+    with engine.begin() as connection:
+        table.create(connection)
+        for n, raw in enumerate(stored):
+            connection.execute(text("INSERT INTO held (id, value) VALUES (:n, :raw)"), {"n": n, "raw": raw})
+        connection.execute(insert(table).values(id=len(stored), value=["written", "by", "SQLAlchemy", 3.25]))
+        read = connection.execute(select(table.c.value).order_by(table.c.id)).scalars().all()
+    engine.dispose()
+    expected = [json.loads(raw) for raw in stored] + [["written", "by", "SQLAlchemy", 3.25]]
+    assert len(read) == len(expected)
+    for found, wanted in zip(read, expected, strict=True):
+        assert json.dumps(found) == json.dumps(wanted)  # NaN compares unequal to itself; its JSON text does not
+    assert math.isnan(read[2][0])

@@ -84,9 +84,8 @@ def bio_words(listing: ListingValues) -> list[str]:
     """The bio's words that a spelling suggestion may offer, unstemmed: those written in lower case, never the
     listing's own name or city. A capitalised word may be a person or a place ("women" must not become "Owen"), and
     after "Dr." even a sentence's first word may be; a common word is written in lower case in some bio."""
-    own = set(_LETTERS.findall(f"{listing.name} {listing.city}".casefold()))
-    return sorted({word for word in _LETTERS.findall(listing.bio) if word.islower() and word not in own
-                   and stem_of(word)})
+    words = set(_LETTERS.findall(listing.bio)) - set(_LETTERS.findall(f"{listing.name} {listing.city}".casefold()))
+    return sorted(word for word in words if word.islower() and stem_of(word))
 
 
 def listing_document(listing: ListingValues) -> dict[str, Any] | None:
