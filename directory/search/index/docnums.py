@@ -50,6 +50,10 @@ class DocnumWriter:
             self._write(stored.tobytes())
         self._table[(field, term)] = entry
 
+    def holds(self, field: str, term: bytes) -> bool:
+        """Whether a term was recorded."""
+        return (field, term) in self._table
+
     def _write(self, data: bytes) -> None:
         self._file.write(data)
         self._offset += len(data)

@@ -17,8 +17,11 @@ NO_FEE = 2**31 - 1  # the `fee` column of a listing that gives none: above every
 FORMAT_FLAG = {"in_person": IN_PERSON_FLAG, "telehealth": TELEHEALTH_FLAG}
 # Not a field: a document's key for the bio's own words, unstemmed, which spelling suggestions are made of. Only the
 # set of them matters, never which listing wrote one, so each segment keeps its words as one list (in its docnum
-# file) instead of postings a document: as a field they were 11% of an index worker's time.
+# file) instead of postings a document: as a field they were 11% of an index worker's time. A segment keeps a word
+# while its stem is a term of the text field there, so that a merge drops the words of documents deleted since, as
+# it drops their terms (a word stays while another document has one of the same stem).
 SPELLING_WORDS = "_spelling_words"
+SPELLING_STEMS_FIELD = "text"
 
 
 def make_schema() -> Schema:

@@ -125,7 +125,8 @@ class IndexSnapshot:
         return (field, term) in self._searcher.reader()
 
     def spelling_words(self) -> set[str]:
-        """The spelling words of this generation's documents (fields.SPELLING_WORDS), deleted documents' included."""
+        """The spelling words of this generation's documents (fields.SPELLING_WORDS), those of documents deleted since
+        their segment was written included."""
         return set().union(*(file.words for file in self._segment_docnums() if file is not None))
 
     def doc_frequency(self, field: str, term: str) -> int:

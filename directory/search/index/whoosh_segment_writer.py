@@ -31,10 +31,10 @@ from typing import Any
 from whoosh.index import FileIndex, open_dir
 from whoosh.writing import SegmentWriter
 
-from directory.search.index.whoosh_internals import docnum_file  # its version check covers this module too
+from directory.search.index.whoosh_internals import docnum_file, stem_of  # its version check covers this module
 from directory.search.index.docnums import EXT as DOCNUM_EXT
 from directory.search.index.docnums import DocnumWriter
-from directory.search.index.fields import SPELLING_WORDS
+from directory.search.index.fields import SPELLING_STEMS_FIELD, SPELLING_WORDS
 
 
 class _TermPostings:
@@ -122,7 +122,8 @@ class TermBufferedWriter(SegmentWriter):
             self._spill()
 
     def add_reader(self, reader: Any) -> None:
-        """Merge a segment's documents in (Whoosh's add_reader), and its spelling words (deleted documents' too)."""
+        """Merge a segment's documents in (Whoosh's add_reader), and its spelling words (those whose stem no live
+        document holds are dropped when the segment is written)."""
         for leaf, _ in reader.leaf_readers():
             merged = docnum_file(leaf)
             self._spelling.update(merged.words if merged is not None else ())
@@ -192,7 +193,8 @@ class TermBufferedWriter(SegmentWriter):
                 fieldwriter.finish_field()
         finally:
             reader.close()
-            docnum_file.close(self._spelling)
+            docnum_file.close(word for word in self._spelling
+                              if (stem := stem_of(word)) and docnum_file.holds(SPELLING_STEMS_FIELD, stem.encode()))
         self.fieldwriter.close()
 
     @classmethod
