@@ -169,7 +169,9 @@ def test_term_buffered_writer_writes_the_same_segment_as_whoosh(tmp_path: Path, 
 def test_segments_keep_the_spelling_words_whoosh_would_list_as_a_field(tmp_path: Path, spill: bool) -> None:
     # The reference: the same commits through Whoosh's own writer, the spelling words as a keyword field, whose
     # lexicon lists each word a document wrote, a deleted one's until a merge drops it. Here the second commit
-    # deletes the only document with one word, and the last merges every segment into one.
+    # deletes the only document with one word, and the last merges every segment into one. The project keeps a word
+    # while its stem is a text term of the segment, so the two agree where, as here, every spelling word is a word of
+    # the text and no deleted document's word shares its stem with a live document's.
     batches = [listing_documents(40, first_pk=10_000 + 100 * k) for k in range(2)] + [listing_documents(300, 1)]
     for doc, word in ((batches[0][0], "deletedonly"), (batches[1][5], "mergedonly")):
         doc["text"] += f" {word}"
