@@ -177,7 +177,7 @@ class TermBufferedWriter(SegmentWriter):
     def _flush_segment(self) -> None:
         self.perdocwriter.close()
         reader = self.per_document_reader()
-        docnum_file = DocnumWriter(self.newsegment.create_file(self.storage, DOCNUM_EXT))
+        docnum_writer = DocnumWriter(self.newsegment.create_file(self.storage, DOCNUM_EXT))
         try:
             doc_count = reader.doc_count_all()
             fieldwriter = self.fieldwriter
@@ -189,12 +189,12 @@ class TermBufferedWriter(SegmentWriter):
                     fieldwriter.start_term(tbytes)
                     _add_blocks(fieldwriter._postwriter, docnums, weights, values, lengths)
                     fieldwriter.finish_term()
-                    docnum_file.add(name, tbytes, docnums, weights if field.scorable else None)
+                    docnum_writer.add(name, tbytes, docnums, weights if field.scorable else None)
                 fieldwriter.finish_field()
         finally:
             reader.close()
-            docnum_file.close(word for word in self._spelling
-                              if (stem := stem_of(word)) and docnum_file.holds(SPELLING_STEMS_FIELD, stem.encode()))
+            docnum_writer.close(word for word in self._spelling
+                              if (stem := stem_of(word)) and docnum_writer.holds(SPELLING_STEMS_FIELD, stem.encode()))
         self.fieldwriter.close()
 
     @classmethod
