@@ -194,7 +194,7 @@ class TermBufferedWriter(SegmentWriter):
         finally:
             reader.close()
             docnum_writer.close(word for word in self._spelling
-                              if (stem := stem_of(word)) and docnum_writer.holds(SPELLING_STEMS_FIELD, stem.encode()))
+                                if (stem := stem_of(word)) and docnum_writer.holds(SPELLING_STEMS_FIELD, stem.encode()))
         self.fieldwriter.close()
 
     @classmethod
