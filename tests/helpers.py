@@ -380,7 +380,10 @@ def browser_page(browser: Browser, size: str, javascript: bool = True) -> Page:
 
 
 def axe_violations(page: Page) -> list[dict[str, object]]:
-    """axe-core's violations on the page as it stands (its context must bypass the CSP to inject axe)."""
+    """axe-core's violations on the page as it stands (its context must bypass the CSP to inject axe), once its
+    stylesheets have loaded: a page reached by a form's POST can show its heading before its styles apply, and axe
+    then measured unstyled links (target-size, on a loaded CI machine)."""
+    page.wait_for_load_state("load")
     page.add_script_tag(path=str(AXE))
     return page.evaluate("""async (tags) => (await axe.run(document, {runOnly: {type: "tag", values: tags}}))
         .violations.map(v => ({id: v.id, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}))""",
