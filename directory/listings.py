@@ -57,7 +57,7 @@ class _PageQuery(NamedTuple):
 
     sql: str
     row: Callable[..., Any]  # the named tuple class its rows become, fields named as the listing's attributes
-    processors: tuple[Callable[[Any], Any] | None, ...]  # each column's, as SQLAlchemy would apply it
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, processor) of each column with one
 
 
 @functools.lru_cache(maxsize=256)
@@ -72,8 +72,9 @@ def _page_query(dialect: Dialect, columns: tuple[QueryableAttribute[Any], ...], 
            f" WHERE {quote(Listing.id.property.columns[0].name)} IN ({', '.join([mark] * count)})"
            f" AND {quote(Listing.published.property.columns[0].name)} = {mark}")
     # The dialect's own types, as in an ORM query: on SQLite JSON and dates arrive as text, on psycopg decoded.
-    processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in picked.values())
-    return _PageQuery(sql, namedtuple("ListingRow", list(picked)), processors)
+    processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in picked.values()]
+    return _PageQuery(sql, namedtuple("ListingRow", list(picked)),
+                      tuple((at, make) for at, make in enumerate(processors) if make is not None))
 
 
 def published_rows_by_ids(session: Session, ids: Sequence[int],
@@ -82,15 +83,20 @@ def published_rows_by_ids(session: Session, ids: Sequence[int],
     # Driver SQL on the session's connection (its transaction, SQLAlchemy's error wrapping and events), each value made
     # ready by its column's dialect type. With SQLAlchemy's compiled statement and its rows, loading a page of 20 at
     # 100k and making its API answer took 0.85-1.21 ms; with these, 0.72-0.97 (in-process, alternated; a named
-    # tuple's fields read faster).
+    # tuple's fields read faster). Fetching the rows at once and calling only the processors there are (on SQLite:
+    # JSON, booleans, a date; 6 of 16 columns) took the rows alone from 0.22-0.25 to 0.19-0.22 ms p50 (alternated, two runs).
     if not ids:
         return {}
     connection = session.connection()
     query = _page_query(connection.dialect, columns, len(ids))
-    found = connection.exec_driver_sql(query.sql, (*ids, True))
-    return {values[0]: query.row(*(value if make is None or value is None else make(value)
-                                   for make, value in zip(query.processors, values, strict=True)))
-            for values in found}
+    rows = {}
+    for found in connection.exec_driver_sql(query.sql, (*ids, True)).fetchall():
+        values = list(found)
+        for at, make in query.processors:
+            if values[at] is not None:
+                values[at] = make(values[at])
+        rows[values[0]] = query.row(*values)
+    return rows
 
 
 def count_all(session: Session) -> int:
