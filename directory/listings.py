@@ -84,7 +84,8 @@ def published_rows_by_ids(session: Session, ids: Sequence[int],
     # ready by its column's dialect type. With SQLAlchemy's compiled statement and its rows, loading a page of 20 at
     # 100k and making its API answer took 0.85-1.21 ms; with these, 0.72-0.97 (in-process, alternated; a named
     # tuple's fields read faster). Fetching the rows at once and calling only the processors there are (on SQLite:
-    # JSON, booleans, a date; 6 of 16 columns) took the rows alone from 0.22-0.25 to 0.19-0.22 ms p50 (alternated, two runs).
+    # JSON, booleans, a date; 6 of 16 columns) took the rows alone from 0.22-0.25 to 0.19-0.22 ms p50 (alternated,
+    # two runs).
     if not ids:
         return {}
     connection = session.connection()
