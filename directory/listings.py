@@ -71,7 +71,8 @@ def _page_query(dialect: Dialect, columns: tuple[QueryableAttribute[Any], ...], 
     sql = (f"SELECT {', '.join(quote(column.name) for column in picked.values())} FROM {quote(Listing.__tablename__)}"
            f" WHERE {quote(Listing.id.property.columns[0].name)} IN ({', '.join([mark] * count)})"
            f" AND {quote(Listing.published.property.columns[0].name)} = {mark}")
-    # The dialect's own types, as in an ORM query: on SQLite JSON and dates arrive as text, on psycopg decoded.
+    # The dialect's own types, as in an ORM query: on SQLite JSON and dates arrive as text and booleans as integers,
+    # on psycopg decoded.
     processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in picked.values()]
     return _PageQuery(sql, namedtuple("ListingRow", list(picked)),
                       tuple((at, make) for at, make in enumerate(processors) if make is not None))
